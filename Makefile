@@ -1,0 +1,42 @@
+# Phantom Lab — the two commands of the README are `make demo` and `make test`.
+# Both create the virtualenv on first use (python3 -m venv + pip; no conda needed).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+
+.PHONY: help setup demo test lint format bench clean
+
+help:  ## list the targets
+	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)  ## create .venv and install the package with its dev tools
+
+demo: setup  ## run the main job on a built-in synthetic market
+	$(BIN)/phantomlab demo
+
+test: setup  ## lint, then the whole test suite (real data, real notebooks)
+	$(BIN)/ruff check research tests benchmarks
+	$(BIN)/ruff format --check research tests benchmarks
+	$(BIN)/pytest
+
+lint: setup  ## ruff check only
+	$(BIN)/ruff check research tests benchmarks
+
+format: setup  ## ruff format in place
+	$(BIN)/ruff format research tests benchmarks
+	$(BIN)/ruff check --fix research tests benchmarks
+
+bench: setup  ## benchmarks on ../shared/data (ratios vs plain-Python references)
+	$(BIN)/python benchmarks/bench_simulator.py
+
+clean:  ## remove the virtualenv, caches and reports
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis reports
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

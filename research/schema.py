@@ -1,0 +1,251 @@
+"""Column names of every frame, defined once, and ``validate(df, stage)``.
+
+Every stage of the data flow hands the next one a frame with a fixed contract (DESIGN §3).
+The names live here so that no other module spells a column as a string literal it invented,
+and so a renamed column breaks loudly in one place.
+
+Errors raised here say *what* is wrong, *which rows*, and *how to fix it* — the user of a
+research notebook should never have to read a traceback to know what to do next.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+
+# --------------------------------------------------------------------------------------------
+# candles: DatetimeIndex (UTC bar open time) + OHLCV float64 columns
+# --------------------------------------------------------------------------------------------
+TIMESTAMP = "timestamp"
+OPEN = "open"
+HIGH = "high"
+LOW = "low"
+CLOSE = "close"
+VOLUME = "volume"
+CANDLE_COLUMNS: tuple[str, ...] = (OPEN, HIGH, LOW, CLOSE, VOLUME)
+
+# --------------------------------------------------------------------------------------------
+# signals
+# --------------------------------------------------------------------------------------------
+SIGNAL_ID = "signal_id"
+SYMBOL = "symbol"
+STRATEGY = "strategy"
+SIDE = "side"
+SIGNAL_TIME = "signal_time"
+ENTRY = "entry"
+SL = "sl"
+TP = "tp"
+QSCORE = "qscore"
+TIMEOUT_HOURS = "timeout_hours"  # optional per-signal override of the strategy timeout
+SIGNAL_COLUMNS: tuple[str, ...] = (SIGNAL_ID, SYMBOL, STRATEGY, SIDE, SIGNAL_TIME, ENTRY, SL, TP)
+
+STRATEGIES: tuple[str, ...] = ("trend", "range", "scalp")
+SIDES: tuple[str, ...] = ("long", "short")
+LONG, SHORT = SIDES
+
+# --------------------------------------------------------------------------------------------
+# outcomes (phantom and executed alike)
+# --------------------------------------------------------------------------------------------
+EXIT_TIME = "exit_time"
+EXIT_PRICE = "exit_price"
+EXIT_REASON = "exit_reason"
+OUTCOME = "outcome"
+PNL_PERCENT = "pnl_percent"
+REALIZED_RR = "realized_rr"
+TP1_HIT = "tp1_hit"
+TP1_TIME = "tp1_time"
+BE_MOVED = "be_moved"
+MAX_FAVORABLE = "max_favorable"
+MAX_ADVERSE = "max_adverse"
+ONE_R_HIT = "one_r_hit"
+TWO_R_HIT = "two_r_hit"
+TIME_TO_EXIT_SEC = "time_to_exit_sec"
+AMBIGUOUS_BAR = "ambiguous_bar"
+CENSORED = "censored"
+WAS_EXECUTED = "was_executed"
+ML_SCORE = "ml_score"
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    SIGNAL_ID,
+    EXIT_TIME,
+    EXIT_PRICE,
+    EXIT_REASON,
+    OUTCOME,
+    PNL_PERCENT,
+    REALIZED_RR,
+    TP1_HIT,
+    TP1_TIME,
+    BE_MOVED,
+    MAX_FAVORABLE,
+    MAX_ADVERSE,
+    ONE_R_HIT,
+    TWO_R_HIT,
+    TIME_TO_EXIT_SEC,
+    AMBIGUOUS_BAR,
+    CENSORED,
+    WAS_EXECUTED,
+    ML_SCORE,
+)
+EXIT_REASONS: tuple[str, ...] = ("tp", "sl", "be", "timeout")
+OUTCOMES: tuple[str, ...] = ("win", "loss", "timeout")
+
+# --------------------------------------------------------------------------------------------
+# context vocabularies (the seed's 4 sessions x 4 volatility regimes = 16 buckets)
+# --------------------------------------------------------------------------------------------
+SESSION = "session"
+VOLATILITY_REGIME = "volatility_regime"
+SYMBOL_CLUSTER = "symbol_cluster"
+SESSIONS: tuple[str, ...] = ("asia", "london", "overlap", "us")
+VOLATILITY_REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
+
+
+class SchemaError(ValueError):
+    """A frame does not follow its contract; the message says which rows and how to fix it."""
+
+
+def _rows_preview(index: Iterable, limit: int = 5) -> str:
+    items = list(index)
+    shown = ", ".join(str(i) for i in items[:limit])
+    more = f" (and {len(items) - limit} more)" if len(items) > limit else ""
+    return f"{shown}{more}"
+
+
+def require_columns(df: pd.DataFrame, columns: Sequence[str], stage: str) -> None:
+    """Raise :class:`SchemaError` naming every required column that ``df`` lacks."""
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        raise SchemaError(
+            f"{stage} frame is missing column(s) {missing}; it has {list(df.columns)}. "
+            f"Fix: rename or add them so the frame has {list(columns)}."
+        )
+
+
+def validate_candles(df: pd.DataFrame) -> pd.DataFrame:
+    """Check the candles contract; return ``df`` unchanged if it holds.
+
+    Rejects: a non-UTC or non-datetime index, unsorted or duplicate stamps, NaN, non-positive
+    prices, ``high < max(open, close)`` and ``low > min(open, close)``, negative volume.
+    """
+    if not isinstance(df.index, pd.DatetimeIndex):
+        raise SchemaError(
+            f"candles need a DatetimeIndex of bar open times, got {type(df.index).__name__}. "
+            "Fix: load them with research.load_candles(), or df.set_index(pd.to_datetime("
+            "df['timestamp'], utc=True))."
+        )
+    if df.index.tz is None or str(df.index.tz) != "UTC":
+        raise SchemaError(
+            f"candle timestamps must be UTC, got tz={df.index.tz}. "
+            "Fix: df.index = df.index.tz_localize('UTC') (naive stamps) or .tz_convert('UTC')."
+        )
+    require_columns(df, CANDLE_COLUMNS, "candles")
+    dup = df.index[df.index.duplicated(keep=False)]
+    if len(dup):
+        raise SchemaError(
+            f"candles have {len(dup)} rows with duplicate timestamps: {_rows_preview(dup.unique())}. "
+            "Fix: drop the duplicates (df[~df.index.duplicated(keep='last')]) after checking "
+            "which copy is right."
+        )
+    if not df.index.is_monotonic_increasing:
+        steps = np.flatnonzero(np.diff(df.index.as_unit("ns").asi8) < 0) + 1
+        raise SchemaError(
+            f"candle timestamps are not sorted ascending; first out-of-order rows: "
+            f"{_rows_preview(df.index[steps])}. Fix: df = df.sort_index()."
+        )
+    values = df[list(CANDLE_COLUMNS)]
+    nan_rows = df.index[values.isna().any(axis=1).to_numpy()]
+    if len(nan_rows):
+        cols = [c for c in CANDLE_COLUMNS if values[c].isna().any()]
+        raise SchemaError(
+            f"candles contain NaN in {cols} at {len(nan_rows)} row(s): {_rows_preview(nan_rows)}. "
+            "Fix: drop those bars (gaps are allowed and are reported, not filled) or repair "
+            "them from the source; never forward-fill prices silently."
+        )
+    prices = values[[OPEN, HIGH, LOW, CLOSE]].to_numpy()
+    bad = df.index[(prices <= 0).any(axis=1)]
+    if len(bad):
+        raise SchemaError(
+            f"candles have non-positive prices at {len(bad)} row(s): {_rows_preview(bad)}. "
+            "Fix: drop or repair those rows; prices must be > 0."
+        )
+    o, h, lo, c = (values[k].to_numpy() for k in (OPEN, HIGH, LOW, CLOSE))
+    bad = df.index[h < np.maximum(o, c)]
+    if len(bad):
+        raise SchemaError(
+            f"candles have high below open or close at {len(bad)} row(s): {_rows_preview(bad)}. "
+            "Fix: check the column order of the source (open, high, low, close, volume) "
+            "or repair high = max(open, high, close)."
+        )
+    bad = df.index[lo > np.minimum(o, c)]
+    if len(bad):
+        raise SchemaError(
+            f"candles have low above open or close at {len(bad)} row(s): {_rows_preview(bad)}. "
+            "Fix: check the column order of the source (open, high, low, close, volume) "
+            "or repair low = min(open, low, close)."
+        )
+    bad = df.index[values[VOLUME].to_numpy() < 0]
+    if len(bad):
+        raise SchemaError(
+            f"candles have negative volume at {len(bad)} row(s): {_rows_preview(bad)}. "
+            "Fix: volume must be >= 0 (use 0 where the source has none, e.g. FX quotes)."
+        )
+    return df
+
+
+def validate_signals(df: pd.DataFrame) -> pd.DataFrame:
+    """Check the signals contract: columns, sides, strategies, and SL/TP geometry."""
+    require_columns(df, SIGNAL_COLUMNS, "signals")
+    if df[SIGNAL_ID].duplicated().any():
+        dup = df.loc[df[SIGNAL_ID].duplicated(keep=False), SIGNAL_ID]
+        raise SchemaError(
+            f"signals have duplicate signal_id values: {_rows_preview(dup.unique())}. "
+            "Fix: give every signal its own id (research.signals.new_signal_ids)."
+        )
+    bad_side = df.index[~df[SIDE].isin(SIDES).to_numpy()]
+    if len(bad_side):
+        raise SchemaError(
+            f"signals have unknown side at rows {_rows_preview(bad_side)} "
+            f"(values {sorted(df.loc[bad_side, SIDE].astype(str).unique())}). "
+            f"Fix: side must be one of {list(SIDES)}."
+        )
+    times = df[SIGNAL_TIME]
+    if not isinstance(times.dtype, pd.DatetimeTZDtype) or str(times.dt.tz) != "UTC":
+        raise SchemaError(
+            f"signals.signal_time must be tz-aware UTC datetimes, got dtype {times.dtype}. "
+            "Fix: df['signal_time'] = pd.to_datetime(df['signal_time'], utc=True)."
+        )
+    num = df[[ENTRY, SL, TP]].astype("float64")
+    bad = df.index[num.isna().any(axis=1).to_numpy() | (num <= 0).any(axis=1).to_numpy()]
+    if len(bad):
+        raise SchemaError(
+            f"signals have NaN or non-positive entry/sl/tp at rows {_rows_preview(bad)}. "
+            "Fix: every signal needs positive entry, sl and tp prices."
+        )
+    long = (df[SIDE] == LONG).to_numpy()
+    e, s, t = (num[k].to_numpy() for k in (ENTRY, SL, TP))
+    wrong = np.where(long, ~((s < e) & (e < t)), ~((t < e) & (e < s)))
+    bad = df.index[wrong]
+    if len(bad):
+        raise SchemaError(
+            f"signals have SL/TP on the wrong side of entry at rows {_rows_preview(bad)}. "
+            "Fix: a long needs sl < entry < tp, a short needs tp < entry < sl."
+        )
+    return df
+
+
+def validate(df: pd.DataFrame, stage: str) -> pd.DataFrame:
+    """Validate ``df`` against the contract of ``stage`` (``'candles'`` or ``'signals'``)."""
+    checks = {"candles": validate_candles, "signals": validate_signals}
+    if stage not in checks:
+        raise ValueError(f"unknown stage {stage!r}; known stages: {sorted(checks)}")
+    return checks[stage](df)
+
+
+def check_session(session: str) -> str:
+    """Return ``session`` if it is one of :data:`SESSIONS`, else raise a fix-it error."""
+    if session not in SESSIONS:
+        raise SchemaError(
+            f"unknown session {session!r}. Fix: use one of {list(SESSIONS)} "
+            "(research.features.session_of(timestamp) maps a UTC time to its session)."
+        )
+    return session

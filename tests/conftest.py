@@ -1,0 +1,23 @@
+"""Shared fixtures: the real data set beside the repository (``../shared/data``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
+DATA_FILES = sorted(DATA_DIR.glob("*.csv.gz"))
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    assert DATA_FILES, f"the real data set is expected at {DATA_DIR}"
+    return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def btc_1h(data_dir):
+    from research.candles import load_candles
+
+    return load_candles(data_dir / "BTC_USDT_1h.csv.gz")
