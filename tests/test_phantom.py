@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import assert_tracker_matches_batch
 
 from research import schema as S
 from research.config import SimulatorConfig
@@ -320,28 +321,6 @@ def test_long_short_mirror_symmetry(data):
 def test_online_tracker_agrees_with_batch(data):
     candles, sigs = data
     assert_tracker_matches_batch(candles, sigs, SimulatorConfig())
-
-
-def assert_tracker_matches_batch(candles, sigs, config):
-    batch = simulate(candles, sigs, config).set_index(S.SIGNAL_ID)
-    tracker = PhantomTracker(timeframe=candles.attrs["timeframe"], config=config)
-    pending = sigs.sort_values(S.SIGNAL_TIME, kind="stable")
-    times = pd.DatetimeIndex(pending[S.SIGNAL_TIME])
-    closed, j = [], 0
-    for t, bar in candles.iterrows():
-        k = int(times.searchsorted(t, side="right"))
-        if k > j:  # signals known by this bar's open start being tracked now
-            tracker.add_many(pending.iloc[j:k])
-            j = k
-        closed.append(tracker.update(_symbol_of(pending), bar))
-    tracker.add_many(pending.iloc[j:])
-    closed.append(tracker.censor_all())
-    online = pd.concat([c for c in closed if len(c)]).set_index(S.SIGNAL_ID).loc[batch.index]
-    pd.testing.assert_frame_equal(online, batch, check_dtype=False)
-
-
-def _symbol_of(sigs):
-    return str(sigs[S.SYMBOL].iloc[0])
 
 
 class TestTracker:

@@ -80,6 +80,11 @@ def run_kernel(bars: pd.DataFrame, sig: pd.DataFrame, config: SimulatorConfig) -
     Returns the kernel's arrays; the last item is the number of (signal, bar) checks done,
     the benchmark's unit of work.
     """
+    return simulate_batch(*kernel_inputs(bars, sig, config))
+
+
+def kernel_inputs(bars: pd.DataFrame, sig: pd.DataFrame, config: SimulatorConfig) -> tuple:
+    """The plain arrays the compiled kernel takes (prices, ns times, start bars, levels)."""
     t_open = as_ns(bars.index)
     t_close = t_open + pd.Timedelta(timeframe_of(bars)).value
     signal_ns = as_ns(sig[S.SIGNAL_TIME])
@@ -90,7 +95,7 @@ def run_kernel(bars: pd.DataFrame, sig: pd.DataFrame, config: SimulatorConfig) -
             f"candle ({bars.index[0]}), e.g. signal_id {sig.loc[early, S.SIGNAL_ID].iloc[0]}. "
             "Fix: load candles that cover the signals' period."
         )
-    return simulate_batch(
+    return (
         *(bars[k].to_numpy(np.float64) for k in (S.OPEN, S.HIGH, S.LOW, S.CLOSE)),
         t_close,
         np.searchsorted(t_open, signal_ns, side="left"),

@@ -35,7 +35,7 @@ from research.config import SimulatorConfig
 
 # exit reason codes used inside the kernels
 STILL_OPEN, _TP, _SL, _BE, _TIMEOUT = 0, 1, 2, 3, 4
-_REASON_NAMES = np.array([None, "tp", "sl", "be", "timeout"], dtype=object)
+# reason codes 1..4 are positions 0..3 of schema.EXIT_REASONS ("tp", "sl", "be", "timeout")
 NAT = np.iinfo(np.int64).min
 # Relative tolerance for levels *derived* by arithmetic (TP1, 1R, 2R), so that a bar that
 # touches 101.6 exactly counts as reaching 1.6R above 100 despite binary rounding.
@@ -184,8 +184,15 @@ def as_ns(values) -> np.ndarray:
     return pd.DatetimeIndex(values).as_unit("ns").asi8
 
 
+def utc_times(ns: np.ndarray) -> pd.DatetimeIndex:
+    """int64 nanoseconds (``NAT`` for missing) -> UTC datetimes, without parsing."""
+    return pd.DatetimeIndex(np.asarray(ns, np.int64).view("M8[ns]")).tz_localize("UTC")
+
+
 def timeouts_ns(signals: pd.DataFrame, config: SimulatorConfig) -> np.ndarray:
-    hours = signals[S.STRATEGY].map(config.timeout_hours).astype("float64")
+    names, inverse = np.unique(signals[S.STRATEGY].to_numpy(dtype=object), return_inverse=True)
+    per_name = np.array([config.timeout_hours.get(n, np.nan) for n in names], dtype=np.float64)
+    hours = pd.Series(per_name[inverse], index=signals.index)
     if S.TIMEOUT_HOURS in signals:
         hours = signals[S.TIMEOUT_HOURS].astype("float64").fillna(hours)
     unknown = signals.loc[hours.isna().to_numpy(), S.STRATEGY]
@@ -210,23 +217,23 @@ def finalize(sig: pd.DataFrame, reason, exit_price, exit_ns, tp1_hit, tp1_ns, be
     cost = entry * (config.fee_percent + 2.0 * config.slippage_percent) / 100.0
     rr = (sign * (exit_price - entry) - cost) / risk
     pnl = (sign * (exit_price - entry) - cost) / entry * 100.0
-    outcome = np.where(reason == _TIMEOUT, "timeout", np.where(rr > 0, "win", "loss"))
-    # Categoricals with the fixed vocabulary: a censored row is missing, whatever the batch.
-    outcome = pd.Categorical(np.where(censored, None, outcome), categories=S.OUTCOMES)
+    # Categoricals with the fixed vocabularies, built from codes (fast); -1 = missing
+    # (a censored row's outcome is unknown, whatever else is in the batch).
+    outcome_codes = np.where(reason == _TIMEOUT, 2, np.where(rr > 0, 0, 1))
+    outcome = pd.Categorical.from_codes(np.where(censored, -1, outcome_codes), S.OUTCOMES)
     fav = sign * (mfe - entry)
     signal_ns = as_ns(sig[S.SIGNAL_TIME])
-    exit_time = pd.to_datetime(np.where(censored, NAT, exit_ns), utc=True)
     return pd.DataFrame(
         {
             S.SIGNAL_ID: sig[S.SIGNAL_ID].to_numpy(),
-            S.EXIT_TIME: exit_time,
+            S.EXIT_TIME: utc_times(np.where(censored, NAT, exit_ns)),
             S.EXIT_PRICE: exit_price,
-            S.EXIT_REASON: pd.Categorical(_REASON_NAMES[reason], categories=S.EXIT_REASONS),
+            S.EXIT_REASON: pd.Categorical.from_codes(reason.astype(np.int64) - 1, S.EXIT_REASONS),
             S.OUTCOME: outcome,
             S.PNL_PERCENT: pnl,
             S.REALIZED_RR: rr,
             S.TP1_HIT: tp1_hit.astype(bool),
-            S.TP1_TIME: pd.to_datetime(tp1_ns, utc=True),
+            S.TP1_TIME: utc_times(tp1_ns),
             S.BE_MOVED: be_moved.astype(bool),
             S.MAX_FAVORABLE: mfe,
             S.MAX_ADVERSE: mae,

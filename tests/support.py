@@ -1,0 +1,33 @@
+"""Helpers shared by several test modules (not fixtures)."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from research import schema as S
+from research.config import SimulatorConfig
+from research.phantom import PhantomTracker, simulate
+
+
+def assert_tracker_matches_batch(candles, sigs, config=None):
+    """Stream ``candles`` bar by bar through a PhantomTracker and compare with simulate()."""
+    config = config or SimulatorConfig()
+    batch = simulate(candles, sigs, config).set_index(S.SIGNAL_ID)
+    tracker = PhantomTracker(timeframe=candles.attrs["timeframe"], config=config)
+    pending = sigs.sort_values(S.SIGNAL_TIME, kind="stable")
+    times = pd.DatetimeIndex(pending[S.SIGNAL_TIME])
+    closed, j = [], 0
+    for t, bar in candles.iterrows():
+        k = int(times.searchsorted(t, side="right"))
+        if k > j:  # signals known by this bar's open start being tracked now
+            tracker.add_many(pending.iloc[j:k])
+            j = k
+        closed.append(tracker.update(_symbol_of(pending), bar))
+    tracker.add_many(pending.iloc[j:])
+    closed.append(tracker.censor_all())
+    online = pd.concat([c for c in closed if len(c)]).set_index(S.SIGNAL_ID).loc[batch.index]
+    pd.testing.assert_frame_equal(online, batch, check_dtype=False)
+
+
+def _symbol_of(sigs):
+    return str(sigs[S.SYMBOL].iloc[0])
