@@ -3,13 +3,11 @@
 Every function returns or accepts the **candles** frame of DESIGN §3: a ``DatetimeIndex`` named
 ``timestamp`` (UTC, unit ns, bar *open* time, strictly increasing) and float64 columns
 ``open high low close volume``. Loaded frames carry ``attrs["symbol"]`` (str),
-``attrs["timeframe"]`` (:class:`pandas.Timedelta`, the bar length) and ``attrs["gaps"]`` (the
-frame of :func:`find_gaps`). Gaps are reported, never filled.
+``attrs["timeframe"]`` (:class:`pandas.Timedelta`, the bar length), ``attrs["n_gaps"]`` and
+``attrs["missing_bars"]`` (ints; :func:`find_gaps` lists them). Gaps are reported, never filled.
 
-Pitfall (pandas 3.1): because ``attrs["gaps"]`` is a DataFrame, pandas raises "The truth value
-of a DataFrame is ambiguous" where it compares ``attrs`` of several inputs: ``pd.concat`` of
-two frames of the same symbol and timeframe, ``df.agg([...])``, ``groupby(...).agg({...})``.
-Clear them first: ``df.attrs = {}`` (on a copy) before such calls.
+``attrs`` hold only scalars on purpose: pandas compares the ``attrs`` of its inputs with ``==``
+(in ``concat``, ``agg``...), which raises for a DataFrame value.
 """
 
 from __future__ import annotations
@@ -151,6 +149,10 @@ def find_gaps(candles: pd.DataFrame, timeframe: str | pd.Timedelta | None = None
     return pd.DataFrame({GAP_START: utc[0], GAP_END: utc[1], MISSING_BARS: missing.astype("int64")})
 
 
+def _gap_attrs(gaps: pd.DataFrame) -> dict[str, int]:
+    return {"n_gaps": len(gaps), "missing_bars": int(gaps[MISSING_BARS].sum())}
+
+
 def _extension(path: Path) -> str | None:
     return next((ext for ext in EXTENSIONS if path.name.lower().endswith(ext)), None)
 
@@ -249,7 +251,7 @@ def load_candles(
     DataFrame
         Index ``timestamp`` (UTC, unit ns); float64 ``open high low close`` (quote currency per
         unit, as in the source) and ``volume`` (source units); ``attrs`` ``symbol``,
-        ``timeframe`` and ``gaps`` (see the module pitfall). The gap count is logged at INFO.
+        ``timeframe``, ``n_gaps`` and ``missing_bars``. The gap count is logged at INFO.
 
     Raises
     ------
@@ -310,7 +312,7 @@ def load_candles(
         "%s: %d bars of %s; %d gaps, %d missing bars (not filled)",
         path.name, len(candles), tf, len(gaps), gaps[MISSING_BARS].sum(),
     )  # fmt: skip
-    candles.attrs = {"symbol": symbol or name_symbol, "timeframe": tf, "gaps": gaps}
+    candles.attrs = {"symbol": symbol or name_symbol, "timeframe": tf, **_gap_attrs(gaps)}
     return candles
 
 
@@ -331,7 +333,7 @@ def resample_candles(candles: pd.DataFrame, rule: str | pd.Timedelta) -> pd.Data
     DataFrame
         open = first, high = max, low = min, close = last, volume = sum. A bin without any
         source bar is dropped (a gap stays a gap); a partly filled bin is kept. ``attrs`` are
-        kept, with ``timeframe`` set to the new length and ``gaps`` recomputed.
+        kept, with ``timeframe`` set to the new length and the gap counts recomputed.
     """
     new_tf, source_tf = parse_timeframe(rule), timeframe_of(candles)
     if new_tf < source_tf or new_tf.value % source_tf.value:
@@ -342,13 +344,12 @@ def resample_candles(candles: pd.DataFrame, rule: str | pd.Timedelta) -> pd.Data
         )
     origin = _MONDAY if new_tf.value % pd.Timedelta(days=7).value == 0 else "epoch"
     source = candles[list(CANDLE_COLUMNS)]
-    source.attrs = {}  # a DataFrame in attrs makes the concat inside agg() raise
     bins = source.resample(new_tf, closed="left", label="left", origin=origin)
     how = {OPEN: "first", HIGH: "max", LOW: "min", CLOSE: "last", VOLUME: "sum"}
     out = bins.agg(how)[list(CANDLE_COLUMNS)].astype("float64")[bins.size().to_numpy() > 0]
     out.index = pd.DatetimeIndex(out.index, freq=None).as_unit("ns").rename(TIMESTAMP)
     validate_candles(out)
-    out.attrs = {**candles.attrs, "timeframe": new_tf, "gaps": find_gaps(out, new_tf)}
+    out.attrs = {**candles.attrs, "timeframe": new_tf, **_gap_attrs(find_gaps(out, new_tf))}
     return out
 
 

@@ -91,8 +91,8 @@ def test_load_iso_csv_and_gz(tmp_path: Path, name: str) -> None:
     pd.testing.assert_frame_equal(got, bars, check_freq=False)
     assert got.attrs["symbol"] == "BTC_USDT"
     assert got.attrs["timeframe"] == pd.Timedelta(minutes=5)
-    assert got.attrs["gaps"].empty
-    assert list(got.attrs["gaps"].columns) == [GAP_START, GAP_END, MISSING_BARS]
+    assert (got.attrs["n_gaps"], got.attrs["missing_bars"]) == (0, 0)
+    assert list(find_gaps(got).columns) == [GAP_START, GAP_END, MISSING_BARS]
 
 
 def test_iso_variants_naive_offset_and_z_are_utc(tmp_path: Path) -> None:
@@ -185,7 +185,7 @@ def test_load_real_file(btc5: pd.DataFrame) -> None:
     assert btc5.iloc[0].tolist() == [19695.87, 19720.0, 19578.96, 19607.03, 794.500517]
     assert btc5.attrs["symbol"] == "BTC_USDT"
     assert btc5.attrs["timeframe"] == pd.Timedelta(minutes=5)
-    assert len(btc5.attrs["gaps"]) == 6
+    assert (btc5.attrs["n_gaps"], btc5.attrs["missing_bars"]) == (6, 177)
 
 
 # ------------------------------------------------------------------------------------------
@@ -340,7 +340,7 @@ def test_load_logs_the_gap_count(tmp_path: Path, caplog: pytest.LogCaptureFixtur
 
 
 def test_gaps_of_real_files(btc5: pd.DataFrame) -> None:
-    gaps = btc5.attrs["gaps"]
+    gaps = find_gaps(btc5)
     assert (len(gaps), gaps[MISSING_BARS].sum()) == (6, 177)
     first = gaps.iloc[0]
     assert first[GAP_START] == pd.Timestamp("2020-12-21 14:10", tz=UTC)
@@ -366,7 +366,7 @@ def test_resample_reproduces_the_shared_15m_file(btc5: pd.DataFrame) -> None:
     pd.testing.assert_frame_equal(got, want, check_freq=False, check_exact=False, atol=1e-9)
     assert got.attrs["symbol"] == "BTC_USDT"
     assert got.attrs["timeframe"] == pd.Timedelta(minutes=15)
-    assert (len(got.attrs["gaps"]), got.attrs["gaps"][MISSING_BARS].sum()) == (6, 58)
+    assert (got.attrs["n_gaps"], got.attrs["missing_bars"]) == (6, 58)
     for rule in ("15min", pd.Timedelta(minutes=15)):
         pd.testing.assert_frame_equal(resample_candles(btc5, rule), got)
 
@@ -386,7 +386,7 @@ def test_resample_keeps_partial_bins_and_never_fills() -> None:
         bars[VOLUME].iloc[3:5].sum(),
     ]
     assert got.iloc[3].tolist() == bars.iloc[6].tolist()  # a one-bar bin is that bar
-    assert got.attrs["gaps"][MISSING_BARS].tolist() == [1]
+    assert find_gaps(got)[MISSING_BARS].tolist() == [1] and got.attrs["missing_bars"] == 1
 
 
 @pytest.mark.parametrize("rule", ["1m", "7m", "1M", pd.Timedelta(minutes=4)])
@@ -470,3 +470,11 @@ def test_load_folder_shared_data() -> None:
     five = load_folder(DATA, timeframe="5m")
     assert sorted(five) == [f"{s}_USDT_5m" for s in ("ADA", "BTC", "ETH", "SOL", "XRP")]
     assert all(c.attrs["timeframe"] == pd.Timedelta(minutes=5) for c in five.values())
+
+
+def test_loaded_frames_concat_and_aggregate(tmp_path: Path) -> None:
+    """attrs hold only scalars, so pandas operations that compare attrs keep working."""
+    btc = load_candles(DATA / "BTC_USDT_1h.csv.gz")
+    both = pd.concat([btc.iloc[:100], btc.iloc[100:200]])
+    assert len(both) == 200
+    assert len(btc.agg(["min", "max"])) == 2
