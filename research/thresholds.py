@@ -1,0 +1,374 @@
+"""Execution thresholds: EV break-even, per-context qscore buckets, and the fallback policy.
+
+Scores are 0-100 = 100 x calibrated P(win); a signal is executed when ``score >= threshold``.
+:class:`ThresholdPolicy` takes the threshold, in the seed's order, from 1. the
+:class:`QscoreAdapter` bucket ``"session|volatility"`` of the signal (clamped to [60, 95]),
+2. the EV break-even ``100 * p_min`` of :func:`ev_threshold`, 3. the static 70.
+
+``ThresholdConfig.rule`` picks the seed or the rigorous rule (DESIGN section 6):
+
+- ``'seed'``: each bucket with >= 20 win/loss trades gets its own isotonic P(win | qscore) and
+  ``p_min = avg_loss / (avg_win + avg_loss)`` from its ``pnl_percent``; timeouts are left out.
+- ``'rigorous'``: each bucket curve is shrunk toward the global (pooled) curve with weight
+  ``n / (n + k)``; ``p_min`` is the pooled break-even in R (``realized_rr``) net of ``cost_r``,
+  where break-even exits and timeouts count as trades that did not win.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+from sklearn.isotonic import IsotonicRegression
+
+from research import schema as S
+
+logger = logging.getLogger(__name__)
+
+Rule = Literal["seed", "rigorous"]
+BUCKETS: tuple[str, ...] = tuple(f"{s}|{v}" for s in S.SESSIONS for v in S.VOLATILITY_REGIMES)
+_FALLBACK = "so there is no EV threshold and the policy falls back to the static threshold"
+
+
+class InsufficientDataError(ValueError):
+    """Not enough trades to learn a threshold; the policy falls through to the next source."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ThresholdConfig:
+    """Settings of threshold learning and of the policy (thresholds in score points, 0-100).
+
+    ``rule`` ('seed' | 'rigorous', see the module docstring); ``min_records``: trades a bucket
+    needs for its own curve under the seed rule (20); ``shrink_k``: pseudo-count k of the
+    rigorous weight ``n / (n + k)``, trades (50); ``cost_r``: rigorous cost per trade in R not
+    already in ``realized_rr`` (the simulator deducts its own fees and slippage); ``floor`` and
+    ``ceiling`` clamp a learnt threshold (60, 95); ``static_threshold``: last fallback (70);
+    ``clamp_ev``: clamp the EV fallback to ``[floor, ceiling]`` as well.
+    """
+
+    rule: Rule = "seed"
+    min_records: int = 20
+    shrink_k: float = 50.0
+    cost_r: float = 0.0
+    floor: float = 60.0
+    ceiling: float = 95.0
+    static_threshold: float = 70.0
+    clamp_ev: bool = True
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("seed", "rigorous"):
+            raise ValueError(f"rule must be 'seed' or 'rigorous', got {self.rule!r}")
+        if self.min_records < 1 or not self.shrink_k > 0 or not self.cost_r >= 0:
+            raise ValueError("need min_records >= 1, shrink_k > 0 and cost_r >= 0")
+        if not 0 <= self.floor <= self.ceiling <= 100 or not 0 <= self.static_threshold <= 100:
+            raise ValueError("need 0 <= floor <= ceiling <= 100 and static_threshold in [0, 100]")
+
+
+def bucket_key(context: Mapping) -> str:
+    """``"session|volatility_regime"`` of ``context``; SchemaError with a fix for bad values."""
+    missing = [k for k in (S.SESSION, S.VOLATILITY_REGIME) if k not in context]
+    if missing:
+        raise S.SchemaError(
+            f"signal context lacks {missing}. Fix: pass a mapping with 'session' (one of "
+            f"{list(S.SESSIONS)}) and 'volatility_regime' (one of {list(S.VOLATILITY_REGIMES)})."
+        )
+    regime = context[S.VOLATILITY_REGIME]
+    if regime not in S.VOLATILITY_REGIMES:
+        raise S.SchemaError(
+            f"unknown volatility_regime {regime!r}. Fix: use one of {list(S.VOLATILITY_REGIMES)}."
+        )
+    return f"{S.check_session(context[S.SESSION])}|{regime}"
+
+
+def _parse_bucket(bucket: str) -> str:
+    session, _, regime = str(bucket).partition("|")
+    return bucket_key({S.SESSION: session, S.VOLATILITY_REGIME: regime})
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class EVThreshold:
+    """Break-even win probability ``p_min = avg_loss / (avg_win + avg_loss)``.
+
+    ``avg_win`` and ``avg_loss`` (a positive magnitude) are in ``unit``: ``'pnl_percent'``
+    (percent of entry, seed rule) or ``'R'`` net of ``cost_r`` (rigorous rule).
+    """
+
+    p_min: float
+    avg_win: float
+    avg_loss: float
+    n_wins: int
+    n_losses: int
+    rule: Rule
+    unit: str
+    cost_r: float = 0.0
+
+    @property
+    def score(self) -> float:
+        """The threshold in score points, ``100 * p_min`` (0-100)."""
+        return 100.0 * self.p_min
+
+
+def ev_threshold(outcomes_or_pnl, won=None, *, rule: Rule = "seed", cost_r: float = 0.0):
+    """Break-even win probability (:class:`EVThreshold`) from the empirical average win and loss.
+
+    ``outcomes_or_pnl`` is an outcomes frame (``outcome`` and ``pnl_percent`` (seed) or
+    ``realized_rr`` (rigorous); censored rows are dropped) or one value per completed trade,
+    with ``won`` saying which won (default: value > 0, the simulator's rule). ``rule='seed'``
+    compares wins and losses in ``pnl_percent`` (percent of entry) and ignores timeouts;
+    ``rule='rigorous'`` works in R net of ``cost_r`` (R per trade) and puts every trade that did
+    not win (loss, break-even, timeout) on the loss side, matching P(win) over all trades.
+    ``p_min`` is clipped to [0, 1]. Raises :class:`InsufficientDataError` without a winning or
+    a losing trade, or when wins do not pay more than losses.
+    """
+    if rule not in ("seed", "rigorous"):
+        raise ValueError(f"rule must be 'seed' or 'rigorous', got {rule!r}")
+    column = S.PNL_PERCENT if rule == "seed" else S.REALIZED_RR
+    if isinstance(outcomes_or_pnl, pd.DataFrame):
+        S.require_columns(outcomes_or_pnl, [S.OUTCOME, column], "outcomes")
+        df = outcomes_or_pnl[outcomes_or_pnl[S.OUTCOME].notna()]
+        df = df[df[column].notna() & ((df[S.OUTCOME] != "timeout") | (rule == "rigorous"))]
+        values, is_win = df[column].to_numpy(np.float64), (df[S.OUTCOME] == "win").to_numpy(bool)
+    else:
+        values = np.asarray(outcomes_or_pnl, dtype=np.float64).ravel()
+        is_win = values > 0 if won is None else np.asarray(won, dtype=bool).ravel()
+        if is_win.shape != values.shape:
+            raise ValueError(f"won has {is_win.size} values for {values.size} trades")
+        values, is_win = values[np.isfinite(values)], is_win[np.isfinite(values)]
+    values = values - cost_r if rule == "rigorous" else values
+    n_wins, n_losses = int(is_win.sum()), int((~is_win).sum())
+    for n, what in ((n_wins, "winning"), (n_losses, "losing")):
+        if n == 0:
+            raise InsufficientDataError(
+                f"no {what} trade among {values.size} completed trades: the break-even "
+                f"probability needs at least one win and one loss, {_FALLBACK}."
+            )
+    avg_win, avg_loss = float(values[is_win].mean()), float(-values[~is_win].mean())
+    if not avg_win + avg_loss > 0:
+        raise InsufficientDataError(
+            f"winning trades average {avg_win:.4g} {column} and losing ones {-avg_loss:.4g}: "
+            f"wins do not pay more than losses, {_FALLBACK}."
+        )
+    return EVThreshold(
+        p_min=float(np.clip(avg_loss / (avg_win + avg_loss), 0.0, 1.0)),
+        avg_win=avg_win,
+        avg_loss=avg_loss,
+        n_wins=n_wins,
+        n_losses=n_losses,
+        rule=rule,
+        unit="pnl_percent" if rule == "seed" else "R",
+        cost_r=cost_r if rule == "rigorous" else 0.0,
+    )
+
+
+def _isotonic(q: np.ndarray, won: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Knots ``(qscore, P(win))`` of the increasing isotonic fit."""
+    iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0)
+    iso.fit(q, won.astype(np.float64))
+    return iso.X_thresholds_.astype(np.float64), iso.y_thresholds_.astype(np.float64)
+
+
+def _crossing(x: np.ndarray, y: np.ndarray, p_min: float) -> float | None:
+    """Smallest q in ``[x[0], x[-1]]`` where the piecewise-linear ``(x, y)`` reaches p_min."""
+    above = np.flatnonzero(y >= p_min)
+    if not above.size:
+        return None
+    i = int(above[0])
+    if i == 0:
+        return float(x[0])
+    return float(x[i - 1] + (p_min - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
+
+
+class QscoreAdapter(BaseEstimator):
+    """Per-context qscore thresholds over 4 sessions x 4 volatility regimes = 16 buckets.
+
+    ``config.rule`` picks the seed or the rigorous (shrunk) variant. Learnt state:
+    ``thresholds_`` maps ``"session|volatility"`` to the smallest qscore (0-100) whose fitted
+    P(win) reaches ``p_min`` (linear between isotonic knots), for buckets that have one;
+    ``curves_`` and ``global_curve_`` hold knots ``(qscore, P(win))`` (see :meth:`curve`);
+    ``bucket_stats_`` has per bucket ``n, wins, weight, p_min, threshold, note``.
+    """
+
+    def __init__(self, config: ThresholdConfig | None = None) -> None:
+        self.config = config
+
+    @property
+    def _cfg(self) -> ThresholdConfig:
+        return self.config if self.config is not None else ThresholdConfig()
+
+    def fit(self, trades: pd.DataFrame, *, p_min: float | None = None) -> QscoreAdapter:
+        """Learn the bucket thresholds from completed trades; returns ``self``.
+
+        ``trades`` has one row per trade: ``qscore`` (0-100), ``outcome`` ('win' | 'loss' |
+        'timeout'; censored rows, without outcome, are dropped), ``session``,
+        ``volatility_regime`` and ``pnl_percent`` (seed) or ``realized_rr`` (rigorous).
+        ``p_min`` (probability, 0-1) overrides the break-even of every bucket; by default it is
+        the bucket's own (seed; the pooled one if the bucket lacks wins or losses) or the pooled
+        EV in R net of ``cost_r`` (rigorous). Raises :class:`InsufficientDataError` when no
+        completed trade is left or (rigorous) the pooled EV has no break-even point.
+        """
+        cfg, rigorous = self._cfg, self._cfg.rule == "rigorous"
+        column = S.REALIZED_RR if rigorous else S.PNL_PERCENT
+        needed = [S.QSCORE, S.OUTCOME, S.SESSION, S.VOLATILITY_REGIME, column]
+        S.require_columns(trades, needed, "qscore trades")
+        df = trades[trades[S.OUTCOME].notna()]
+        df = df[(df[S.OUTCOME] != "timeout") | rigorous]
+        q = df[S.QSCORE].to_numpy(np.float64)
+        bad = df.index[~((q >= 0) & (q <= 100))]
+        if len(bad):
+            raise S.SchemaError(
+                f"qscore outside [0, 100] or NaN at rows {S._rows_preview(bad)}. Fix: scores are "
+                "100 x P(win); multiply probabilities by 100 and drop unscored rows."
+            )
+        if p_min is not None and not 0 <= p_min <= 1:
+            raise ValueError(f"p_min is a probability in [0, 1], got {p_min}")
+        if df.empty:
+            raise InsufficientDataError("no completed trades to learn qscore thresholds from")
+        keys, won = _bucket_keys(df), (df[S.OUTCOME] == "win").to_numpy(bool)
+        self.global_curve_ = _isotonic(q, won)
+        pooled = p_min
+        if pooled is None:
+            try:
+                pooled = ev_threshold(df, rule=cfg.rule, cost_r=cfg.cost_r).p_min
+            except InsufficientDataError:
+                if rigorous:
+                    raise
+        self.thresholds_, self.curves_, rows = {}, {}, []
+        for bucket in BUCKETS:
+            mask = keys == bucket
+            n, note, weight, bucket_p = int(mask.sum()), "", np.nan, pooled
+            if rigorous and n:
+                x, y = _isotonic(q[mask], won[mask])
+                weight = n / (n + cfg.shrink_k)
+                xu = np.union1d(x, self.global_curve_[0])
+                yg = np.interp(xu, *self.global_curve_)
+                self.curves_[bucket] = (xu, weight * np.interp(xu, x, y) + (1 - weight) * yg)
+            elif not rigorous and n >= cfg.min_records:
+                self.curves_[bucket] = _isotonic(q[mask], won[mask])
+                try:
+                    bucket_p = bucket_p if p_min is not None else ev_threshold(df[mask]).p_min
+                except InsufficientDataError as exc:
+                    note = f"{'pooled' if pooled is not None else 'no'} p_min: bucket lacks wins or losses"
+                    logger.info("bucket %s: %s", bucket, exc)
+            else:
+                note = "no trades" if n == 0 else f"fewer than {cfg.min_records} trades"
+            thr = None
+            if bucket in self.curves_ and bucket_p is not None:
+                thr = _crossing(*self.curves_[bucket], bucket_p)
+                if thr is None:
+                    note = "P(win) never reaches p_min"
+                    logger.warning("bucket %s: P(win) never reaches p_min=%.3f", bucket, bucket_p)
+                else:
+                    self.thresholds_[bucket] = thr
+            rows.append((bucket, n, int(won[mask].sum()), weight, bucket_p, thr, note))
+        columns = ["bucket", "n", "wins", "weight", "p_min", "threshold", "note"]
+        self.bucket_stats_ = pd.DataFrame(rows, columns=columns).set_index("bucket")
+        logger.info(
+            "%s rule: thresholds for %d of %d buckets from %d trades",
+            *(cfg.rule, len(self.thresholds_), len(BUCKETS), len(df)),
+        )
+        return self
+
+    def get_threshold(self, context: Mapping, floor=None, ceiling=None) -> float | None:
+        """``max(floor, min(ceiling, bucket threshold))`` in score points, None without one.
+
+        ``context`` needs ``session`` and ``volatility_regime`` (SchemaError otherwise);
+        ``floor`` and ``ceiling`` default to the config's (seed: 60.0 and 95.0).
+        """
+        thr = self.thresholds_.get(bucket_key(context))
+        if thr is None:
+            return None
+        floor = self._cfg.floor if floor is None else floor
+        ceiling = self._cfg.ceiling if ceiling is None else ceiling
+        return float(max(floor, min(ceiling, thr)))
+
+    def curve(self, bucket: str | None, grid) -> np.ndarray:
+        """Fitted P(win) of ``bucket`` (None: the global curve) at the qscores ``grid`` (0-100).
+
+        Constant beyond the first and last knots (``out_of_bounds='clip'``). KeyError if the
+        bucket has no curve (seed rule with too few trades, or restored by :meth:`from_dict`).
+        """
+        if bucket is None:
+            knots = getattr(self, "global_curve_", None)
+        else:
+            knots = self.curves_.get(_parse_bucket(bucket))
+        if knots is None:
+            raise KeyError(f"bucket {bucket!r} has no fitted curve; fitted: {sorted(self.curves_)}")
+        return np.interp(np.asarray(grid, dtype=np.float64), *knots)
+
+    def to_dict(self) -> dict[str, float]:
+        """The seed's ``qcal:{strategy}:thr`` value ``{bucket: threshold}``, JSON-ready."""
+        return {k: float(v) for k, v in self.thresholds_.items()}
+
+    @classmethod
+    def from_dict(cls, data: Mapping, config: ThresholdConfig | None = None) -> QscoreAdapter:
+        """An adapter holding the thresholds of :meth:`to_dict` (no curves); keys are checked."""
+        adapter = cls(config)
+        adapter.thresholds_ = {_parse_bucket(k): float(v) for k, v in data.items()}
+        adapter.curves_ = {}
+        return adapter
+
+
+def _bucket_keys(df: pd.DataFrame) -> np.ndarray:
+    """``"session|volatility"`` per row; SchemaError (with a fix) for an unknown value."""
+    sessions = df[S.SESSION].astype(str).to_numpy().astype("U")
+    regimes = df[S.VOLATILITY_REGIME].astype(str).to_numpy().astype("U")
+    for s, v in set(zip(sessions, regimes, strict=True)):
+        bucket_key({S.SESSION: s, S.VOLATILITY_REGIME: v})
+    return np.char.add(np.char.add(sessions, "|"), regimes)
+
+
+class ThresholdPolicy:
+    """Seed priority: 1. qscore bucket, 2. EV-based, 3. static (70).
+
+    Built from an optional fitted (or ``from_dict``) :class:`QscoreAdapter`, an optional
+    :class:`EVThreshold` (its score clamped to ``[floor, ceiling]`` if ``config.clamp_ev``) and a
+    :class:`ThresholdConfig` (``static_threshold``, ``floor``, ``ceiling``).
+    """
+
+    def __init__(self, adapter=None, ev: EVThreshold | None = None, *, config=None) -> None:
+        self.adapter, self.ev = adapter, ev
+        self.config = config if config is not None else ThresholdConfig()
+
+    @classmethod
+    def from_trades(cls, trades: pd.DataFrame, *, config=None) -> ThresholdPolicy:
+        """Fit adapter and EV on ``trades``; a source that lacks data is logged and left out."""
+        config = config if config is not None else ThresholdConfig()
+        adapter = ev = None
+        try:
+            adapter = QscoreAdapter(config).fit(trades)
+        except InsufficientDataError as exc:
+            logger.warning("no qscore buckets: %s", exc)
+        try:
+            ev = ev_threshold(trades, rule=config.rule, cost_r=config.cost_r)
+        except InsufficientDataError as exc:
+            logger.warning("no EV threshold: %s", exc)
+        return cls(adapter, ev, config=config)
+
+    def threshold(self, context: Mapping) -> tuple[float, str]:
+        """``(threshold in score points, source)``; a missing bucket falls through, an unknown
+        session or volatility regime raises SchemaError."""
+        bucket_key(context)
+        cfg = self.config
+        if self.adapter is not None:
+            thr = self.adapter.get_threshold(context, cfg.floor, cfg.ceiling)
+            if thr is not None:
+                return thr, "bucket"
+        if self.ev is not None:
+            thr = self.ev.score
+            thr = max(cfg.floor, min(cfg.ceiling, thr)) if cfg.clamp_ev else thr
+            return float(thr), "ev"
+        return float(cfg.static_threshold), "static"
+
+    def decide(self, score: float, context: Mapping) -> tuple[float, str]:
+        """``(threshold, source)`` for a signal scored ``score`` (0-100); the caller executes it
+        when ``score >= threshold`` and tracks it as a phantom otherwise (seed)."""
+        if not 0 <= score <= 100:
+            raise ValueError(f"score must be in [0, 100] (100 x P(win)), got {score}")
+        thr, source = self.threshold(context)
+        logger.debug("score %.2f vs %s threshold %.2f", score, source, thr)
+        return thr, source

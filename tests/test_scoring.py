@@ -1,0 +1,137 @@
+"""Scorers: the calibrated ensemble, the heuristic fallback, the feature encoding."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from research import schema as S
+from research.features import build_features, lifecycle_features
+from research.phantom import simulate
+from research.scoring import EnsembleScorer, HeuristicScorer, encode, encoded_columns
+from research.signals import generate_signals
+from research.splits import time_train_test_split
+from research.synthetic import edge, make_market, null_market
+
+FAST = {"n_estimators": 20, "gb_max_iter": 20, "hidden_layer_sizes": (8,), "n_splits": 3}
+
+
+def dataset(candles):
+    sig = generate_signals(candles, "scalp")
+    out = simulate(candles, sig)
+    keep = (~out[S.CENSORED] & (out[S.OUTCOME] != "timeout")).to_numpy()
+    sig, out = sig[keep].reset_index(drop=True), out[keep].reset_index(drop=True)
+    x = build_features(candles, sig)
+    y = (out[S.OUTCOME] == "win").to_numpy(int)
+    return sig, out, x, y
+
+
+@pytest.fixture(scope="module")
+def planted():
+    # volume_momentum fires on ~9% of bars, so it separates signals (body_momentum fires on
+    # most bars and mostly shifts the overall win rate)
+    market = make_market(n_bars=40_000, seed=3, trend_drift=0.0,
+                         edges=(edge("volume_momentum", drift=0.5),))  # fmt: skip
+    return dataset(market)
+
+
+@pytest.fixture(scope="module")
+def null():
+    return dataset(null_market(n_bars=40_000, seed=3))
+
+
+def oos_auc(data, **params):
+    sig, out, x, y = data
+    train, test = time_train_test_split(sig[S.SIGNAL_TIME], out[S.EXIT_TIME], test_size=0.3)
+    model = EnsembleScorer(**FAST, **params).fit(
+        x.iloc[train], y[train], signal_times=sig[S.SIGNAL_TIME].iloc[train],
+        exit_times=out[S.EXIT_TIME].iloc[train])  # fmt: skip
+    return roc_auc_score(y[test], model.predict_proba(x.iloc[test])[:, 1]), model
+
+
+def test_planted_edge_is_learnt_out_of_sample_and_null_market_is_not(planted, null):
+    auc_edge, model = oos_auc(planted)
+    auc_null, _ = oos_auc(null)
+    assert auc_edge > 0.54, auc_edge
+    assert abs(auc_null - 0.5) < 0.035, auc_null
+    assert model.calibration_ == "oof" and model.calibrator_ is not None
+    scores = model.score_signals(planted[2])
+    assert scores.min() >= 0 and scores.max() <= 100
+
+
+def test_fit_returns_self_and_learnt_state_ends_in_underscore(planted):
+    _, _, x, y = planted
+    model = EnsembleScorer(**FAST, nn_enabled=False, calibration="in_sample")
+    assert model.fit(x.iloc[:400], y[:400]) is model
+    assert set(model.members_) == {"rf", "gb"}  # the NN can be disabled
+    assert model.calibration_ == "in_sample"
+    assert model.encoded_feature_names() == encoded_columns(model.feature_names_)
+    small = EnsembleScorer(**FAST).fit(x.iloc[:40], y[:40])
+    assert small.calibrator_ is None and small.calibration_ == "none"  # < 50 records: seed
+
+
+def test_missing_and_nan_features_are_scored_never_crash(planted):
+    _, _, x, y = planted
+    model = EnsembleScorer(**FAST).fit(x.iloc[:300], y[:300])
+    holes = x.iloc[:5].copy()
+    holes.iloc[0, :10] = np.nan
+    holes = holes.drop(columns=["atr_pct"])  # a whole feature missing
+    p = model.predict_proba(holes)[:, 1]
+    assert np.isfinite(p).all() and ((p >= 0) & (p <= 1)).all()
+
+
+def test_entry_model_refuses_lifecycle_features_unless_asked(btc_1h):
+    sig = generate_signals(btc_1h, "trend")
+    out = simulate(btc_1h, sig)
+    x = build_features(btc_1h, sig).join(lifecycle_features(sig, out))
+    y = (out[S.OUTCOME] == "win").to_numpy(int)
+    with pytest.raises(ValueError, match="only after entry"):
+        EnsembleScorer(**FAST).fit(x, y)
+    leaky = EnsembleScorer(**FAST, allow_after_entry=True).fit(x, y)
+    assert "tp1_hit" in leaky.feature_names_
+
+
+def test_single_class_is_refused_with_a_fix(planted):
+    _, _, x, _ = planted
+    with pytest.raises(ValueError, match="both classes"):
+        EnsembleScorer(**FAST).fit(x.iloc[:60], np.ones(60, int))
+
+
+def test_encoding_fixed_vocabulary_unknown_and_missing():
+    frame = pd.DataFrame({"session": ["us", "bogus", None], "atr_pct": [1.0, np.nan, 2.0]})
+    m = encode(frame, ["session", "atr_pct", "rsi_14"])
+    assert encoded_columns(["session", "atr_pct", "rsi_14"]) == [
+        "session=asia", "session=london", "session=overlap", "session=us", "atr_pct", "rsi_14"]  # fmt: skip
+    np.testing.assert_array_equal(m[:, :4], [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
+    assert np.isnan(m[1, 4]) and np.isnan(m[:, 5]).all()
+    one = encode({"session": "london"}, ["session", "atr_pct"])
+    assert one.shape == (1, 5) and one[0, 1] == 1 and np.isnan(one[0, 4])
+
+
+class TestHeuristic:
+    def test_scores_stay_in_range_for_any_input(self, btc_1h):
+        sig = generate_signals(btc_1h, "trend")
+        x = build_features(btc_1h, sig)
+        s = HeuristicScorer().fit(x).score_signals(x)
+        assert s.min() >= 0 and s.max() <= 100 and s.std() > 1
+        assert HeuristicScorer().score_signals({})[0] == 50.0  # nothing known: neutral
+        weird = {"ema_stack_score": np.inf, "ema_slope_atr": np.nan, "session": "mars"}
+        assert 0 <= HeuristicScorer().score_signals(weird)[0] <= 100
+
+    def test_the_rule_is_side_aware_and_hand_computable(self):
+        long = {"ema_stack_score": 3, "ema_slope_atr": 0.05, "breakout_dist_atr": 0.5,
+                "range_position": 0.75, "is_long": 1.0}  # fmt: skip
+        # 50 + 12.5 * (1 + 0.5 + 0.5 + 0.5) = 81.25
+        assert HeuristicScorer().score_signals(long)[0] == pytest.approx(81.25)
+        short = {**long, "is_long": 0.0}  # range position 0.75 is against a short
+        assert HeuristicScorer().score_signals(short)[0] == pytest.approx(81.25 - 12.5)
+
+
+@parametrize_with_checks(
+    [EnsembleScorer(n_estimators=5, gb_max_iter=5, hidden_layer_sizes=(4,), n_splits=2)],
+)
+def test_sklearn_estimator_contract(estimator, check):
+    check(estimator)
