@@ -183,3 +183,32 @@ class FeatureConfig:
     #: Signals in the first ``warmup_bars`` bars of a series may have NaN features (the
     #: strategies of research.signals never signal that early).
     warmup_bars: int = 300
+
+
+@_frozen
+class ScorerConfig:
+    """The online scorer's rules (seed "Data Flow Architecture", "Error Handling").
+
+    Attributes
+    ----------
+    min_trades : int
+        Seed: no training before 30 completed trades.
+    retrain_every : int
+        Seed: retrain when ``total - last_train_count >= 50``.
+    learn_from_timeouts : bool
+        Seed: timeouts are not fed to the model (False); the rigorous rule keeps them.
+    retry_after : int
+        After a failed retrain, records to wait before trying again (the old model stays).
+    calibration, nn_enabled, n_estimators, gb_max_iter :
+        Passed to :class:`research.scoring.EnsembleScorer`.
+    """
+
+    min_trades: int = 30
+    retrain_every: int = 50
+    learn_from_timeouts: bool = False
+    retry_after: int = 10
+    calibration: str = "oof"
+    nn_enabled: bool = True
+    n_estimators: int = 200
+    gb_max_iter: int = 200
+    random_state: int = 0

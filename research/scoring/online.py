@@ -1,0 +1,218 @@
+"""``MLScorer``: the seed's online loop — ``score_signal``, ``record_outcome``, the retrain rule.
+
+* ``score_signal(features)`` always returns a score in [0, 100]: the ensemble when a model is
+  ready, the heuristic when not, or when the model raises or returns nonsense (seed, "Error
+  Handling & Fallback Chain").
+* ``record_outcome(signal, outcome, pnl)`` is idempotent by ``signal_id``; timeouts are skipped
+  unless configured; it counts ``completed_trades``, updates the EV buckets
+  (``session|volatility``) and retrains when ``total >= 30 and total - last_train_count >= 50``
+  (so: no model after 49 outcomes, first training at the 50th, second at the 100th).
+  A failed retrain is logged and the previous model keeps scoring.
+* ``to_state()`` is plain JSON-able data (the model travels separately, through the registry).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from research import schema as S
+from research.config import ScorerConfig
+from research.scoring.ensemble import EnsembleScorer
+from research.scoring.heuristic import heuristic_scores
+
+logger = logging.getLogger(__name__)
+
+
+class MLScorer:
+    """Online scorer of one strategy (seed keys ``ml:{strategy}:*``).
+
+    Parameters
+    ----------
+    strategy : str
+    config : ScorerConfig, optional
+    model_factory : callable, optional
+        Returns an unfitted estimator with ``fit(X, y, signal_times=, exit_times=)`` and
+        ``score_signals``; default an :class:`EnsembleScorer` built from ``config``.
+    """
+
+    def __init__(self, strategy: str, *, config: ScorerConfig | None = None,
+                 model_factory: Callable | None = None) -> None:  # fmt: skip
+        self.strategy = strategy
+        self.config = config or ScorerConfig()
+        self.model_factory = model_factory or self._default_model
+        self.model = None
+        self.model_version = 0
+        self.completed_trades = 0
+        self.last_train_count = 0
+        self.last_train_ts: str | None = None
+        self.nn_enabled = self.config.nn_enabled
+        self.ev_buckets: dict[str, dict[str, float]] = {}
+        self.trades: list[dict] = []
+        self._recorded: set[str] = set()
+        self._failed_at: int | None = None
+
+    def _default_model(self) -> EnsembleScorer:
+        c = self.config
+        return EnsembleScorer(calibration=c.calibration, nn_enabled=self.nn_enabled,
+                              n_estimators=c.n_estimators, gb_max_iter=c.gb_max_iter,
+                              random_state=c.random_state)  # fmt: skip
+
+    @property
+    def is_ready(self) -> bool:
+        """True once a model has been trained (else the heuristic scores)."""
+        return self.model is not None
+
+    # ------------------------------------------------------------------ scoring
+    def score_signal(self, features: Mapping) -> float:
+        """Score one signal's features, 0-100; never raises (ML -> heuristic -> 50)."""
+        if self.model is not None:
+            try:
+                score = float(self.model.score_signals(pd.DataFrame([dict(features)]))[0])
+                if math.isfinite(score) and 0.0 <= score <= 100.0:
+                    return score
+                logger.warning("%s model returned %r; heuristic used", self.strategy, score)
+            except Exception:  # the model must never stop the bot: fall back (seed)
+                logger.exception("%s model failed to score; heuristic used", self.strategy)
+        return self.heuristic_score(features)
+
+    def heuristic_score(self, features: Mapping) -> float:
+        try:
+            return float(heuristic_scores(dict(features))[0])
+        except Exception:
+            logger.exception("heuristic failed; neutral score 50 used")
+            return 50.0
+
+    def score_source(self) -> str:
+        return "ml" if self.is_ready else "heuristic"
+
+    # ------------------------------------------------------------------ learning
+    def record_outcome(self, signal: Mapping, outcome: str, pnl: float, *,
+                       features: Mapping | None = None, exit_time=None) -> bool:  # fmt: skip
+        """Feed one completed trade; returns False if it was ignored (duplicate or timeout).
+
+        Parameters
+        ----------
+        signal : mapping
+            Needs ``signal_id``; ``signal_time`` and the features (``features=`` or
+            ``signal['features']``) are stored for training.
+        outcome : {'win', 'loss', 'timeout'}
+        pnl : float
+            ``pnl_percent`` of the trade.
+        exit_time : datetime-like, optional
+            When the outcome became known (orders the purged calibration folds).
+        """
+        if outcome not in S.OUTCOMES:
+            raise ValueError(f"outcome must be one of {S.OUTCOMES}, got {outcome!r}")
+        sid = str(signal[S.SIGNAL_ID])
+        if sid in self._recorded:
+            return False  # idempotent: a replayed or duplicated outcome changes nothing
+        if outcome == "timeout" and not self.config.learn_from_timeouts:
+            return False
+        feats = dict(features if features is not None else signal.get("features", {}))
+        self._recorded.add(sid)
+        self.trades.append({
+            S.SIGNAL_ID: sid,
+            S.SIGNAL_TIME: _iso(signal.get(S.SIGNAL_TIME)),
+            S.EXIT_TIME: _iso(exit_time),
+            S.OUTCOME: outcome,
+            S.PNL_PERCENT: float(pnl),
+            "features": {k: _plain(v) for k, v in feats.items()},
+        })  # fmt: skip
+        self.completed_trades += 1
+        self._update_ev_bucket(feats, outcome, float(pnl))
+        if self._retrain_due():
+            self.retrain(now=exit_time)
+        return True
+
+    def _update_ev_bucket(self, feats: Mapping, outcome: str, pnl: float) -> None:
+        key = f"{feats.get(S.SESSION, 'unknown')}|{feats.get(S.VOLATILITY_REGIME, 'unknown')}"
+        b = self.ev_buckets.setdefault(key, {"wins": 0, "losses": 0, "win_pnl": 0.0,
+                                             "loss_pnl": 0.0})  # fmt: skip
+        if outcome == "win":
+            b["wins"] += 1
+            b["win_pnl"] += pnl
+        else:
+            b["losses"] += 1
+            b["loss_pnl"] += pnl
+
+    def _retrain_due(self) -> bool:
+        total = self.completed_trades
+        if (
+            total < self.config.min_trades
+            or total - self.last_train_count < self.config.retrain_every
+        ):
+            return False
+        return self._failed_at is None or total - self._failed_at >= self.config.retry_after
+
+    def retrain(self, now=None) -> bool:
+        """Fit a new model on every recorded trade; keep the old one if anything fails."""
+        frame = pd.DataFrame([t["features"] for t in self.trades])
+        y = np.array([t[S.OUTCOME] == "win" for t in self.trades], dtype=int)
+        signal_times = pd.to_datetime([t[S.SIGNAL_TIME] for t in self.trades], utc=True)
+        exit_times = pd.to_datetime([t[S.EXIT_TIME] for t in self.trades], utc=True)
+        try:
+            if signal_times.isna().any() or exit_times.isna().any():
+                signal_times = exit_times = None  # no times: rows taken as time-ordered
+            model = self.model_factory().fit(frame, y, signal_times=signal_times,
+                                             exit_times=exit_times)  # fmt: skip
+        except Exception:
+            self._failed_at = self.completed_trades
+            logger.exception("%s retrain failed at %d trades; previous model kept",
+                             self.strategy, self.completed_trades)  # fmt: skip
+            return False
+        self.model = model
+        self.model_version += 1
+        self.last_train_count = self.completed_trades
+        self.last_train_ts = _iso(now if now is not None else pd.Timestamp.now(tz="UTC"))
+        self._failed_at = None
+        logger.info("%s retrained: version %d on %d trades", self.strategy,
+                    self.model_version, self.completed_trades)  # fmt: skip
+        return True
+
+    # ------------------------------------------------------------------ state
+    def to_state(self) -> dict:
+        """Plain data of everything but the fitted model (seed keys ``ml:{strategy}:*``)."""
+        return {
+            "strategy": self.strategy,
+            "completed_trades": self.completed_trades,
+            "last_train_count": self.last_train_count,
+            "last_train_ts": self.last_train_ts,
+            "nn_enabled": self.nn_enabled,
+            "model_version": self.model_version,
+            "ev_buckets": {k: dict(v) for k, v in self.ev_buckets.items()},
+            "trades": [dict(t) for t in self.trades],
+        }
+
+    @classmethod
+    def from_state(cls, state: Mapping, *, model=None, config: ScorerConfig | None = None,
+                   model_factory: Callable | None = None) -> MLScorer:  # fmt: skip
+        """Rebuild a scorer from :meth:`to_state` (and the champion model, if any)."""
+        scorer = cls(state["strategy"], config=config, model_factory=model_factory)
+        for key in ("completed_trades", "last_train_count", "last_train_ts", "nn_enabled",
+                    "model_version"):  # fmt: skip
+            setattr(scorer, key, state[key])
+        scorer.ev_buckets = {k: dict(v) for k, v in state["ev_buckets"].items()}
+        scorer.trades = [dict(t) for t in state["trades"]]
+        scorer._recorded = {t[S.SIGNAL_ID] for t in scorer.trades}
+        scorer.model = model
+        return scorer
+
+
+def _iso(value) -> str | None:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return None
+    return pd.Timestamp(value).isoformat()
+
+
+def _plain(value):
+    """JSON-able scalar (numpy scalars to Python; NaN kept as None)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    return value
