@@ -1,0 +1,54 @@
+"""Walk-forward evaluation and calibration metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from research import schema as S
+from research.analysis.calibration import (
+    expected_calibration_error,
+    probability_metrics,
+    reliability_table,
+)
+from research.analysis.evaluation import walk_forward_evaluation
+from research.candles import load_candles
+from research.features import build_features
+from research.phantom import simulate
+from research.scoring import EnsembleScorer
+from research.signals import generate_signals
+
+
+def test_reliability_table_and_ece_by_hand():
+    y = [0, 1, 1, 1]
+    p = [0.05, 0.15, 0.95, 0.95]
+    t = reliability_table(y, p, n_bins=10)
+    assert t["count"].tolist() == [1, 1, 2]
+    np.testing.assert_allclose(t["gap"], [-0.05, 0.85, 0.05])
+    # ECE = (1*0.05 + 1*0.85 + 2*0.05) / 4
+    assert expected_calibration_error(y, p) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="Fix"):
+        reliability_table([], [])
+    m = probability_metrics([0, 1], [0.2, 0.8])
+    assert m["auc"] == 1.0 and m["brier"] == pytest.approx(0.04)
+    assert np.isnan(probability_metrics([1, 1], [0.2, 0.8])["auc"])
+
+
+def test_calibrated_ensemble_is_no_worse_than_the_base_rate_out_of_sample(data_dir):
+    candles = load_candles(data_dir / "BTC_USDT_5m.csv.gz")
+    sig = generate_signals(candles, "scalp")
+    out = simulate(candles, sig)
+    keep = (~out[S.CENSORED] & (out[S.OUTCOME] != "timeout")).to_numpy()
+    sig, out = sig[keep].reset_index(drop=True), out[keep].reset_index(drop=True)
+    x = build_features(candles, sig)
+    y = (out[S.OUTCOME] == "win").to_numpy(int)
+    ev = walk_forward_evaluation(
+        x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3,
+        model_factory=lambda: EnsembleScorer(n_estimators=60, gb_max_iter=60))  # fmt: skip
+    mean = ev.groupby("model")[["auc", "brier", "log_loss", "ece"]].mean()
+    assert set(ev["model"]) == {"ensemble", "base_rate", "heuristic"}
+    assert (ev.groupby("fold")["n_test"].first() > 500).all()
+    # Real markets have little edge: the bar is "no worse than the base rate", within noise.
+    assert mean.loc["ensemble", "brier"] <= mean.loc["base_rate", "brier"] + 0.001
+    assert mean.loc["ensemble", "ece"] < 0.05
+    assert mean.loc["heuristic", "brier"] > mean.loc["base_rate", "brier"]  # uncalibrated
