@@ -98,6 +98,12 @@ VOLATILITY_REGIME = "volatility_regime"
 SYMBOL_CLUSTER = "symbol_cluster"
 SESSIONS: tuple[str, ...] = ("asia", "london", "overlap", "us")
 VOLATILITY_REGIMES: tuple[str, ...] = ("low", "normal", "high", "extreme")
+BUCKET_SEP = "|"  # seed: EV / qscore buckets are keyed "session|volatility", e.g. "us|high"
+
+
+def bucket_name(session: str, volatility_regime: str) -> str:
+    """The seed's bucket key ``"session|volatility"`` (no validation; see thresholds)."""
+    return f"{session}{BUCKET_SEP}{volatility_regime}"
 
 
 class SchemaError(ValueError):

@@ -31,7 +31,9 @@ from research import schema as S
 logger = logging.getLogger(__name__)
 
 Rule = Literal["seed", "rigorous"]
-BUCKETS: tuple[str, ...] = tuple(f"{s}|{v}" for s in S.SESSIONS for v in S.VOLATILITY_REGIMES)
+BUCKETS: tuple[str, ...] = tuple(
+    S.bucket_name(s, v) for s in S.SESSIONS for v in S.VOLATILITY_REGIMES
+)
 _FALLBACK = "so there is no EV threshold and the policy falls back to the static threshold"
 
 
@@ -82,11 +84,11 @@ def bucket_key(context: Mapping) -> str:
         raise S.SchemaError(
             f"unknown volatility_regime {regime!r}. Fix: use one of {list(S.VOLATILITY_REGIMES)}."
         )
-    return f"{S.check_session(context[S.SESSION])}|{regime}"
+    return S.bucket_name(S.check_session(context[S.SESSION]), regime)
 
 
 def _parse_bucket(bucket: str) -> str:
-    session, _, regime = str(bucket).partition("|")
+    session, _, regime = str(bucket).partition(S.BUCKET_SEP)
     return bucket_key({S.SESSION: session, S.VOLATILITY_REGIME: regime})
 
 
@@ -319,7 +321,7 @@ def _bucket_keys(df: pd.DataFrame) -> np.ndarray:
     regimes = df[S.VOLATILITY_REGIME].astype(str).to_numpy().astype("U")
     for s, v in set(zip(sessions, regimes, strict=True)):
         bucket_key({S.SESSION: s, S.VOLATILITY_REGIME: v})
-    return np.char.add(np.char.add(sessions, "|"), regimes)
+    return np.char.add(np.char.add(sessions, S.BUCKET_SEP), regimes)
 
 
 class ThresholdPolicy:

@@ -6,7 +6,9 @@ import pandas as pd
 
 from research import schema as S
 from research.config import SimulatorConfig
+from research.features import build_features
 from research.phantom import PhantomTracker, simulate
+from research.signals import generate_signals
 
 
 def assert_tracker_matches_batch(candles, sigs, config=None):
@@ -31,3 +33,14 @@ def assert_tracker_matches_batch(candles, sigs, config=None):
 
 def _symbol_of(sigs):
     return str(sigs[S.SYMBOL].iloc[0])
+
+
+def closed_scalp_dataset(candles):
+    """Scalp signals of ``candles`` that closed by TP/SL/BE: (signals, outcomes, X, y=win)."""
+    sig = generate_signals(candles, "scalp")
+    out = simulate(candles, sig)
+    keep = (~out[S.CENSORED] & (out[S.OUTCOME] != "timeout")).to_numpy()
+    sig, out = sig[keep].reset_index(drop=True), out[keep].reset_index(drop=True)
+    x = build_features(candles, sig)
+    y = (out[S.OUTCOME] == "win").to_numpy(int)
+    return sig, out, x, y

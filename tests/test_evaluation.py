@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support import closed_scalp_dataset
 
 from research import schema as S
 from research.analysis.calibration import (
@@ -13,10 +14,7 @@ from research.analysis.calibration import (
 )
 from research.analysis.evaluation import walk_forward_evaluation
 from research.candles import load_candles
-from research.features import build_features
-from research.phantom import simulate
 from research.scoring import EnsembleScorer
-from research.signals import generate_signals
 
 
 def test_reliability_table_and_ece_by_hand():
@@ -35,13 +33,7 @@ def test_reliability_table_and_ece_by_hand():
 
 
 def test_calibrated_ensemble_is_no_worse_than_the_base_rate_out_of_sample(data_dir):
-    candles = load_candles(data_dir / "BTC_USDT_5m.csv.gz")
-    sig = generate_signals(candles, "scalp")
-    out = simulate(candles, sig)
-    keep = (~out[S.CENSORED] & (out[S.OUTCOME] != "timeout")).to_numpy()
-    sig, out = sig[keep].reset_index(drop=True), out[keep].reset_index(drop=True)
-    x = build_features(candles, sig)
-    y = (out[S.OUTCOME] == "win").to_numpy(int)
+    sig, out, x, y = closed_scalp_dataset(load_candles(data_dir / "BTC_USDT_5m.csv.gz"))
     ev = walk_forward_evaluation(
         x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3,
         model_factory=lambda: EnsembleScorer(n_estimators=60, gb_max_iter=60))  # fmt: skip

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
+from support import closed_scalp_dataset
 
 from research import schema as S
 from research.features import build_features, lifecycle_features
@@ -19,28 +20,18 @@ from research.synthetic import edge, make_market, null_market
 FAST = {"n_estimators": 20, "gb_max_iter": 20, "hidden_layer_sizes": (8,), "n_splits": 3}
 
 
-def dataset(candles):
-    sig = generate_signals(candles, "scalp")
-    out = simulate(candles, sig)
-    keep = (~out[S.CENSORED] & (out[S.OUTCOME] != "timeout")).to_numpy()
-    sig, out = sig[keep].reset_index(drop=True), out[keep].reset_index(drop=True)
-    x = build_features(candles, sig)
-    y = (out[S.OUTCOME] == "win").to_numpy(int)
-    return sig, out, x, y
-
-
 @pytest.fixture(scope="module")
 def planted():
     # volume_momentum fires on ~9% of bars, so it separates signals (body_momentum fires on
     # most bars and mostly shifts the overall win rate)
     market = make_market(n_bars=40_000, seed=3, trend_drift=0.0,
                          edges=(edge("volume_momentum", drift=0.5),))  # fmt: skip
-    return dataset(market)
+    return closed_scalp_dataset(market)
 
 
 @pytest.fixture(scope="module")
 def null():
-    return dataset(null_market(n_bars=40_000, seed=3))
+    return closed_scalp_dataset(null_market(n_bars=40_000, seed=3))
 
 
 def oos_auc(data, **params):

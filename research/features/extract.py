@@ -181,15 +181,15 @@ def build_features(
         the first ``config.warmup_bars`` bars of a series.
     """
     S.validate_signals(signals)
+    if isinstance(candles, pd.DataFrame) and signals[S.SYMBOL].nunique() > 1:
+        raise S.SchemaError(
+            "one candle frame was given for signals of several symbols. Fix: pass a "
+            "dict {symbol: candles}."
+        )
     frames = []
     for symbol, sig in signals.groupby(S.SYMBOL, sort=False):
         if isinstance(candles, pd.DataFrame):
             bars = candles
-            if signals[S.SYMBOL].nunique() > 1:
-                raise S.SchemaError(
-                    "one candle frame was given for signals of several symbols. Fix: pass a "
-                    "dict {symbol: candles}."
-                )
         elif symbol in candles:
             bars = candles[symbol]
         else:

@@ -87,9 +87,6 @@ class MLScorer:
             logger.exception("heuristic failed; neutral score 50 used")
             return 50.0
 
-    def score_source(self) -> str:
-        return "ml" if self.is_ready else "heuristic"
-
     # ------------------------------------------------------------------ learning
     def record_outcome(self, signal: Mapping, outcome: str, pnl: float, *,
                        features: Mapping | None = None, exit_time=None) -> bool:  # fmt: skip
@@ -130,7 +127,10 @@ class MLScorer:
         return True
 
     def _update_ev_bucket(self, feats: Mapping, outcome: str, pnl: float) -> None:
-        key = f"{feats.get(S.SESSION, 'unknown')}|{feats.get(S.VOLATILITY_REGIME, 'unknown')}"
+        # unknown context is kept under its own key: recording an outcome must never fail
+        key = S.bucket_name(
+            feats.get(S.SESSION, "unknown"), feats.get(S.VOLATILITY_REGIME, "unknown")
+        )
         b = self.ev_buckets.setdefault(key, {"wins": 0, "losses": 0, "win_pnl": 0.0,
                                              "loss_pnl": 0.0})  # fmt: skip
         if outcome == "win":
