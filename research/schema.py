@@ -91,6 +91,19 @@ EXIT_REASONS: tuple[str, ...] = ("tp", "sl", "be", "timeout")
 OUTCOMES: tuple[str, ...] = ("win", "loss", "timeout")
 
 # --------------------------------------------------------------------------------------------
+# replay decisions (research.replay): one row per signal, what the online loop decided
+# --------------------------------------------------------------------------------------------
+SCORE_SOURCE = "score_source"  # 'ml' | 'heuristic'
+MODEL_VERSION = "model_version"  # 0 = no model yet (heuristic)
+THRESHOLD = "threshold"  # score points, 0-100
+THRESHOLD_SOURCE = "threshold_source"  # 'bucket' | 'ev' | 'static'
+THRESHOLD_VERSION = "threshold_version"  # 0 = nothing learnt yet
+PASSED = "passed"  # score >= threshold: the filter's own choice
+EXPLORED = "explored"  # below threshold but executed by exploration
+P_EXECUTE = "p_execute"  # propensity: probability that this signal was executed
+RR_IF_EXECUTED = "rr_if_executed"  # R net of execution costs, whatever the decision
+
+# --------------------------------------------------------------------------------------------
 # context vocabularies (the seed's 4 sessions x 4 volatility regimes = 16 buckets)
 # --------------------------------------------------------------------------------------------
 SESSION = "session"

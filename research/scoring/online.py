@@ -55,6 +55,8 @@ class MLScorer:
         self.trades: list[dict] = []
         self._recorded: set[str] = set()
         self._failed_at: int | None = None
+        #: Latest ``exit_time`` among the current model's training rows (audit of point in time).
+        self.train_until: pd.Timestamp | None = None
 
     def _default_model(self) -> EnsembleScorer:
         c = self.config
@@ -70,22 +72,53 @@ class MLScorer:
     # ------------------------------------------------------------------ scoring
     def score_signal(self, features: Mapping) -> float:
         """Score one signal's features, 0-100; never raises (ML -> heuristic -> 50)."""
-        if self.model is not None:
+        return float(self.score_frame(pd.DataFrame([dict(features)]))[0][0])
+
+    def score_frame(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Scores (0-100) of many signals at once and their source, ``'ml'`` or ``'heuristic'``.
+
+        Row by row the same answer as :meth:`score_signal`: the model where it gives a finite
+        score in [0, 100], the heuristic for the other rows (or for all if the model raises).
+        """
+        n = len(features)
+        scores = np.full(n, np.nan)
+        ml = np.zeros(n, dtype=bool)
+        if self.model is not None and n:
             try:
-                score = float(self.model.score_signals(pd.DataFrame([dict(features)]))[0])
-                if math.isfinite(score) and 0.0 <= score <= 100.0:
-                    return score
-                logger.warning("%s model returned %r; heuristic used", self.strategy, score)
+                raw = np.asarray(self.model.score_signals(features), dtype=np.float64)
+                ml = np.isfinite(raw) & (raw >= 0.0) & (raw <= 100.0)
+                scores[ml] = raw[ml]
+                if not ml.all():
+                    logger.warning("%s model returned %d invalid score(s), e.g. %r; heuristic "
+                                   "used", self.strategy, int((~ml).sum()), raw[~ml][0])  # fmt: skip
             except Exception:  # the model must never stop the bot: fall back (seed)
                 logger.exception("%s model failed to score; heuristic used", self.strategy)
-        return self.heuristic_score(features)
+        if not ml.all():
+            scores[~ml] = self._heuristic(features.loc[~ml] if n else features)
+        return scores, np.where(ml, "ml", "heuristic")
 
     def heuristic_score(self, features: Mapping) -> float:
+        """The rule-based score of one signal (50 if even that fails)."""
+        return float(self._heuristic(pd.DataFrame([dict(features)]))[0])
+
+    @staticmethod
+    def _heuristic(frame: pd.DataFrame) -> np.ndarray:
         try:
-            return float(heuristic_scores(dict(features))[0])
+            return heuristic_scores(frame)
         except Exception:
             logger.exception("heuristic failed; neutral score 50 used")
-            return 50.0
+            return np.full(len(frame), 50.0)
+
+    def records_until_retrain(self) -> int:
+        """How many more recorded outcomes trigger the next retrain (1 = the next one does).
+
+        Lets a replay know, without recording, when the model can change next.
+        """
+        c, total = self.config, self.completed_trades
+        due_at = max(c.min_trades, self.last_train_count + c.retrain_every)
+        if self._failed_at is not None:
+            due_at = max(due_at, self._failed_at + c.retry_after)
+        return max(due_at - total, 1)
 
     # ------------------------------------------------------------------ learning
     def record_outcome(self, signal: Mapping, outcome: str, pnl: float, *,
@@ -167,6 +200,7 @@ class MLScorer:
             return False
         self.model = model
         self.model_version += 1
+        self.train_until = exit_times.max() if exit_times is not None else None
         self.last_train_count = self.completed_trades
         self.last_train_ts = _iso(now if now is not None else pd.Timestamp.now(tz="UTC"))
         self._failed_at = None

@@ -1,0 +1,351 @@
+"""Replay: the seed's online loop (score -> decide -> execute | phantom -> learn) over history.
+
+For every strategy an :class:`~research.scoring.online.MLScorer` and a
+:class:`~research.thresholds.ThresholdPolicy` live through the signals in event time:
+
+* at each signal, the score comes from the model trained only on outcomes whose ``exit_time``
+  is before that signal (strictly: an outcome closing at the signal's own timestamp is not yet
+  known), and the threshold from trades closed before it, in the seed's order bucket -> EV ->
+  static 70;
+* ``score >= threshold`` executes the trade (the seed's "real position": the same bar
+  simulation plus fees and slippage, ``was_executed=True``); otherwise it is a phantom with its
+  hypothetical P&L. With ``exploration > 0`` a share of below-threshold signals is executed at
+  random and the propensity ``p_execute`` is logged, so the no-filter policy stays estimable;
+* when an outcome closes it is fed back (``record_outcome``), which retrains by the seed's rule;
+  the thresholds are refitted on the same schedule (``qcal:{strategy}:last_train_count``).
+
+**Why batching is exact.** Bar outcomes do not depend on the decision (costs change P&L, not
+the exit bar), and the retrain trigger counts outcomes only, so the model and the thresholds can
+change only at known outcome events. Signals are therefore queued and scored in one batch by the
+model in force just before the next change — the same numbers as scoring them one by one
+(``tests/test_replay.py`` checks this against a plain per-signal loop), at a fraction of the
+cost. Ties: at equal timestamps signals are decided before outcomes are learnt.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from research import schema as S
+from research.analysis.uplift import filter_uplift, replay_summary
+from research.config import ScorerConfig, SimulatorConfig
+from research.phantom import simulate
+from research.pipeline import StudyData, run_signals_and_phantoms
+from research.scoring.online import MLScorer
+from research.thresholds import ThresholdConfig, ThresholdPolicy
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplayConfig:
+    """Settings of a replay.
+
+    Attributes
+    ----------
+    scorer : ScorerConfig
+        The online scorer's rules (retrain every 50 outcomes after 30, as the seed). Over long
+        histories a larger ``retrain_every`` and a lighter ensemble keep a replay quick.
+    thresholds : ThresholdConfig
+        Threshold learning (seed or rigorous rule, floor/ceiling, static 70).
+    simulator : SimulatorConfig
+        Bar rules of the phantoms (their P&L carries no costs, as in the seed).
+    fee_percent, slippage_percent : float
+        Costs of executed trades, percent: round-trip fees of the notional and adverse slippage
+        per fill. Default 0.08 % and 0.01 % (taker fees of 0.04 % a side on a major crypto
+        perpetual-futures venue, where the seed's bot can go short).
+    exploration : float
+        Share (0-1) of below-threshold signals executed anyway; 0 turns exploration off.
+    threshold_every : int, optional
+        Closed trades between threshold refits; default ``scorer.retrain_every``.
+    seed : int
+        Seeds the exploration draws and the bootstrap (the models use ``scorer.random_state``).
+    n_boot, block, confidence :
+        Block bootstrap of the uplift (:func:`research.analysis.uplift.filter_uplift`).
+    """
+
+    scorer: ScorerConfig = field(default_factory=ScorerConfig)
+    thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
+    simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
+    fee_percent: float = 0.08
+    slippage_percent: float = 0.01
+    exploration: float = 0.0
+    threshold_every: int | None = None
+    seed: int = 0
+    n_boot: int = 1000
+    block: int | None = None
+    confidence: float = 0.95
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.exploration <= 1.0:
+            raise ValueError(
+                f"exploration must be a share in [0, 1], got {self.exploration}. "
+                "Fix: e.g. exploration=0.05 executes 5 % of below-threshold signals."
+            )
+        if self.threshold_every is not None and self.threshold_every < 1:
+            raise ValueError(f"threshold_every must be >= 1, got {self.threshold_every}")
+
+    @property
+    def execution(self) -> SimulatorConfig:
+        """The simulator of executed trades: the phantoms' rules plus costs."""
+        return dataclasses.replace(self.simulator, fee_percent=self.fee_percent,
+                                   slippage_percent=self.slippage_percent)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ReplayResult:
+    """What a replay produced.
+
+    Attributes
+    ----------
+    decisions : DataFrame
+        One row per signal in time order: ids, ``ml_score`` with ``score_source`` and
+        ``model_version``, ``threshold`` with ``threshold_source`` and ``threshold_version``,
+        ``passed``, ``explored``, ``was_executed``, ``p_execute``, and the outcome recorded
+        (executed: net of costs; phantom: hypothetical) plus ``rr_if_executed``.
+    retrains : DataFrame
+        One row per model version: ``strategy``, ``model_version``, ``at`` (event time),
+        ``n_trades``, ``train_until`` (latest ``exit_time`` in its training rows).
+    threshold_fits : DataFrame
+        One row per threshold refit: ``strategy``, ``threshold_version``, ``at``, ``n_trades``,
+        ``data_until``, ``buckets`` (number of buckets with their own threshold).
+    summary : DataFrame
+        :func:`research.analysis.uplift.replay_summary` of the decisions.
+    uplift : DataFrame
+        :func:`research.analysis.uplift.filter_uplift` plus the number of retrains.
+    scorers : dict
+        The final :class:`MLScorer` per strategy (its state is what a store would persist).
+    policies : dict
+        The final :class:`ThresholdPolicy` per strategy.
+    """
+
+    decisions: pd.DataFrame
+    retrains: pd.DataFrame
+    threshold_fits: pd.DataFrame
+    summary: pd.DataFrame
+    uplift: pd.DataFrame
+    scorers: dict[str, MLScorer]
+    policies: dict[str, ThresholdPolicy]
+
+
+def replay(
+    candles: Mapping[str, pd.DataFrame],
+    strategies: Sequence[str] = S.STRATEGIES,
+    config: ReplayConfig | None = None,
+    *,
+    study: StudyData | None = None,
+    model_factory: Callable | None = None,
+    progress: bool = True,
+) -> ReplayResult:
+    """Run the online loop over the history of ``candles`` for ``strategies``.
+
+    Parameters
+    ----------
+    candles : mapping of symbol -> candles
+    strategies : sequence of str
+    config : ReplayConfig, optional
+    study : StudyData, optional
+        Signals, features and phantom outcomes already computed on ``candles`` (e.g. by
+        :func:`research.pipeline.run_signals_and_phantoms`); computed here when omitted.
+    model_factory : callable, optional
+        Unfitted model for each retrain (default: the scorer config's ensemble).
+    progress : bool
+        Show a progress bar over the events.
+    """
+    config = config or ReplayConfig()
+    unknown = sorted(set(strategies) - set(S.STRATEGIES))
+    if unknown:
+        raise ValueError(f"unknown strategies {unknown}. Fix: choose from {list(S.STRATEGIES)}.")
+    if study is None:
+        study = run_signals_and_phantoms(candles, strategies, simulator=config.simulator,
+                                         progress=progress)  # fmt: skip
+    keep = study.signals[S.STRATEGY].isin(list(strategies)).to_numpy()
+    signals = study.signals.loc[keep].sort_values(S.SIGNAL_TIME, kind="stable")
+    signals = signals.reset_index(drop=True)
+    phantom = study.outcomes.set_index(S.SIGNAL_ID).loc[signals[S.SIGNAL_ID]].reset_index()
+    executed = simulate(candles, signals, config.execution)
+    features = study.features.loc[signals[S.SIGNAL_ID]]
+    # One uniform per signal, drawn in time order: the same draws however the loop batches.
+    draws = np.random.default_rng(config.seed).random(len(signals))
+
+    bar = tqdm(total=2 * len(signals), desc="replay", unit="event", disable=not progress)
+    parts, retrains, fits, scorers, policies = [], [], [], {}, {}
+    for strategy in strategies:
+        rows = np.flatnonzero((signals[S.STRATEGY] == strategy).to_numpy())
+        loop = _StrategyLoop(strategy, config, model_factory, bar)
+        parts.append(loop.run(signals.iloc[rows], features.iloc[rows], phantom.iloc[rows],
+                              executed.iloc[rows], draws[rows]))  # fmt: skip
+        retrains += loop.retrains
+        fits += loop.fits
+        scorers[strategy], policies[strategy] = loop.scorer, loop.policy
+    bar.close()
+
+    decisions = pd.concat(parts).sort_values([S.SIGNAL_TIME, S.SIGNAL_ID], kind="stable")
+    decisions = decisions.reset_index(drop=True)
+    retrain_frame = pd.DataFrame(retrains, columns=["strategy", S.MODEL_VERSION, "at",
+                                                    "n_trades", "train_until"])  # fmt: skip
+    uplift = filter_uplift(decisions, n_boot=config.n_boot, block=config.block,
+                           confidence=config.confidence, seed=config.seed)  # fmt: skip
+    counts = retrain_frame.groupby("strategy").size()
+    uplift["retrains"] = [int(counts.get(k, 0)) if k != "all" else len(retrain_frame)
+                          for k in uplift.index]  # fmt: skip
+    logger.info("replay: %d signals, %d executed, %d retrains", len(decisions),
+                int(decisions[S.WAS_EXECUTED].sum()), len(retrain_frame))  # fmt: skip
+    return ReplayResult(
+        decisions=decisions,
+        retrains=retrain_frame,
+        threshold_fits=pd.DataFrame(fits, columns=["strategy", S.THRESHOLD_VERSION, "at",
+                                                   "n_trades", "data_until", "buckets"]),
+        summary=replay_summary(decisions),
+        uplift=uplift,
+        scorers=scorers,
+        policies=policies,
+    )  # fmt: skip
+
+
+class _StrategyLoop:
+    """The event loop of one strategy (strategies share nothing, seed keys are per strategy)."""
+
+    def __init__(self, strategy, config: ReplayConfig, model_factory, bar) -> None:
+        self.strategy, self.config, self.bar = strategy, config, bar
+        self.scorer = MLScorer(strategy, config=config.scorer, model_factory=model_factory)
+        self.policy = ThresholdPolicy(config=config.thresholds)
+        self.threshold_version = 0
+        self.qcal_last = 0  # closed trades at the last threshold refit
+        self.closed: list[dict] = []  # every closed trade, timeouts included (threshold data)
+        self.retrains: list[tuple] = []
+        self.fits: list[tuple] = []
+
+    def run(self, sig, feats, phantom, executed, draws) -> pd.DataFrame:
+        n = len(sig)
+        self.sig, self.feats, self.draws = sig.reset_index(drop=True), feats, draws
+        self.phantom, self.executed = (
+            phantom.reset_index(drop=True),
+            executed.reset_index(drop=True),
+        )
+        self.records = feats.to_dict("records")
+        cols = (S.SIGNAL_ID, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR, S.EXIT_TIME)
+        self.phantom_cols = {c: self.phantom[c].to_numpy() for c in cols}
+        self.executed_cols = {c: self.executed[c].to_numpy() for c in cols}
+        self.t_sig_ts = self.sig[S.SIGNAL_TIME].to_numpy()
+        self.out = {k: np.empty(n, dtype=object) for k in (S.SCORE_SOURCE, S.THRESHOLD_SOURCE)}
+        self.num = {k: np.full(n, np.nan) for k in (S.ML_SCORE, S.THRESHOLD, S.P_EXECUTE)}
+        self.ints = {k: np.zeros(n, dtype=np.int64) for k in (S.MODEL_VERSION, S.THRESHOLD_VERSION)}
+        self.flags = {k: np.zeros(n, dtype=bool) for k in (S.PASSED, S.EXPLORED, S.WAS_EXECUTED)}
+
+        t_sig = pd.DatetimeIndex(self.sig[S.SIGNAL_TIME]).as_unit("ns").asi8
+        closed = ~self.phantom[S.CENSORED].to_numpy(bool)
+        t_exit = pd.DatetimeIndex(self.phantom[S.EXIT_TIME]).as_unit("ns").asi8
+        if (closed & (t_exit <= t_sig)).any():
+            raise AssertionError("an outcome closes at or before its own signal")
+        # Outcome events in exit order (ties: earlier signal first, as the tracker closes them).
+        order = np.lexsort((np.arange(n), t_sig, t_exit))
+        order = order[closed[order]]
+        learnable = (self.phantom[S.OUTCOME] != "timeout").to_numpy()
+        if self.config.scorer.learn_from_timeouts:
+            learnable = np.ones(n, dtype=bool)
+
+        decided = i = 0  # signals [0, decided) have a decision; [decided, i) are queued
+        queued: list[int] = []  # closed outcomes not yet learnt (positions into sig)
+        n_learn = 0
+        thr_every = self.config.threshold_every or self.config.scorer.retrain_every
+        for k in order:
+            while i < n and t_sig[i] <= t_exit[k]:  # signals first on equal timestamps
+                i += 1
+            queued.append(int(k))
+            n_learn += int(learnable[k])
+            refit_due = (len(self.closed) + len(queued) - self.qcal_last >= thr_every
+                         and len(self.closed) + len(queued) >= self.config.scorer.min_trades)  # fmt: skip
+            if n_learn >= self.scorer.records_until_retrain() or refit_due:
+                decided = self._decide(decided, i)
+                self._learn(queued, refit_due)
+                queued, n_learn = [], 0
+        decided = self._decide(decided, n)
+        self._learn(queued, False)
+        return self._frame()
+
+    # ---------------------------------------------------------------- decisions
+    def _decide(self, lo: int, hi: int) -> int:
+        """Score and decide signals ``[lo, hi)`` with the model and thresholds in force now."""
+        if hi <= lo:
+            return lo
+        feats = self.feats.iloc[lo:hi]
+        scores, source = self.scorer.score_frame(feats)
+        ctx = pd.MultiIndex.from_arrays([feats[S.SESSION].astype(str),
+                                         feats[S.VOLATILITY_REGIME].astype(str)])  # fmt: skip
+        table = {c: self.policy.threshold({S.SESSION: c[0], S.VOLATILITY_REGIME: c[1]})
+                 for c in ctx.unique()}  # fmt: skip
+        thr = np.array([table[c][0] for c in ctx])
+        passed = scores >= thr
+        eps = self.config.exploration
+        explored = ~passed & (self.draws[lo:hi] < eps)
+        sl = slice(lo, hi)
+        self.num[S.ML_SCORE][sl], self.num[S.THRESHOLD][sl] = scores, thr
+        self.num[S.P_EXECUTE][sl] = np.where(passed, 1.0, eps)
+        self.out[S.SCORE_SOURCE][sl] = source
+        self.out[S.THRESHOLD_SOURCE][sl] = [table[c][1] for c in ctx]
+        self.ints[S.MODEL_VERSION][sl] = self.scorer.model_version
+        self.ints[S.THRESHOLD_VERSION][sl] = self.threshold_version
+        self.flags[S.PASSED][sl], self.flags[S.EXPLORED][sl] = passed, explored
+        self.flags[S.WAS_EXECUTED][sl] = passed | explored
+        self.bar.update(hi - lo)
+        return hi
+
+    # ---------------------------------------------------------------- learning
+    def _learn(self, queued: list[int], refit: bool) -> None:
+        """Feed closed outcomes back (retraining by the seed's rule), then refit thresholds."""
+        version = self.scorer.model_version
+        cols = (S.SIGNAL_ID, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR, S.EXIT_TIME)
+        for k in queued:
+            src = self.executed_cols if self.flags[S.WAS_EXECUTED][k] else self.phantom_cols
+            sid, outcome, pnl, rr, exit_time = (src[c][k] for c in cols)
+            feats = self.records[k]
+            self.scorer.record_outcome({S.SIGNAL_ID: sid, S.SIGNAL_TIME: self.t_sig_ts[k]},
+                                       str(outcome), float(pnl), features=feats,
+                                       exit_time=exit_time)  # fmt: skip
+            self.closed.append({
+                S.QSCORE: self.num[S.ML_SCORE][k], S.OUTCOME: str(outcome),
+                S.SESSION: str(feats[S.SESSION]),
+                S.VOLATILITY_REGIME: str(feats[S.VOLATILITY_REGIME]),
+                S.PNL_PERCENT: float(pnl), S.REALIZED_RR: float(rr), S.EXIT_TIME: exit_time,
+            })  # fmt: skip
+        self.bar.update(len(queued))
+        at = self.closed[-1][S.EXIT_TIME] if queued else None
+        if self.scorer.model_version != version:
+            self.retrains.append((self.strategy, self.scorer.model_version, at,
+                                  self.scorer.last_train_count, self.scorer.train_until))  # fmt: skip
+        if refit:
+            trades = pd.DataFrame(self.closed)
+            self.policy = ThresholdPolicy.from_trades(trades, config=self.config.thresholds)
+            self.threshold_version += 1
+            self.qcal_last = len(self.closed)
+            n_buckets = len(self.policy.adapter.to_dict()) if self.policy.adapter else 0
+            self.fits.append((self.strategy, self.threshold_version, at, len(trades),
+                              trades[S.EXIT_TIME].max(), n_buckets))  # fmt: skip
+
+    def _frame(self) -> pd.DataFrame:
+        ids = self.sig[[S.SIGNAL_ID, S.STRATEGY, S.SYMBOL, S.SIDE, S.SIGNAL_TIME]]
+        src = np.where(self.flags[S.WAS_EXECUTED], 1, 0)
+        pick = {}
+        for col in (S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR):
+            a, b = self.phantom[col], self.executed[col]
+            pick[col] = b.where(src == 1, a)
+        return pd.concat(
+            [
+                ids,
+                pd.DataFrame({**self.num, **self.out, **self.ints, **self.flags}),
+                pd.DataFrame(pick),
+                pd.DataFrame({
+                    S.RR_IF_EXECUTED: self.executed[S.REALIZED_RR].to_numpy(),
+                    S.CENSORED: self.phantom[S.CENSORED].to_numpy(bool),
+                }),
+            ],
+            axis=1,
+        )  # fmt: skip
