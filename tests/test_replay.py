@@ -10,11 +10,10 @@ from research import schema as S
 from research.analysis.uplift import block_bootstrap_uplift, filter_uplift, replay_summary
 from research.candles import load_folder
 from research.config import ScorerConfig
-from research.phantom import simulate
 from research.pipeline import load_market, run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
-from research.scoring import HeuristicScorer, MLScorer
-from research.thresholds import ThresholdPolicy
+from research.replay_reference import replay_one_by_one
+from research.scoring import HeuristicScorer
 
 LIGHT = ScorerConfig(n_estimators=10, gb_max_iter=10, nn_enabled=False, retrain_every=100)
 CONFIG = ReplayConfig(scorer=LIGHT, exploration=0.1, seed=7, n_boot=200)
@@ -32,50 +31,10 @@ def result(market):
     return replay(candles, config=CONFIG, study=study, progress=False)
 
 
-def reference_loop(candles, study, strategy, config):
-    """The online loop written plainly: one event at a time, one signal scored at a time."""
-    allsig = study.signals.sort_values(S.SIGNAL_TIME, kind="stable").reset_index(drop=True)
-    draws = np.random.default_rng(config.seed).random(len(allsig))
-    rows = np.flatnonzero((allsig[S.STRATEGY] == strategy).to_numpy())
-    sig, draws = allsig.iloc[rows].reset_index(drop=True), draws[rows]
-    phantom = study.outcomes.set_index(S.SIGNAL_ID).loc[sig[S.SIGNAL_ID]].reset_index()
-    executed = simulate(candles, sig, config.execution)
-    feats = study.features.loc[sig[S.SIGNAL_ID]]
-    scorer = MLScorer(strategy, config=config.scorer)
-    policy, t_version, closed, q_last = ThresholdPolicy(config=config.thresholds), 0, [], 0
-    events = [(t, 0, 0, i) for i, t in enumerate(sig[S.SIGNAL_TIME])]
-    events += [(phantom.at[i, S.EXIT_TIME], 1, sig.at[i, S.SIGNAL_TIME], i)
-               for i in range(len(sig)) if not phantom.at[i, S.CENSORED]]  # fmt: skip
-    out = {}
-    for _, kind, _, i in sorted(events, key=lambda e: (e[0], e[1], e[2], e[3])):
-        f = feats.iloc[i].to_dict()
-        if kind == 0:
-            score = scorer.score_signal(f)
-            thr, source = policy.threshold(f)
-            passed = score >= thr
-            out[i] = (score, thr, source, scorer.model_version, t_version, passed,
-                      passed or draws[i] < config.exploration)  # fmt: skip
-            continue
-        row = (executed if out[i][-1] else phantom).iloc[i]
-        scorer.record_outcome(sig.iloc[i].to_dict(), str(row[S.OUTCOME]), row[S.PNL_PERCENT],
-                              features=f, exit_time=row[S.EXIT_TIME])  # fmt: skip
-        closed.append({S.QSCORE: out[i][0], S.OUTCOME: str(row[S.OUTCOME]),
-                       S.SESSION: f[S.SESSION], S.VOLATILITY_REGIME: f[S.VOLATILITY_REGIME],
-                       S.PNL_PERCENT: row[S.PNL_PERCENT], S.REALIZED_RR: row[S.REALIZED_RR]})  # fmt: skip
-        every = config.threshold_every or config.scorer.retrain_every
-        if len(closed) - q_last >= every and len(closed) >= config.scorer.min_trades:
-            policy = ThresholdPolicy.from_trades(pd.DataFrame(closed), config=config.thresholds)
-            t_version, q_last = t_version + 1, len(closed)
-    cols = [S.ML_SCORE, S.THRESHOLD, S.THRESHOLD_SOURCE, S.MODEL_VERSION, S.THRESHOLD_VERSION,
-            S.PASSED, S.WAS_EXECUTED]  # fmt: skip
-    frame = pd.DataFrame([out[i] for i in range(len(sig))], columns=cols)
-    return frame.assign(**{S.SIGNAL_ID: sig[S.SIGNAL_ID].to_numpy()}), scorer
-
-
 def test_batched_replay_equals_the_plain_event_loop(market, result):
     candles, study = market
     for strategy in ("trend", "scalp"):
-        ref, ref_scorer = reference_loop(candles, study, strategy, CONFIG)
+        ref, ref_scorer = replay_one_by_one(candles, study, strategy, CONFIG)
         got = result.decisions.set_index(S.SIGNAL_ID).loc[ref[S.SIGNAL_ID]].reset_index()
         assert ref[S.MODEL_VERSION].max() >= 3, "the comparison must span several retrains"
         assert ref[S.THRESHOLD_SOURCE].eq("bucket").any()
