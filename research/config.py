@@ -201,6 +201,8 @@ class ScorerConfig:
         After a failed retrain, records to wait before trying again (the old model stays).
     calibration, nn_enabled, n_estimators, gb_max_iter :
         Passed to :class:`research.scoring.EnsembleScorer`.
+    fast_path : bool
+        Score single signals through the model's ONNX export (:mod:`research.scoring.fast`).
     """
 
     min_trades: int = 30
@@ -212,3 +214,4 @@ class ScorerConfig:
     n_estimators: int = 200
     gb_max_iter: int = 200
     random_state: int = 0
+    fast_path: bool = True

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -140,3 +141,17 @@ def test_state_round_trips_and_restored_scorer_scores_identically(trades):
     f = feats.iloc[400].to_dict()
     assert restored.score_signal(f) == pytest.approx(scorer.score_signal(f))
     assert pd.Timestamp(state["trades"][0][S.EXIT_TIME]).tz is not None
+
+
+def test_live_scoring_goes_through_the_onnx_fast_path_and_agrees(trades):
+    sig, out, feats = trades
+    scorer = MLScorer("scalp", config=SMALL)
+    feed(scorer, trades, 50)
+    assert scorer.fast is not None
+    rows = feats.iloc[100:140]
+    full, _ = scorer.score_frame(rows)  # the scikit-learn path
+    fast = [scorer.score_signal(r) for r in rows.to_dict("records")]
+    np.testing.assert_allclose(fast, full, rtol=0, atol=1e-9)
+    slow = MLScorer("scalp", config=dataclasses.replace(SMALL, fast_path=False))
+    feed(slow, trades, 50)
+    assert slow.fast is None and slow.is_ready
