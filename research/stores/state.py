@@ -1,0 +1,260 @@
+"""The scorer's state in the seed's Redis key schema (or the same keys on SQLite).
+
+Keys (seed "State Persistence"; ``{p}`` is the optional namespace prefix, e.g. ``"dev:"``)::
+
+    {p}ml:{strategy}:completed_trades | last_train_count | threshold | ev_buckets |
+                     nn_enabled | last_train_ts | trades | model_version
+    {p}phantom:active                 JSON {symbol: [phantom, ...]}
+    {p}phantom:completed              last 1000 completed phantoms younger than 30 days
+    {p}scalp_phantom:completed        the same, scalp only
+    {p}phantom:wr:{strategy}          last 200 outcomes, '1' (win) / '0'
+    {p}phantom:blocked:YYYYMMDD       count of signals blocked that day
+    {p}qcal:{strategy}:thr            JSON {"session|volatility": threshold}
+    {p}qcal:{strategy}:last_train_count
+
+Where the seed pickles (``ev_buckets``) we store JSON; ``trades`` is a list of JSON records.
+``phantom:completed`` is a sorted set scored by exit time, so the count and age trims run in the
+same ``MULTI`` as the push. ``phantom:recorded`` (a set of ``signal_id``) makes recording a
+completed phantom idempotent. The model itself never lives here as a pickle: see
+:mod:`research.stores.registry`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+from collections.abc import Mapping
+
+import pandas as pd
+
+from research import schema as S
+from research.config import Settings
+from research.stores.backends import open_backend
+
+logger = logging.getLogger(__name__)
+
+COMPLETED_MAX = 1000  # seed: phantom:completed keeps the last 1000 ...
+COMPLETED_MAX_AGE_DAYS = 30  # ... younger than 30 days
+WR_MAX = 200  # seed: phantom:wr:{strategy} keeps the last 200
+SCORER_FIELDS = ("completed_trades", "last_train_count", "threshold", "ev_buckets",
+                 "nn_enabled", "last_train_ts", "trades", "model_version")  # fmt: skip
+
+
+class Keys:
+    """Every key name, built in one place from the namespace."""
+
+    def __init__(self, namespace: str = "") -> None:
+        self.p = f"{namespace.rstrip(':')}:" if namespace else ""
+
+    def ml(self, strategy: str, field: str) -> str:
+        return f"{self.p}ml:{strategy}:{field}"
+
+    def phantom(self, field: str) -> str:
+        return f"{self.p}phantom:{field}"
+
+    def wr(self, strategy: str) -> str:
+        return f"{self.p}phantom:wr:{strategy}"
+
+    def blocked(self, day) -> str:
+        return f"{self.p}phantom:blocked:{pd.Timestamp(day):%Y%m%d}"
+
+    def qcal(self, strategy: str, field: str) -> str:
+        return f"{self.p}qcal:{strategy}:{field}"
+
+    @property
+    def scalp_completed(self) -> str:
+        return f"{self.p}scalp_phantom:completed"
+
+
+def _json(value) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default)
+
+
+def _default(value):
+    if isinstance(value, pd.Timestamp):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+def _clean(row: Mapping) -> dict:
+    """JSON-able copy of a record: NaN -> None, timestamps -> ISO strings."""
+    out = {}
+    for k, v in row.items():
+        if hasattr(v, "item") and not isinstance(v, str | bytes):
+            v = v.item()
+        if isinstance(v, float) and math.isnan(v):
+            v = None
+        elif isinstance(v, pd.Timestamp):
+            v = None if pd.isna(v) else v.isoformat()
+        elif v is pd.NaT:
+            v = None
+        out[str(k)] = v
+    return out
+
+
+def _s(raw) -> str | None:
+    return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+class StateStore:
+    """The seed's state keys over a Redis or SQLite backend (:func:`open_state`)."""
+
+    def __init__(self, backend, *, namespace: str = "") -> None:
+        self.backend = backend
+        self.keys = Keys(namespace)
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def ping(self) -> None:
+        """Raise :class:`~research.stores.StoreUnavailable` (with a fix) if the store is down."""
+        self.backend.call("exists", self.keys.phantom("active"))
+
+    # ------------------------------------------------------------------ scorer
+    def save_scorer(self, state: Mapping, *, threshold: float | None = None) -> None:
+        """Write an :meth:`MLScorer.to_state` dict to ``ml:{strategy}:*`` in one transaction."""
+        k, s = self.keys, state["strategy"]
+        values = {
+            "completed_trades": int(state["completed_trades"]),
+            "last_train_count": int(state["last_train_count"]),
+            "ev_buckets": _json(state["ev_buckets"]),
+            "nn_enabled": "1" if state["nn_enabled"] else "0",
+            "last_train_ts": state["last_train_ts"] or "",
+            "model_version": int(state.get("model_version", 0)),
+        }
+        if threshold is not None:
+            values["threshold"] = float(threshold)
+        trades = [_json(_clean(t) | {"features": _clean(t.get("features", {}))})
+                  for t in state["trades"]]  # fmt: skip
+
+        def write(tx, _):
+            for field, value in values.items():
+                tx.set(k.ml(s, field), value)
+            tx.delete(k.ml(s, "trades"))
+            for i in range(0, len(trades), 1000):
+                tx.rpush(k.ml(s, "trades"), *trades[i : i + 1000])
+
+        self.backend.atomic((), lambda c: None, write)
+
+    def load_scorer(self, strategy: str) -> dict | None:
+        """The state saved by :meth:`save_scorer` (None if this strategy has none)."""
+        k = self.keys
+
+        def read(c):
+            fields = {f: c.get(k.ml(strategy, f)) for f in SCORER_FIELDS if f != "trades"}
+            return fields, c.lrange(k.ml(strategy, "trades"), 0, -1)
+
+        fields, trades = self.backend.atomic((), read, lambda tx, plan: None)
+        if fields["completed_trades"] is None:
+            return None
+        return {
+            "strategy": strategy,
+            "completed_trades": int(fields["completed_trades"]),
+            "last_train_count": int(fields["last_train_count"] or 0),
+            "last_train_ts": _s(fields["last_train_ts"]) or None,
+            "nn_enabled": _s(fields["nn_enabled"]) == "1",
+            "model_version": int(fields["model_version"] or 0),
+            "ev_buckets": json.loads(fields["ev_buckets"] or "{}"),
+            "threshold": float(fields["threshold"]) if fields["threshold"] is not None else None,
+            "trades": [json.loads(t) for t in trades],
+        }
+
+    # ------------------------------------------------------------------ thresholds
+    def save_thresholds(self, strategy: str, thresholds: Mapping[str, float],
+                        last_train_count: int) -> None:  # fmt: skip
+        """``qcal:{strategy}:thr`` and ``:last_train_count`` together."""
+        k = self.keys
+
+        def write(tx, _):
+            tx.set(k.qcal(strategy, "thr"), _json({b: float(v) for b, v in thresholds.items()}))
+            tx.set(k.qcal(strategy, "last_train_count"), int(last_train_count))
+
+        self.backend.atomic((), lambda c: None, write)
+
+    def load_thresholds(self, strategy: str) -> tuple[dict[str, float], int]:
+        raw = self.backend.call("get", self.keys.qcal(strategy, "thr"))
+        count = self.backend.call("get", self.keys.qcal(strategy, "last_train_count"))
+        return (json.loads(raw) if raw else {}), int(count or 0)
+
+    # ------------------------------------------------------------------ phantoms
+    def set_active(self, active: Mapping[str, list]) -> None:
+        """``phantom:active``: JSON ``{symbol: [phantom, ...]}`` (the open phantoms)."""
+        value = _json({sym: [_clean(p) for p in rows] for sym, rows in active.items()})
+        self.backend.call("set", self.keys.phantom("active"), value)
+
+    def active(self) -> dict[str, list]:
+        raw = self.backend.call("get", self.keys.phantom("active"))
+        return json.loads(raw) if raw else {}
+
+    def record_completed(self, phantom: Mapping, *, now=None) -> bool:
+        """Push one completed phantom (a signal + outcome record) atomically and idempotently.
+
+        In one transaction: ``phantom:completed`` (and ``scalp_phantom:completed``) gain the
+        record and are trimmed to the last 1000 younger than 30 days (age counted from ``now``,
+        default the record's ``exit_time``); ``phantom:wr:{strategy}`` gains ``'1'``/``'0'``
+        (timeouts are not wins or losses: not pushed) and keeps the last 200. Returns False if
+        this ``signal_id`` was recorded before (nothing changes).
+        """
+        k, rec = self.keys, _clean(phantom)
+        sid, strategy = str(rec[S.SIGNAL_ID]), str(rec[S.STRATEGY])
+        exit_time = pd.Timestamp(rec[S.EXIT_TIME])
+        now = pd.Timestamp(now) if now is not None else exit_time
+        score, oldest = exit_time.value / 1e9, (now - pd.Timedelta(days=COMPLETED_MAX_AGE_DAYS))
+        member = _json(rec)
+        lists = [k.phantom("completed")] + ([k.scalp_completed] if strategy == "scalp" else [])
+
+        def read(c):
+            return bool(c.sismember(k.phantom("recorded"), sid))
+
+        def write(tx, seen):
+            if seen:
+                return
+            tx.sadd(k.phantom("recorded"), sid)
+            for key in lists:
+                tx.zadd(key, {member: score})
+                tx.zremrangebyscore(key, "-inf", f"({oldest.value / 1e9}")
+                tx.zremrangebyrank(key, 0, -COMPLETED_MAX - 1)
+            if rec[S.OUTCOME] in ("win", "loss"):
+                tx.lpush(k.wr(strategy), "1" if rec[S.OUTCOME] == "win" else "0")
+                tx.ltrim(k.wr(strategy), 0, WR_MAX - 1)
+
+        return not self.backend.atomic([k.phantom("recorded")], read, write)
+
+    def completed(self, *, scalp: bool = False) -> list[dict]:
+        """Records of ``phantom:completed`` (or ``scalp_phantom:completed``), oldest first."""
+        key = self.keys.scalp_completed if scalp else self.keys.phantom("completed")
+        return [json.loads(m) for m in self.backend.call("zrange", key, 0, -1)]
+
+    def win_history(self, strategy: str) -> list[str]:
+        """``phantom:wr:{strategy}``, newest first: ``'1'`` win, ``'0'`` loss."""
+        return [_s(v) for v in self.backend.call("lrange", self.keys.wr(strategy), 0, -1)]
+
+    def incr_blocked(self, day, n: int = 1) -> int:
+        """Count ``n`` more signals blocked on ``day`` (``phantom:blocked:YYYYMMDD``)."""
+        return int(self.backend.call("incrby", self.keys.blocked(day), int(n)))
+
+    def blocked(self, day) -> int:
+        return int(self.backend.call("get", self.keys.blocked(day)) or 0)
+
+    # ------------------------------------------------------------------ housekeeping
+    def all_keys(self) -> list[str]:
+        """Every key under this namespace (for inspection and tests)."""
+        return [_s(k) for k in self.backend.scan_keys(self.keys.p)]
+
+    def clear_state(self) -> int:
+        """Delete the namespace's state keys — not the model registry (``ml:*:model*``)."""
+        doomed = [key for key in self.all_keys() if ":model" not in key]
+        if doomed:
+            self.backend.atomic((), lambda c: None, lambda tx, _: tx.delete(*doomed))
+        return len(doomed)
+
+
+def open_state(url: str | None = None, *, namespace: str = "") -> StateStore:
+    """The state store a URL names (default ``PHANTOMLAB_REDIS_URL``): ``redis://…`` or
+    ``sqlite:///…``; ``namespace`` prefixes every key so two environments can share a server."""
+    url = url or Settings.from_env().redis_url
+    return StateStore(open_backend(url), namespace=namespace)
