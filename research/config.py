@@ -14,6 +14,11 @@ from pathlib import Path
 
 _frozen = dataclass(frozen=True, kw_only=True, slots=True)
 
+# Defaults of Settings as module constants: with slots=True, ``Settings.redis_url`` is the
+# slot descriptor, not the default, so from_env must not read defaults off the class.
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+DEFAULT_DATABASE_URL = "sqlite:///phantomlab.db"
+
 
 @_frozen
 class Settings:
@@ -33,8 +38,8 @@ class Settings:
 
     data_dir: Path | None = None
     reports_dir: Path = Path("reports")
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    database_url: str = "sqlite:///phantomlab.db"
+    redis_url: str = DEFAULT_REDIS_URL
+    database_url: str = DEFAULT_DATABASE_URL
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -43,8 +48,8 @@ class Settings:
         return cls(
             data_dir=Path(data_dir) if data_dir else None,
             reports_dir=Path(env.get("PHANTOMLAB_REPORTS_DIR", "reports")),
-            redis_url=env.get("PHANTOMLAB_REDIS_URL", cls.redis_url),
-            database_url=env.get("PHANTOMLAB_DATABASE_URL", cls.database_url),
+            redis_url=env.get("PHANTOMLAB_REDIS_URL", DEFAULT_REDIS_URL),
+            database_url=env.get("PHANTOMLAB_DATABASE_URL", DEFAULT_DATABASE_URL),
         )
 
 

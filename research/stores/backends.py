@@ -226,10 +226,9 @@ class _SqliteClient:
         return [r[0] for r in rows]
 
     def zremrangebyscore(self, key, lo, hi) -> int:
-        lo = float("-inf") if lo == "-inf" else float(lo)
-        hi = float("inf") if hi == "+inf" else float(hi)
-        cur = self.con.execute("DELETE FROM zsets WHERE key=? AND score >= ? AND score <= ?",
-                               (key, lo, hi))  # fmt: skip
+        (lo, lo_op), (hi, hi_op) = _bound(lo, ">"), _bound(hi, "<")
+        cur = self.con.execute(f"DELETE FROM zsets WHERE key=? AND score {lo_op} ? AND "
+                               f"score {hi_op} ?", (key, lo, hi))  # fmt: skip
         return cur.rowcount
 
     def zremrangebyrank(self, key, start: int, stop: int) -> int:
@@ -255,6 +254,14 @@ class _SqliteClient:
 
     def multi(self) -> None:  # writes are already inside the transaction
         return None
+
+
+def _bound(value, op: str) -> tuple[float, str]:
+    """A Redis score bound (``5``, ``"(5"`` exclusive, ``"-inf"``/``"+inf"``) as SQL."""
+    text = str(value)
+    if text.startswith("("):
+        return float(text[1:]), op
+    return float(text.replace("+inf", "inf")), op + "="
 
 
 class SqliteBackend:
