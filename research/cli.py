@@ -52,16 +52,40 @@ def main(verbose: int) -> None:
     default=None,
     help="Write signals, features and outcomes as Parquet into this folder.",
 )
-def demo(data_dir, timeframe, n_bars, seed, out) -> None:  # fmt: skip
-    """Run the main job: market -> signals -> features -> phantom outcomes -> summary."""
+@click.option(
+    "--retrain-every",
+    type=click.IntRange(min=1),
+    default=500,
+    show_default=True,
+    help="Outcomes between retrains in the replay (the seed's rule uses 50).",
+)
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("reports") / "demo",
+    show_default=True,
+    help="Local files: embedded state database, demo signing key.",
+)
+def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir) -> None:  # fmt: skip
+    """Run the main job: market -> signals -> phantoms -> replay -> publish models and state.
+
+    State and models go to PHANTOMLAB_REDIS_URL when it is set, else to an SQLite file in
+    --workdir (no server needed).
+    """
     from research.analysis import outcome_summary
-    from research.pipeline import load_market, run_signals_and_phantoms
+    from research.demo import run_demo
+    from research.pipeline import load_market
+    from research.stores import StoreError
 
     try:
         candles = load_market(data_dir, timeframe=timeframe, n_bars=n_bars, seed=seed)
-        study = run_signals_and_phantoms(candles)
+        res = run_demo(candles, workdir=workdir, retrain_every=retrain_every, seed=seed)
     except (S.SchemaError, ValueError) as exc:
         raise click.UsageError(str(exc)) from exc
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    study = res.study
     source = f"data folder {data_dir}" if data_dir else f"synthetic market (seed {seed})"
     click.echo(f"Phantom Lab demo on {source}: {len(candles)} symbols "
                f"({', '.join(candles)}), {sum(map(len, candles.values())):,} bars")  # fmt: skip
@@ -70,12 +94,23 @@ def demo(data_dir, timeframe, n_bars, seed, out) -> None:  # fmt: skip
     click.echo(summary.to_string(float_format=lambda v: f"{v:.3f}"))
     click.echo(f"\n{study.features.shape[1]} features per signal; "
                f"{int(study.outcomes[S.CENSORED].sum())} trades still open at data end.")  # fmt: skip
+    fmt = {"float_format": lambda v: f"{v:.3f}"}
+    click.echo("\nReplay of the online loop (executed net of costs vs phantoms vs all signals):")
+    click.echo(res.replay.summary.to_string(index=False, **fmt))
+    cols = ["n", "n_passed", "uplift", "ci_low", "ci_high", "retrains"]
+    click.echo("\nFilter uplift, mean R per trade (95 % block-bootstrap interval):")
+    click.echo(res.replay.uplift[cols].to_string(**fmt))
+    click.echo(f"\nState and signed models saved to {res.state_url}:")
+    for strategy, version in res.published.items():
+        click.echo(f"  {strategy}: " + (f"champion v{version}" if version else "no model yet "
+                                        "(too few outcomes; the heuristic scores)"))  # fmt: skip
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         study.signals.to_parquet(out / "signals.parquet")
         study.features.to_parquet(out / "features.parquet")
         study.outcomes.to_parquet(out / "outcomes.parquet")
-        click.echo(f"wrote signals, features and outcomes to {out}/")
+        res.replay.decisions.to_parquet(out / "decisions.parquet")
+        click.echo(f"wrote signals, features, outcomes and decisions to {out}/")
 
 
 if __name__ == "__main__":  # pragma: no cover

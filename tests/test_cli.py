@@ -13,22 +13,67 @@ def test_help_lists_the_demo():
     assert result.exit_code == 0 and "demo" in result.output
 
 
-def test_demo_on_synthetic_market_prints_a_summary_per_strategy(tmp_path):
-    result = CliRunner().invoke(main, ["demo", "--bars", "4000", "--out", str(tmp_path)])
+def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkeypatch):
+    monkeypatch.delenv("PHANTOMLAB_REDIS_URL", raising=False)
+    monkeypatch.delenv("PHANTOMLAB_SIGNING_KEY", raising=False)
+    work = tmp_path / "work"
+    result = CliRunner().invoke(main, ["demo", "--bars", "4000", "--out", str(tmp_path),
+                                       "--workdir", str(work), "--retrain-every", "200"])  # fmt: skip
     assert result.exit_code == 0, result.output
     for strategy in ("trend", "range", "scalp"):
         assert strategy in result.output
     assert "win_rate" in result.output and "mean_r" in result.output
+    assert "uplift" in result.output and "scalp: champion v1" in result.output
     outcomes = pd.read_parquet(tmp_path / "outcomes.parquet")
     signals = pd.read_parquet(tmp_path / "signals.parquet")
     assert len(outcomes) == len(signals) > 0
+    assert len(pd.read_parquet(tmp_path / "decisions.parquet")) == len(signals)
+    # the embedded backend holds the published, verifiable champion
+    from research.stores.registry import ModelRegistry
+    from research.stores.state import open_state
+
+    store = open_state(f"sqlite:///{work / 'state.db'}")
+    key = (work / ".signing_key").read_text()
+    champion = ModelRegistry(store, key=key).load_champion("scalp")
+    assert champion.version == 1 and champion.meta["n_rows"] >= 200
+
+
+def test_demo_publishes_to_redis_when_a_url_is_given(tmp_path, monkeypatch):
+    import uuid
+
+    from research.stores.state import open_state
+
+    ns = f"demo{uuid.uuid4().hex[:8]}"
+    monkeypatch.setenv("PHANTOMLAB_REDIS_URL", "redis://127.0.0.1:6379/0")
+    monkeypatch.setenv("PHANTOMLAB_NAMESPACE", ns)
+    monkeypatch.setenv("PHANTOMLAB_SIGNING_KEY", "cli-test-signing-key-0123456789")
+    try:
+        result = CliRunner().invoke(main, ["demo", "--bars", "3000", "--workdir",
+                                           str(tmp_path), "--retrain-every", "200"])  # fmt: skip
+        assert result.exit_code == 0, result.output
+        assert "redis://127.0.0.1:6379/0" in result.output
+        keys = open_state().all_keys()
+        assert f"{ns}:ml:scalp:model" in keys and f"{ns}:phantom:completed" in keys
+        assert not (tmp_path / "state.db").exists()
+    finally:
+        store = open_state()
+        if store.all_keys():
+            store.backend.call("delete", *store.all_keys())
+
+
+def test_demo_with_a_store_that_is_down_exits_1_with_a_fix(tmp_path, monkeypatch):
+    monkeypatch.setenv("PHANTOMLAB_REDIS_URL", "redis://127.0.0.1:1/0")
+    result = CliRunner().invoke(main, ["demo", "--bars", "3000", "--workdir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "does not answer" in result.output and "Fix" in result.output
 
 
 def test_demo_on_a_user_folder(tmp_path, data_dir):
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "BTC_USDT_1h.csv.gz").write_bytes((data_dir / "BTC_USDT_1h.csv.gz").read_bytes())
-    result = CliRunner().invoke(main, ["demo", "--data", str(folder)])
+    result = CliRunner().invoke(main, ["demo", "--data", str(folder), "--workdir",
+                                       str(tmp_path / "work")])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "BTC_USDT_1h" in result.output
 

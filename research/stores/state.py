@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import os
 from collections.abc import Mapping
 
 import pandas as pd
@@ -253,8 +254,11 @@ class StateStore:
         return len(doomed)
 
 
-def open_state(url: str | None = None, *, namespace: str = "") -> StateStore:
+def open_state(url: str | None = None, *, namespace: str | None = None) -> StateStore:
     """The state store a URL names (default ``PHANTOMLAB_REDIS_URL``): ``redis://…`` or
-    ``sqlite:///…``; ``namespace`` prefixes every key so two environments can share a server."""
+    ``sqlite:///…``; ``namespace`` (default ``PHANTOMLAB_NAMESPACE``, else none) prefixes every
+    key so two environments can share a server."""
     url = url or Settings.from_env().redis_url
+    if namespace is None:
+        namespace = os.environ.get("PHANTOMLAB_NAMESPACE", "")
     return StateStore(open_backend(url), namespace=namespace)
