@@ -113,5 +113,47 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir) -> None
         click.echo(f"wrote signals, features, outcomes and decisions to {out}/")
 
 
+@main.group()
+def state() -> None:
+    """The state store (Redis or SQLite) and its rebuild from the SQL audit trail."""
+
+
+@state.command()
+@click.option("--state-url", default=None, help="Default: PHANTOMLAB_REDIS_URL.")
+@click.option("--database-url", default=None, help="Default: PHANTOMLAB_DATABASE_URL.")
+@click.option(
+    "--journal",
+    "journal_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Outcome journal to replay into SQL first, if it exists.",
+)
+def rebuild(state_url, database_url, journal_path) -> None:
+    """Rebuild the state store's view of completed trades from SQL (after Redis was down).
+
+    Journaled outcomes (written while SQL was down) are replayed into SQL first.
+    """
+    from research.stores import StoreError
+    from research.stores.audit import AuditTrail
+    from research.stores.journal import OutcomeJournal
+    from research.stores.recorder import rebuild_state
+    from research.stores.state import open_state
+
+    try:
+        audit = AuditTrail(database_url)
+        if journal_path is not None and (journal_path.exists() or Path(
+                f"{journal_path}.replaying").exists()):  # fmt: skip
+            n = OutcomeJournal(journal_path).replay_into(audit)
+            click.echo(f"replayed {n} journaled outcome(s) into {audit.masked_url}")
+        store = open_state(state_url)
+        counts = rebuild_state(audit, store)
+    except StoreError as exc:
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    total = sum(counts.values())
+    click.echo(f"rebuilt {store.url} from {audit.masked_url}: {total} trade(s) "
+               + ", ".join(f"{k} {v}" for k, v in counts.items()))  # fmt: skip
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

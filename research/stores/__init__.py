@@ -5,6 +5,26 @@ SQL is down it goes to an append-only local journal replayed later; if the state
 its view is rebuilt from SQL when it returns.
 """
 
+from __future__ import annotations
+
 from research.stores.errors import ModelIntegrityError, StoreError, StoreUnavailable
 
-__all__ = ["ModelIntegrityError", "StoreError", "StoreUnavailable"]
+# Heavier parts (SQLAlchemy, redis-py, skops) load on first use, not on `import research.stores`.
+_LAZY = {
+    "AuditTrail": "research.stores.audit",
+    "OutcomeJournal": "research.stores.journal",
+    "ModelRegistry": "research.stores.registry",
+    "OutcomeRecorder": "research.stores.recorder",
+    "StateStore": "research.stores.state",
+    "open_state": "research.stores.state",
+    "rebuild_state": "research.stores.recorder",
+}
+__all__ = ["ModelIntegrityError", "StoreError", "StoreUnavailable", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'research.stores' has no attribute {name!r}")

@@ -141,6 +141,26 @@ class StateStore:
 
         self.backend.atomic((), lambda c: None, write)
 
+    def append_scorer_trade(self, state: Mapping) -> None:
+        """After one new ``record_outcome``: push its trade, update the counters (one MULTI).
+
+        O(1) per outcome where :meth:`save_scorer` rewrites the whole ``trades`` list.
+        """
+        k, s = self.keys, state["strategy"]
+        trade = state["trades"][-1]
+        payload = _json(_clean(trade) | {"features": _clean(trade.get("features", {}))})
+
+        def write(tx, _):
+            tx.rpush(k.ml(s, "trades"), payload)
+            tx.set(k.ml(s, "completed_trades"), int(state["completed_trades"]))
+            tx.set(k.ml(s, "last_train_count"), int(state["last_train_count"]))
+            tx.set(k.ml(s, "ev_buckets"), _json(state["ev_buckets"]))
+            tx.set(k.ml(s, "model_version"), int(state.get("model_version", 0)))
+            tx.set(k.ml(s, "nn_enabled"), "1" if state["nn_enabled"] else "0")
+            tx.set(k.ml(s, "last_train_ts"), state["last_train_ts"] or "")
+
+        self.backend.atomic((), lambda c: None, write)
+
     def load_scorer(self, strategy: str) -> dict | None:
         """The state saved by :meth:`save_scorer` (None if this strategy has none)."""
         k = self.keys

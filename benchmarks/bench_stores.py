@@ -1,0 +1,156 @@
+"""Benchmark: publishing and loading the ensemble (skops vs pickle), outcomes recorded per second.
+
+In one process, on the real servers of this machine:
+
+1. fits the default ``EnsembleScorer`` on the BTC_USDT_5m scalp signals of ``../shared/data``
+   (``--data DIR``), then serialises it with skops (what the registry stores) and with pickle
+   (the seed's format, shown only as the reference: the product never unpickles), and times
+   dump and load and compares sizes;
+2. times ``ModelRegistry.publish`` (skops + ONNX export + HMAC + ``SET NX`` + pointer flip) and
+   ``load_champion`` (verify + skops load + onnxruntime session) on Redis and on SQLite;
+3. records completed trades: into Redis (``record_completed``: the push and both trims in one
+   MULTI), into PostgreSQL (``record_trades`` one row per call, as a live bot does, and in
+   batches of 1,000), and through the whole ``OutcomeRecorder`` (SQL then Redis then scorer).
+
+Keys go under a throw-away namespace and a fresh PostgreSQL database, both removed at the end.
+
+    python benchmarks/bench_stores.py [--data DIR] [--redis URL] [--pg URL] [--rows 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import pickle
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+import skops.io as sio
+import sqlalchemy as sa
+from threadpoolctl import threadpool_limits
+
+from research import schema as S
+from research.candles import load_candles
+from research.config import ScorerConfig
+from research.features import build_features
+from research.phantom import simulate
+from research.scoring import EnsembleScorer, MLScorer
+from research.signals import generate_signals
+from research.stores.audit import AuditTrail
+from research.stores.journal import OutcomeJournal
+from research.stores.recorder import OutcomeRecorder
+from research.stores.registry import KEY_ENV, ModelRegistry
+from research.stores.state import open_state
+
+
+def timed(fn, repeat=3):
+    best, out = float("inf"), None
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - t0)
+    return best, out
+
+
+def main(argv=None) -> int:
+    here = Path(__file__).resolve().parents[2] / "shared" / "data"
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, default=here)
+    ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
+    ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                    help="an administrative URL: a fresh database is created beside it")  # fmt: skip
+    ap.add_argument("--rows", type=int, default=2000, help="trades recorded per store")
+    args = ap.parse_args(argv)
+    path = args.data / "BTC_USDT_5m.csv.gz"
+    if not path.exists():
+        print(f"{path} not found; pass --data DIR", file=sys.stderr)
+        return 2
+    os.environ.setdefault(KEY_ENV, "bench-signing-key-0123456789abcdef")
+
+    candles = load_candles(path)
+    sig = generate_signals(candles, "scalp")
+    out = simulate(candles, sig)
+    feats = build_features(candles, sig)
+    rows = sig.merge(out, on=S.SIGNAL_ID)
+    rows = rows.loc[~rows[S.CENSORED]].sort_values([S.EXIT_TIME, S.SIGNAL_ID])
+    learn = rows.loc[rows[S.OUTCOME] != "timeout"]
+    x, y = feats.loc[learn[S.SIGNAL_ID]], (learn[S.OUTCOME] == "win").to_numpy(int)
+    with threadpool_limits(1):  # one core: OpenMP stalls when the other is busy (README)
+        t_fit, model = timed(lambda: EnsembleScorer().fit(
+            x, y, signal_times=learn[S.SIGNAL_TIME], exit_times=learn[S.EXIT_TIME]), repeat=1)  # fmt: skip
+    print(f"EnsembleScorer (defaults) fitted on {len(x)} scalp trades in {t_fit:.1f} s\n")
+
+    t_sd, blob = timed(lambda: sio.dumps(model))
+    t_pd, pblob = timed(lambda: pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    trusted = sio.get_untrusted_types(data=blob)
+    t_sl, _ = timed(lambda: sio.loads(blob, trusted=trusted))
+    t_pl, _ = timed(lambda: pickle.loads(pblob))  # reference only, on bytes made just above
+    print("serialisation     size MB   dump ms   load ms")
+    print(f"  skops          {len(blob) / 1e6:8.2f}  {t_sd * 1e3:8.1f}  {t_sl * 1e3:8.1f}")
+    print(f"  pickle (ref.)  {len(pblob) / 1e6:8.2f}  {t_pd * 1e3:8.1f}  {t_pl * 1e3:8.1f}")
+    print(f"  skops / pickle   size {len(blob) / len(pblob):.2f}x, dump {t_sd / t_pd:.1f}x, "
+          f"load {t_sl / t_pl:.1f}x\n")  # fmt: skip
+
+    ns = f"bench{uuid.uuid4().hex[:8]}"
+    tmp = Path(tempfile.mkdtemp())
+    stores = {"redis": open_state(args.redis, namespace=ns),
+              "sqlite": open_state(f"sqlite:///{tmp / 'state.db'}")}  # fmt: skip
+    print("registry          publish ms   load_champion ms")
+    for name, store in stores.items():
+        reg = ModelRegistry(store)
+        t_pub, _ = timed(lambda reg=reg: reg.publish("scalp", model))
+        t_load, loaded = timed(lambda reg=reg: reg.load_champion("scalp"))
+        assert np.allclose(loaded.fast.score_signals(x.iloc[:50]), model.score_signals(x.iloc[:50]))
+        print(f"  {name:14s}  {t_pub * 1e3:10.1f}   {t_load * 1e3:16.1f}")
+
+    n = min(args.rows, len(rows))
+    recs = rows.head(n)
+    name = f"phantomlab_b_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(args.pg, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    pg_url = sa.make_url(args.pg).set(database=name).render_as_string(hide_password=False)
+    try:
+        audit = AuditTrail(pg_url)
+        records = recs.to_dict("records")
+        f_rows = [feats.loc[r[S.SIGNAL_ID]].to_dict() for r in records]
+        print(f"\nrecording {n} completed trades           trades/s")
+        t0 = time.perf_counter()
+        for r in records:
+            stores["redis"].record_completed(r)
+        print(f"  Redis record_completed (MULTI)   {n / (time.perf_counter() - t0):10,.0f}")
+        t0 = time.perf_counter()
+        for r, f in zip(records, f_rows, strict=True):
+            audit.record_trades([r | {"features": f}])
+        t_row = time.perf_counter() - t0
+        print(f"  PostgreSQL upsert, 1 per call    {n / t_row:10,.0f}")
+        t0 = time.perf_counter()
+        audit.record_trades(recs, features=feats)
+        t_batch = time.perf_counter() - t0
+        print(f"  PostgreSQL upsert, one batch     {n / t_batch:10,.0f}   ({t_row / t_batch:.0f}x)")
+        rec = OutcomeRecorder(audit=audit, state=open_state(args.redis, namespace=ns + "r"),
+                              journal=OutcomeJournal(tmp / "journal.jsonl"),
+                              scorers={"scalp": MLScorer("scalp", config=ScorerConfig(
+                                  min_trades=10**9))})  # fmt: skip
+        t0 = time.perf_counter()
+        for r, f in zip(records, f_rows, strict=True):
+            rec.record(r, features=f)
+        print(f"  OutcomeRecorder (SQL+Redis+scorer) {n / (time.perf_counter() - t0):8,.0f}")
+        assert audit.count_trades() == n
+        audit.close()
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        for store in (stores["redis"], open_state(args.redis, namespace=ns + "r")):
+            keys = store.all_keys()
+            if keys:
+                store.backend.call("delete", *keys)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,672 @@
+"""SQL audit trail: the seed's ``phantom_trades`` table, model versions and pipeline runs.
+
+One :class:`AuditTrail` per database URL (SQLAlchemy 2 Core; PostgreSQL through psycopg 3, or
+SQLite). Tables are created only by the Alembic migrations shipped in
+``research/stores/migrations`` (:meth:`AuditTrail.upgrade`). Outcomes are written with an
+idempotent upsert keyed by ``signal_id`` (DESIGN §4 "Nothing is lost"): writing the same trade
+twice leaves one row holding the latest values.
+
+A database that does not answer raises :class:`~research.stores.errors.StoreUnavailable` from
+every public method, so the caller can fall back to :class:`research.stores.journal.OutcomeJournal`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import exc as sa_exc
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, make_url
+
+from research import schema as S
+from research.config import Settings
+from research.stores.errors import StoreError, StoreUnavailable
+
+logger = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+CONNECT_TIMEOUT_SEC = 3  # a PostgreSQL that does not answer must fail fast: callers fall back
+
+# Column names that exist only in the audit trail (the frames' names live in research.schema).
+FEATURES = "features"  # per-trade mapping of feature values (stored as features_json)
+STRATEGY_NAME, FEATURES_JSON = "strategy_name", "features_json"  # the seed's column names
+CREATED_AT, UPDATED_AT = "created_at", "updated_at"
+RUN_STATUSES: tuple[str, ...] = ("running", "ok", "failed")
+
+#: Columns every trade row must carry (the seed's phantom_trades fields).
+REQUIRED_COLUMNS: tuple[str, ...] = S.SIGNAL_COLUMNS + (
+    S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR)  # fmt: skip
+_TEXTS = (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIDE, S.EXIT_REASON, S.OUTCOME)
+_TIMES = (S.SIGNAL_TIME, S.EXIT_TIME)
+_FLOATS = (S.ENTRY, S.SL, S.TP, S.EXIT_PRICE, S.PNL_PERCENT, S.REALIZED_RR, S.MAX_FAVORABLE,
+           S.MAX_ADVERSE, S.TIME_TO_EXIT_SEC, S.ML_SCORE)  # fmt: skip
+_BOOLS = (S.TP1_HIT, S.BE_MOVED, S.AMBIGUOUS_BAR, S.WAS_EXECUTED)
+#: Columns of the frame returned by :meth:`AuditTrail.completed_trades` (schema names).
+TRADE_COLUMNS: tuple[str, ...] = S.SIGNAL_COLUMNS + (
+    S.EXIT_TIME, S.EXIT_PRICE, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR,
+    S.TP1_HIT, S.BE_MOVED, S.MAX_FAVORABLE, S.MAX_ADVERSE, S.TIME_TO_EXIT_SEC,
+    S.AMBIGUOUS_BAR, S.WAS_EXECUTED, S.ML_SCORE)  # fmt: skip
+
+
+class UTCDateTime(sa.TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive, as UTC)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if type(value) is datetime:  # fast path: what trade_records produces
+            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        ts = pd.Timestamp(value)
+        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+        return ts.floor("us").to_pydatetime()  # the databases keep microseconds
+
+    def process_result_value(self, value, dialect):
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _json() -> sa.types.TypeEngine:
+    # none_as_null: a missing mapping is SQL NULL, not the JSON literal 'null'.
+    return sa.JSON(none_as_null=True).with_variant(
+        postgresql.JSONB(none_as_null=True), "postgresql"
+    )
+
+
+def _col(name: str, type_, nullable: bool = True, **kw) -> sa.Column:
+    return sa.Column(name, type_, nullable=nullable, **kw)
+
+
+_NOW = sa.text("CURRENT_TIMESTAMP")
+#: The audit tables as the migrations create them (used for queries and by autogenerate).
+META = sa.MetaData()
+phantom_trades = sa.Table(
+    "phantom_trades",
+    META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _col(S.SIGNAL_ID, sa.String(128), False),
+    _col(S.SYMBOL, sa.String(64), False),
+    _col(S.SIDE, sa.String(8), False),
+    _col(S.ENTRY, sa.Double, False),
+    _col(S.SL, sa.Double, False),
+    _col(S.TP, sa.Double, False),
+    _col(S.SIGNAL_TIME, UTCDateTime, False),
+    _col(S.EXIT_TIME, UTCDateTime),
+    _col(S.OUTCOME, sa.String(16)),
+    _col(S.PNL_PERCENT, sa.Double),
+    _col(S.EXIT_REASON, sa.String(16)),
+    _col(STRATEGY_NAME, sa.String(64), False),
+    _col(S.WAS_EXECUTED, sa.Boolean, False, server_default=sa.false()),
+    _col(S.ML_SCORE, sa.Double),
+    _col(S.REALIZED_RR, sa.Double),
+    _col(FEATURES_JSON, _json()),
+    _col(CREATED_AT, UTCDateTime, False, server_default=_NOW),
+    _col(UPDATED_AT, UTCDateTime, False, server_default=_NOW),
+    _col(S.EXIT_PRICE, sa.Double),
+    _col(S.TP1_HIT, sa.Boolean),
+    _col(S.BE_MOVED, sa.Boolean),
+    _col(S.MAX_FAVORABLE, sa.Double),
+    _col(S.MAX_ADVERSE, sa.Double),
+    _col(S.TIME_TO_EXIT_SEC, sa.Double),
+    _col(S.AMBIGUOUS_BAR, sa.Boolean),
+    sa.UniqueConstraint(S.SIGNAL_ID, name="uq_phantom_trades_signal_id"),
+    sa.Index("ix_phantom_trades_strategy_exit", STRATEGY_NAME, S.EXIT_TIME),
+    sa.Index("ix_phantom_trades_symbol", S.SYMBOL),
+)
+model_versions = sa.Table(
+    "model_versions",
+    META,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    _col(S.STRATEGY, sa.String(64), False),
+    _col("version", sa.Integer, False),
+    _col(CREATED_AT, UTCDateTime, False, server_default=_NOW),
+    _col("sha256", sa.String(64), False),
+    _col("metadata", _json()),
+    _col("is_champion", sa.Boolean, False, server_default=sa.false()),
+    _col("git_sha", sa.String(64)),
+    _col("n_rows", sa.Integer),
+    _col("train_start", UTCDateTime),
+    _col("train_end", UTCDateTime),
+    _col("metrics", _json()),
+    sa.UniqueConstraint(S.STRATEGY, "version", name="uq_model_versions_strategy_version"),
+    # At most one champion per strategy, enforced by the database itself.
+    sa.Index("uq_model_versions_champion", S.STRATEGY, unique=True,
+             postgresql_where=sa.text("is_champion"), sqlite_where=sa.text("is_champion")),
+)  # fmt: skip
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    META,
+    _col("run_id", sa.String(32), False, primary_key=True),
+    _col("pipeline", sa.String(64), False),
+    _col("status", sa.String(16), False),
+    _col("started_at", UTCDateTime, False),
+    _col("finished_at", UTCDateTime),
+    _col("parameters", _json()),
+    _col("metrics", _json()),
+    _col(S.MODEL_VERSION, sa.Integer),
+    _col("report_path", sa.Text),
+    _col("error", sa.Text),
+    sa.Index("ix_pipeline_runs_pipeline_started", "pipeline", "started_at"),
+)
+
+
+def normalize_url(url: str | URL) -> URL:
+    """Parse ``url``; a plain ``postgresql://`` (or ``postgres://``) URL gets the psycopg 3 driver."""
+    parsed = make_url(url)
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _isna(value: Any) -> bool:
+    if value is None or value is pd.NA or value is pd.NaT:
+        return True
+    return isinstance(value, float) and math.isnan(value)
+
+
+def to_jsonable(value: Any) -> Any:
+    """``value`` as plain JSON types: NaN/inf/NA -> None, numpy scalars -> Python, times -> ISO."""
+    kind = type(value)
+    if kind is str or kind is int or kind is bool or value is None:  # fast path, most values
+        return value
+    if kind is float:
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | np.ndarray | pd.Series):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if _isna(value):
+        return None
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    return str(value)  # Path, UUID, Decimal, Enum...: their text is what an auditor wants
+
+
+def _fail(bad: Sequence[bool], ids: Sequence[str], message: str) -> None:
+    """Raise SchemaError(message) naming the signal_ids of the ``bad`` rows, if any."""
+    hits = [str(i) for i, b in zip(ids, bad, strict=True) if b]
+    if hits:
+        more = f" (and {len(hits) - 5} more)" if len(hits) > 5 else ""
+        where = f"{len(hits)} row(s), signal_id {', '.join(hits[:5])}{more}"
+        raise S.SchemaError(f"audit trades: {message.format(where=where)}")
+
+
+def _vocab(out: dict[str, list], name: str, vocab: Sequence[str], nullable: bool) -> None:
+    values = out[name]
+    bad = [(v is None and not nullable) or (v is not None and v not in vocab) for v in values]
+    unknown = sorted({str(v) for v, b in zip(values, bad, strict=True) if b})
+    empty = " (empty for a trade still open)" if nullable else ""
+    message = f"unknown or missing {name} {unknown} at {{where}}. Fix: use one of {list(vocab)}"
+    _fail(bad, out[S.SIGNAL_ID], message + empty + ".")
+
+
+def _texts(series: pd.Series) -> list[str | None]:
+    return [None if _isna(v) else str(v) for v in series.astype(object)]
+
+
+def _times(series: pd.Series, name: str) -> list[datetime | None]:
+    try:
+        if pd.api.types.is_datetime64_any_dtype(series):
+            times = pd.to_datetime(series, utc=True)
+        else:  # e.g. the ISO strings of the journal
+            times = pd.to_datetime(series, utc=True, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise S.SchemaError(
+            f"audit trades: {name} is not a timestamp column ({exc}). Fix: pass tz-aware UTC "
+            f"datetimes or ISO-8601 strings, e.g. pd.to_datetime(df['{name}'], utc=True)."
+        ) from exc
+    values = times.dt.floor("us").dt.to_pydatetime()  # the databases keep microseconds
+    return [None if missing else t for t, missing in zip(values, times.isna(), strict=True)]
+
+
+def _floats(frame: pd.DataFrame, name: str) -> list[float | None]:
+    if name not in frame:
+        return [None] * len(frame)
+    try:
+        values = pd.to_numeric(frame[name].astype(object), errors="raise").astype("float64")
+    except (ValueError, TypeError) as exc:
+        raise S.SchemaError(
+            f"audit trades: {name} is not numeric ({exc}). Fix: pass numbers (NaN if unknown)."
+        ) from exc
+    return [v if math.isfinite(v) else None for v in values.tolist()]
+
+
+def _bools(frame: pd.DataFrame, name: str) -> list[bool | None]:
+    default = False if name == S.WAS_EXECUTED else None  # a phantom unless said otherwise
+    values = frame[name].astype(object).tolist() if name in frame else [None] * len(frame)
+    if any(isinstance(v, str) for v in values):  # bool("False") is True: refuse, do not guess
+        raise S.SchemaError(f"audit trades: {name} holds text. Fix: pass booleans.")
+    return [default if _isna(v) else bool(v) for v in values]
+
+
+def _check_rows(out: dict[str, list]) -> None:
+    ids = out[S.SIGNAL_ID]
+    for name in (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIGNAL_TIME, S.ENTRY, S.SL, S.TP):
+        bad = [v is None for v in out[name]]
+        _fail(bad, ids, f"no {name} at {{where}}. Fix: every trade needs its {name}.")
+    _vocab(out, S.SIDE, S.SIDES, nullable=False)
+    _vocab(out, S.OUTCOME, S.OUTCOMES, nullable=True)
+    _vocab(out, S.EXIT_REASON, S.EXIT_REASONS, nullable=True)
+    bad = [
+        o is not None and t is None for o, t in zip(out[S.OUTCOME], out[S.EXIT_TIME], strict=True)
+    ]
+    fix = "Fix: set exit_time, or leave outcome empty while the trade is open."
+    _fail(bad, ids, f"an outcome but no exit_time at {{where}}. {fix}")
+
+
+def trade_records(rows, *, features: pd.DataFrame | None = None) -> list[dict[str, Any]]:
+    """Validate trade rows and return them as plain dicts (schema names, Python values).
+
+    Parameters
+    ----------
+    rows : DataFrame or iterable of mappings
+        Signal columns (:data:`research.schema.SIGNAL_COLUMNS`) and outcome columns; at least
+        :data:`REQUIRED_COLUMNS`. Optional: the other outcome columns of
+        :data:`TRADE_COLUMNS` (missing -> NULL; ``was_executed`` -> False) and ``features``,
+        a mapping per row. ``outcome``/``exit_time`` may be empty for a trade still open.
+        Naive times are taken as UTC.
+    features : DataFrame, optional
+        Features indexed by ``signal_id`` (e.g. :func:`research.features.build_features`),
+        used for rows without their own ``features`` mapping.
+
+    Returns
+    -------
+    list of dict
+        Times as tz-aware UTC datetimes, NaN as None, features JSON-safe.
+
+    Raises
+    ------
+    research.schema.SchemaError
+        A required column is missing, or a value is empty or outside its vocabulary.
+    """
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
+    if len(frame) == 0:
+        return []
+    try:
+        S.require_columns(frame, REQUIRED_COLUMNS, "audit trades")
+    except S.SchemaError as exc:
+        hint = "A trade row is a signal merged with its outcome: signals.merge(outcomes, on=...)."
+        raise S.SchemaError(f"{exc} {hint}") from None
+    frame = frame.reset_index(drop=True)
+    out = {name: _texts(frame[name]) for name in _TEXTS}
+    out |= {name: _times(frame[name], name) for name in _TIMES}
+    out |= {name: _floats(frame, name) for name in _FLOATS}
+    out |= {name: _bools(frame, name) for name in _BOOLS}
+    _check_rows(out)
+    given = frame[FEATURES].tolist() if FEATURES in frame else [None] * len(frame)
+    lookup = features.to_dict("index") if features is not None else {}
+    out[FEATURES] = [
+        to_jsonable(f if isinstance(f, Mapping) else lookup.get(sid))
+        for f, sid in zip(given, out[S.SIGNAL_ID], strict=True)
+    ]
+    names = list(out)
+    return [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
+
+
+def _db_column(name: str) -> str:
+    return {S.STRATEGY: STRATEGY_NAME, FEATURES: FEATURES_JSON}.get(name, name)
+
+
+def _frame(rows: Sequence, columns: Sequence[sa.Column], names: Sequence[str]) -> pd.DataFrame:
+    """Query rows as a frame with the project's dtypes, chosen from the columns' SQL types."""
+    df = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(names))
+    for name, column in zip(names, columns, strict=True):
+        kind, values = column.type, df[name]
+        if name in (S.OUTCOME, S.EXIT_REASON):  # fixed vocabularies, as simulate() returns them
+            df[name] = pd.Categorical(values, S.OUTCOMES if name == S.OUTCOME else S.EXIT_REASONS)
+        elif isinstance(kind, UTCDateTime):
+            df[name] = pd.to_datetime(values, utc=True)
+        elif isinstance(kind, sa.Double):
+            df[name] = values.astype("float64")
+        elif isinstance(kind, sa.Boolean):
+            df[name] = values.astype("boolean" if values.isna().any() else bool)
+        elif isinstance(kind, sa.Integer):
+            df[name] = values.astype("Int64")
+    return df
+
+
+def _match(column: sa.ColumnElement, value: str | Iterable[str]) -> sa.ColumnElement:
+    return column == value if isinstance(value, str) else column.in_(list(value))
+
+
+def _utc_bound(value) -> datetime:
+    ts = pd.Timestamp(value)
+    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+
+
+class AuditTrail:
+    """The SQL audit trail at ``url`` (PostgreSQL or SQLite).
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy URL, e.g. ``postgresql+psycopg://user@host:5432/db`` (``postgresql://`` is
+        mapped to psycopg 3) or ``sqlite:///phantomlab.db``. Default:
+        ``Settings.from_env().database_url`` (``PHANTOMLAB_DATABASE_URL``).
+    upgrade : bool
+        Run the Alembic migrations to ``head`` now (a no-op when already current).
+
+    Raises
+    ------
+    StoreUnavailable
+        From every method (and the constructor with ``upgrade``) when the database does not
+        answer; the message says what is wrong and how to fix it.
+    """
+
+    def __init__(self, url: str | None = None, *, upgrade: bool = True) -> None:
+        self.url = normalize_url(url or Settings.from_env().database_url)
+        self.backend = self.url.get_backend_name()
+        if self.backend not in ("postgresql", "sqlite"):
+            raise StoreError(
+                f"the audit trail supports PostgreSQL and SQLite, not {self.backend} "
+                f"({self.masked_url}). Fix: set PHANTOMLAB_DATABASE_URL to a "
+                "postgresql:// or sqlite:/// URL."
+            )
+        connect_args = {}
+        if self.backend == "postgresql" and "connect_timeout" not in self.url.query:
+            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SEC
+        self.engine = sa.create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        if upgrade:
+            self.upgrade()
+
+    @property
+    def masked_url(self) -> str:
+        return self.url.render_as_string(hide_password=True)
+
+    def __repr__(self) -> str:
+        return f"AuditTrail({self.masked_url!r})"
+
+    def close(self) -> None:
+        """Close the pooled connections."""
+        self.engine.dispose()
+
+    def __enter__(self) -> AuditTrail:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- errors ---------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _guard(self, action: str) -> Iterator[None]:
+        """Turn driver errors into store errors that say what to do."""
+        try:
+            yield
+        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.ProgrammingError) as exc:
+            orig = exc.orig if exc.orig is not None else exc
+            reason = (str(orig).strip() or type(orig).__name__).splitlines()[0]
+            if "no such table" in reason or getattr(orig, "sqlstate", None) == "42P01":
+                raise StoreError(
+                    f"the audit tables do not exist in {self.masked_url} ({reason}). "
+                    "Fix: run AuditTrail(url).upgrade() (Alembic 'upgrade head') once."
+                ) from exc
+            if isinstance(exc, sa_exc.ProgrammingError):
+                raise
+            if self.backend == "sqlite":
+                where = f"SQLite database {self.url.database!r}"
+                fix = (
+                    "Fix: check that its folder exists and is writable and that no other "
+                    "process holds a long write lock, or set PHANTOMLAB_DATABASE_URL."
+                )
+            else:
+                where = f"PostgreSQL at {self.url.host}:{self.url.port or 5432}"
+                fix = (
+                    "Fix: start it (pg_ctlcluster <version> main start, or systemctl start "
+                    "postgresql), check database, user and password, or set "
+                    "PHANTOMLAB_DATABASE_URL to a reachable database."
+                )
+            raise StoreUnavailable(
+                f"{where} does not answer ({reason}) while trying to {action}. {fix} "
+                f"URL: {self.masked_url}"
+            ) from exc
+
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
+        with self._guard("ping"), self.engine.connect() as conn:
+            conn.execute(sa.text("SELECT 1"))
+
+    def _fetch(self, query, action: str) -> list:
+        with self._guard(action), self.engine.connect() as conn:
+            return conn.execute(query).all()
+
+    # -- migrations -----------------------------------------------------------------------------
+    def upgrade(self, revision: str = "head") -> None:
+        """Run the Alembic migrations on this database up to ``revision`` (idempotent)."""
+        from alembic import command
+
+        config = alembic_config()
+        with self._guard("run the audit-trail migrations"), self.engine.begin() as conn:
+            if self.backend == "postgresql":
+                # Two processes starting together must not both create the tables.
+                conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('phantomlab_audit'))"))
+            config.attributes["connection"] = conn
+            command.upgrade(config, revision)
+
+    # -- trades ---------------------------------------------------------------------------------
+    def record_trades(
+        self, rows, *, features: pd.DataFrame | None = None, chunk_size: int = 1000
+    ) -> int:
+        """Upsert trades keyed by ``signal_id``, in one transaction.
+
+        Rows are validated by :func:`trade_records` (:class:`research.schema.SchemaError` with
+        a fix on bad input; nothing is written then). A ``signal_id`` already recorded is
+        updated (latest values win, ``created_at`` kept, ``updated_at`` refreshed); repeated in
+        one call, its last row wins.
+
+        Returns
+        -------
+        int
+            Number of distinct trades written.
+        """
+        latest = {r[S.SIGNAL_ID]: r for r in trade_records(rows, features=features)}
+        if not latest:
+            return 0
+        now = datetime.now(UTC)
+        params = [
+            {_db_column(k): v for k, v in r.items()} | {CREATED_AT: now, UPDATED_AT: now}
+            for r in latest.values()
+        ]
+        insert = postgresql.insert if self.backend == "postgresql" else sqlite.insert
+        stmt = insert(phantom_trades)
+        keep = {"id", S.SIGNAL_ID, CREATED_AT}
+        stmt = stmt.on_conflict_do_update(
+            index_elements=[phantom_trades.c[S.SIGNAL_ID]],
+            set_={c.name: stmt.excluded[c.name] for c in phantom_trades.c if c.name not in keep},
+        )
+        with self._guard("record trades"), self.engine.begin() as conn:
+            for start in range(0, len(params), chunk_size):
+                conn.execute(stmt, params[start : start + chunk_size])
+        logger.info("audit trail: recorded %d trade(s) in %s", len(params), self.masked_url)
+        return len(params)
+
+    def completed_trades(
+        self,
+        *,
+        strategy: str | Iterable[str] | None = None,
+        symbol: str | Iterable[str] | None = None,
+        start=None,
+        end=None,
+        with_features: bool = False,
+    ) -> pd.DataFrame:
+        """Trades with an outcome, ordered by ``exit_time`` then ``signal_id``.
+
+        ``start``/``end`` (datetime-like, naive = UTC) bound ``exit_time`` as ``[start, end)``.
+        Columns: :data:`TRADE_COLUMNS` (schema names), plus ``features`` (dict or None) with
+        ``with_features``.
+        """
+        t = phantom_trades
+        names = list(TRADE_COLUMNS) + ([FEATURES] if with_features else [])
+        query = sa.select(*(t.c[_db_column(n)] for n in names)).where(t.c[S.OUTCOME].is_not(None))
+        if strategy is not None:
+            query = query.where(_match(t.c[STRATEGY_NAME], strategy))
+        if symbol is not None:
+            query = query.where(_match(t.c[S.SYMBOL], symbol))
+        if start is not None:
+            query = query.where(t.c[S.EXIT_TIME] >= _utc_bound(start))
+        if end is not None:
+            query = query.where(t.c[S.EXIT_TIME] < _utc_bound(end))
+        query = query.order_by(t.c[S.EXIT_TIME], t.c[S.SIGNAL_ID])
+        columns = [t.c[_db_column(n)] for n in names]
+        return _frame(self._fetch(query, "read completed trades"), columns, names)
+
+    def count_trades(self, strategy: str | None = None, *, completed: bool = True) -> int:
+        """Number of trades (with an outcome unless ``completed=False``), optionally per strategy."""
+        t = phantom_trades
+        query = sa.select(sa.func.count()).select_from(t)
+        if completed:
+            query = query.where(t.c[S.OUTCOME].is_not(None))
+        if strategy is not None:
+            query = query.where(t.c[STRATEGY_NAME] == strategy)
+        return int(self._fetch(query, "count trades")[0][0])
+
+    def trade_ids(self, strategy: str | None = None) -> set[str]:
+        """Every recorded ``signal_id`` (open trades included)."""
+        t = phantom_trades
+        query = sa.select(t.c[S.SIGNAL_ID])
+        if strategy is not None:
+            query = query.where(t.c[STRATEGY_NAME] == strategy)
+        return {row[0] for row in self._fetch(query, "list trade ids")}
+
+    # -- model versions -------------------------------------------------------------------------
+    def record_model_version(
+        self,
+        strategy: str,
+        version: int,
+        *,
+        sha256: str,
+        metadata: Mapping | None = None,
+        metrics: Mapping | None = None,
+        git_sha: str | None = None,
+        n_rows: int | None = None,
+        train_start=None,
+        train_end=None,
+        is_champion: bool = False,
+    ) -> None:
+        """Record a published model version (immutable; recording it again is a no-op).
+
+        Raises :class:`StoreError` if ``(strategy, version)`` exists with another ``sha256``.
+        With ``is_champion`` it also becomes the champion, in the same transaction.
+        """
+        t = model_versions
+        where = (t.c[S.STRATEGY] == strategy) & (t.c.version == int(version))
+        row = {S.STRATEGY: strategy, "version": int(version), "sha256": sha256,
+               CREATED_AT: datetime.now(UTC), "metadata": to_jsonable(metadata),
+               "metrics": to_jsonable(metrics), "git_sha": git_sha,
+               "n_rows": None if n_rows is None else int(n_rows),
+               "train_start": None if _isna(train_start) else _utc_bound(train_start),
+               "train_end": None if _isna(train_end) else _utc_bound(train_end)}  # fmt: skip
+        with self._guard("record a model version"), self.engine.begin() as conn:
+            known = conn.execute(sa.select(t.c.sha256).where(where)).scalar_one_or_none()
+            if known is None:
+                conn.execute(t.insert().values(**row))
+            elif known != sha256:
+                raise StoreError(
+                    f"model {strategy} v{version} is already recorded with sha256 "
+                    f"{known[:12]}..., not {sha256[:12]}.... Fix: versions are immutable; "
+                    "publish the new model as the next version."
+                )
+            if is_champion:
+                self._flip_champion(conn, strategy, int(version))
+
+    def set_champion(self, strategy: str, version: int) -> None:
+        """Make ``version`` the only champion of ``strategy`` (one transaction)."""
+        with self._guard("set the champion"), self.engine.begin() as conn:
+            self._flip_champion(conn, strategy, int(version))
+
+    @staticmethod
+    def _flip_champion(conn: sa.Connection, strategy: str, version: int) -> None:
+        t = model_versions
+        mine = t.c[S.STRATEGY] == strategy
+        # FOR UPDATE: two concurrent flips on PostgreSQL serialise instead of colliding.
+        known = conn.execute(sa.select(t.c.version).where(mine).with_for_update()).scalars().all()
+        if version not in known:
+            raise StoreError(
+                f"no model version {strategy} v{version} in the audit trail (recorded: "
+                f"{sorted(known)}). Fix: record_model_version(...) it first."
+            )
+        conn.execute(t.update().where(mine, t.c.is_champion.is_(True)).values(is_champion=False))
+        conn.execute(t.update().where(mine, t.c.version == version).values(is_champion=True))
+
+    def model_versions(self, strategy: str | None = None) -> pd.DataFrame:
+        """Model versions ordered by strategy, version (columns as in the table, minus id)."""
+        t = model_versions
+        cols = [c for c in t.c if c.name != "id"]
+        query = sa.select(*cols).order_by(t.c[S.STRATEGY], t.c.version)
+        if strategy is not None:
+            query = query.where(t.c[S.STRATEGY] == strategy)
+        return _frame(self._fetch(query, "read model versions"), cols, [c.name for c in cols])
+
+    # -- pipeline runs --------------------------------------------------------------------------
+    def start_run(self, pipeline: str, parameters: Mapping | None = None) -> str:
+        """Record a pipeline run as ``running``; return its id (uuid4 hex)."""
+        run_id = uuid.uuid4().hex
+        row = {"run_id": run_id, "pipeline": pipeline, "status": RUN_STATUSES[0],
+               "started_at": datetime.now(UTC), "parameters": to_jsonable(parameters)}  # fmt: skip
+        with self._guard("start a pipeline run"), self.engine.begin() as conn:
+            conn.execute(pipeline_runs.insert().values(**row))
+        return run_id
+
+    def finish_run(
+        self,
+        run_id: str,
+        status: str,
+        *,
+        metrics: Mapping | None = None,
+        model_version: int | None = None,
+        report_path: str | Path | None = None,
+        error: str | BaseException | None = None,
+    ) -> None:
+        """Close a run with ``status`` ``'ok'`` or ``'failed'`` and what it produced."""
+        if status not in RUN_STATUSES[1:]:
+            raise ValueError(f"status must be 'ok' or 'failed', got {status!r}.")
+        values = {"status": status, "finished_at": datetime.now(UTC),
+                  "metrics": to_jsonable(metrics),
+                  S.MODEL_VERSION: None if model_version is None else int(model_version),
+                  "report_path": None if report_path is None else str(report_path),
+                  "error": None if error is None else str(error)}  # fmt: skip
+        t = pipeline_runs
+        with self._guard("finish a pipeline run"), self.engine.begin() as conn:
+            done = conn.execute(t.update().where(t.c.run_id == run_id).values(**values))
+        if done.rowcount == 0:
+            raise StoreError(f"no pipeline run {run_id!r}. Fix: pass the id start_run returned.")
+
+    def runs(self, pipeline: str | None = None) -> pd.DataFrame:
+        """Pipeline runs ordered by start time."""
+        t = pipeline_runs
+        query = sa.select(*t.c).order_by(t.c.started_at, t.c.run_id)
+        if pipeline is not None:
+            query = query.where(t.c.pipeline == pipeline)
+        return _frame(self._fetch(query, "read pipeline runs"), list(t.c), t.c.keys())
+
+
+def alembic_config():
+    """An Alembic ``Config`` for the shipped migrations (no alembic.ini needed).
+
+    Pass a connection in ``config.attributes['connection']`` (as :meth:`AuditTrail.upgrade`
+    does) or set ``sqlalchemy.url``; without either, env.py uses ``PHANTOMLAB_DATABASE_URL``.
+    """
+    from alembic.config import Config
+
+    config = Config()
+    # ConfigParser interpolates '%': escape it in the path.
+    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
+    return config
