@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import uuid
+
 import pandas as pd
+import pytest
+import sqlalchemy as sa
 
 from research import schema as S
 from research.config import SimulatorConfig
@@ -44,3 +50,32 @@ def closed_scalp_dataset(candles):
     x = build_features(candles, sig)
     y = (out[S.OUTCOME] == "win").to_numpy(int)
     return sig, out, x, y
+
+
+ADMIN_URL = os.environ.get(
+    "PHANTOMLAB_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.contextmanager
+def fresh_pg_database():
+    """Create an empty PostgreSQL database; yield its URL; drop it (even if still in use)."""
+    admin = sa.create_engine(
+        ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
+    )
+    name = f"phantomlab_t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError as exc:  # the stores' tests need the real server: fail
+        admin.dispose()
+        pytest.fail(
+            f"no PostgreSQL at {ADMIN_URL} ({str(exc.orig).splitlines()[0]}); "
+            ".ci/run starts it (pg_ctlcluster ... main start)"
+        )
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

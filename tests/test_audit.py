@@ -2,7 +2,7 @@
 
 PostgreSQL: a fresh database per module (``phantomlab_t_<hex>``) on the server at
 127.0.0.1:5432 (override the admin URL with ``PHANTOMLAB_TEST_PG_ADMIN_URL``), dropped at
-teardown. The PostgreSQL cases are skipped, with the reason, when no server answers.
+teardown. No server answering is a failure, not a skip: these tests exist to use it.
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ import contextlib
 import logging
 import os
 import time
-import uuid
 
 import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
+from support import fresh_pg_database
 
 from research import schema as S
 from research.features import build_features
@@ -37,33 +37,9 @@ from research.stores.errors import StoreError, StoreUnavailable
 from research.stores.journal import OutcomeJournal
 from research.synthetic import make_market
 
-ADMIN_URL = os.environ.get(
-    "PHANTOMLAB_TEST_PG_ADMIN_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 # Nothing listens on port 1: a server that is down, without stopping the real one.
 DOWN_URL = "postgresql://phantom:s3cret@127.0.0.1:1/phantomlab"
 TABLES = ("phantom_trades", "model_versions", "pipeline_runs")
-
-
-@contextlib.contextmanager
-def fresh_pg_database():
-    """Create an empty PostgreSQL database; yield its URL; drop it (even if still in use)."""
-    admin = sa.create_engine(
-        ADMIN_URL, isolation_level="AUTOCOMMIT", connect_args={"connect_timeout": 3}
-    )
-    name = f"phantomlab_t_{uuid.uuid4().hex[:12]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except sa.exc.OperationalError as exc:
-        admin.dispose()
-        pytest.skip(f"no PostgreSQL at {ADMIN_URL} ({str(exc.orig).splitlines()[0]})")
-    try:
-        yield admin.url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
 
 
 @pytest.fixture(scope="module")

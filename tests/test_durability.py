@@ -9,12 +9,11 @@ from __future__ import annotations
 import socket
 import subprocess
 import time
-import uuid
 
 import pandas as pd
 import pytest
-import sqlalchemy as sa
 from click.testing import CliRunner
+from support import fresh_pg_database
 
 from research import schema as S
 from research.cli import main
@@ -30,7 +29,6 @@ from research.stores.recorder import OutcomeRecorder, rebuild_state
 from research.stores.state import open_state
 from research.synthetic import make_market
 
-ADMIN = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 NO_TRAIN = ScorerConfig(min_trades=10**9)  # count and store, never fit (fast, deterministic)
 
 
@@ -81,16 +79,10 @@ def audit(request, tmp_path):
         yield trail
         trail.close()
         return
-    name = f"phantomlab_d_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(ADMIN, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    trail = AuditTrail(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
-    yield trail
-    trail.close()
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_pg_database() as url:
+        trail = AuditTrail(url)
+        yield trail
+        trail.close()
 
 
 @pytest.fixture(scope="module")
