@@ -14,14 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
@@ -31,136 +28,27 @@ from sqlalchemy.engine import URL, make_url
 from research import schema as S
 from research.config import Settings
 from research.stores.errors import StoreError, StoreUnavailable
+from research.stores.rows import _isna, to_jsonable, trade_records  # noqa: F401 (re-exported)
+from research.stores.tables import (  # noqa: F401 (re-exported)
+    _NOW,
+    CONNECT_TIMEOUT_SEC,
+    CREATED_AT,
+    FEATURES,
+    FEATURES_JSON,
+    META,
+    MIGRATIONS_DIR,
+    REQUIRED_COLUMNS,
+    RUN_STATUSES,
+    STRATEGY_NAME,
+    TRADE_COLUMNS,
+    UPDATED_AT,
+    UTCDateTime,
+    model_versions,
+    phantom_trades,
+    pipeline_runs,
+)
 
 logger = logging.getLogger(__name__)
-
-MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-CONNECT_TIMEOUT_SEC = 3  # a PostgreSQL that does not answer must fail fast: callers fall back
-
-# Column names that exist only in the audit trail (the frames' names live in research.schema).
-FEATURES = "features"  # per-trade mapping of feature values (stored as features_json)
-STRATEGY_NAME, FEATURES_JSON = "strategy_name", "features_json"  # the seed's column names
-CREATED_AT, UPDATED_AT = "created_at", "updated_at"
-RUN_STATUSES: tuple[str, ...] = ("running", "ok", "failed")
-
-#: Columns every trade row must carry (the seed's phantom_trades fields).
-REQUIRED_COLUMNS: tuple[str, ...] = S.SIGNAL_COLUMNS + (
-    S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR)  # fmt: skip
-_TEXTS = (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIDE, S.EXIT_REASON, S.OUTCOME)
-_TIMES = (S.SIGNAL_TIME, S.EXIT_TIME)
-_FLOATS = (S.ENTRY, S.SL, S.TP, S.EXIT_PRICE, S.PNL_PERCENT, S.REALIZED_RR, S.MAX_FAVORABLE,
-           S.MAX_ADVERSE, S.TIME_TO_EXIT_SEC, S.ML_SCORE)  # fmt: skip
-_BOOLS = (S.TP1_HIT, S.BE_MOVED, S.AMBIGUOUS_BAR, S.WAS_EXECUTED)
-#: Columns of the frame returned by :meth:`AuditTrail.completed_trades` (schema names).
-TRADE_COLUMNS: tuple[str, ...] = S.SIGNAL_COLUMNS + (
-    S.EXIT_TIME, S.EXIT_PRICE, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR,
-    S.TP1_HIT, S.BE_MOVED, S.MAX_FAVORABLE, S.MAX_ADVERSE, S.TIME_TO_EXIT_SEC,
-    S.AMBIGUOUS_BAR, S.WAS_EXECUTED, S.ML_SCORE)  # fmt: skip
-
-
-class UTCDateTime(sa.TypeDecorator):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive, as UTC)."""
-
-    impl = sa.DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value, dialect):
-        if value is None:
-            return None
-        if type(value) is datetime:  # fast path: what trade_records produces
-            return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        ts = pd.Timestamp(value)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return ts.floor("us").to_pydatetime()  # the databases keep microseconds
-
-    def process_result_value(self, value, dialect):
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
-def _json() -> sa.types.TypeEngine:
-    # none_as_null: a missing mapping is SQL NULL, not the JSON literal 'null'.
-    return sa.JSON(none_as_null=True).with_variant(
-        postgresql.JSONB(none_as_null=True), "postgresql"
-    )
-
-
-def _col(name: str, type_, nullable: bool = True, **kw) -> sa.Column:
-    return sa.Column(name, type_, nullable=nullable, **kw)
-
-
-_NOW = sa.text("CURRENT_TIMESTAMP")
-#: The audit tables as the migrations create them (used for queries and by autogenerate).
-META = sa.MetaData()
-phantom_trades = sa.Table(
-    "phantom_trades",
-    META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    _col(S.SIGNAL_ID, sa.String(128), False),
-    _col(S.SYMBOL, sa.String(64), False),
-    _col(S.SIDE, sa.String(8), False),
-    _col(S.ENTRY, sa.Double, False),
-    _col(S.SL, sa.Double, False),
-    _col(S.TP, sa.Double, False),
-    _col(S.SIGNAL_TIME, UTCDateTime, False),
-    _col(S.EXIT_TIME, UTCDateTime),
-    _col(S.OUTCOME, sa.String(16)),
-    _col(S.PNL_PERCENT, sa.Double),
-    _col(S.EXIT_REASON, sa.String(16)),
-    _col(STRATEGY_NAME, sa.String(64), False),
-    _col(S.WAS_EXECUTED, sa.Boolean, False, server_default=sa.false()),
-    _col(S.ML_SCORE, sa.Double),
-    _col(S.REALIZED_RR, sa.Double),
-    _col(FEATURES_JSON, _json()),
-    _col(CREATED_AT, UTCDateTime, False, server_default=_NOW),
-    _col(UPDATED_AT, UTCDateTime, False, server_default=_NOW),
-    _col(S.EXIT_PRICE, sa.Double),
-    _col(S.TP1_HIT, sa.Boolean),
-    _col(S.BE_MOVED, sa.Boolean),
-    _col(S.MAX_FAVORABLE, sa.Double),
-    _col(S.MAX_ADVERSE, sa.Double),
-    _col(S.TIME_TO_EXIT_SEC, sa.Double),
-    _col(S.AMBIGUOUS_BAR, sa.Boolean),
-    sa.UniqueConstraint(S.SIGNAL_ID, name="uq_phantom_trades_signal_id"),
-    sa.Index("ix_phantom_trades_strategy_exit", STRATEGY_NAME, S.EXIT_TIME),
-    sa.Index("ix_phantom_trades_symbol", S.SYMBOL),
-)
-model_versions = sa.Table(
-    "model_versions",
-    META,
-    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    _col(S.STRATEGY, sa.String(64), False),
-    _col("version", sa.Integer, False),
-    _col(CREATED_AT, UTCDateTime, False, server_default=_NOW),
-    _col("sha256", sa.String(64), False),
-    _col("metadata", _json()),
-    _col("is_champion", sa.Boolean, False, server_default=sa.false()),
-    _col("git_sha", sa.String(64)),
-    _col("n_rows", sa.Integer),
-    _col("train_start", UTCDateTime),
-    _col("train_end", UTCDateTime),
-    _col("metrics", _json()),
-    sa.UniqueConstraint(S.STRATEGY, "version", name="uq_model_versions_strategy_version"),
-    # At most one champion per strategy, enforced by the database itself.
-    sa.Index("uq_model_versions_champion", S.STRATEGY, unique=True,
-             postgresql_where=sa.text("is_champion"), sqlite_where=sa.text("is_champion")),
-)  # fmt: skip
-pipeline_runs = sa.Table(
-    "pipeline_runs",
-    META,
-    _col("run_id", sa.String(32), False, primary_key=True),
-    _col("pipeline", sa.String(64), False),
-    _col("status", sa.String(16), False),
-    _col("started_at", UTCDateTime, False),
-    _col("finished_at", UTCDateTime),
-    _col("parameters", _json()),
-    _col("metrics", _json()),
-    _col(S.MODEL_VERSION, sa.Integer),
-    _col("report_path", sa.Text),
-    _col("error", sa.Text),
-    sa.Index("ix_pipeline_runs_pipeline_started", "pipeline", "started_at"),
-)
 
 
 def normalize_url(url: str | URL) -> URL:
@@ -169,157 +57,6 @@ def normalize_url(url: str | URL) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
-
-
-def _isna(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types: NaN/inf/NA -> None, numpy scalars -> Python, times -> ISO."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:  # fast path, most values
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | np.ndarray | pd.Series):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if _isna(value):
-        return None
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)  # Path, UUID, Decimal, Enum...: their text is what an auditor wants
-
-
-def _fail(bad: Sequence[bool], ids: Sequence[str], message: str) -> None:
-    """Raise SchemaError(message) naming the signal_ids of the ``bad`` rows, if any."""
-    hits = [str(i) for i, b in zip(ids, bad, strict=True) if b]
-    if hits:
-        more = f" (and {len(hits) - 5} more)" if len(hits) > 5 else ""
-        where = f"{len(hits)} row(s), signal_id {', '.join(hits[:5])}{more}"
-        raise S.SchemaError(f"audit trades: {message.format(where=where)}")
-
-
-def _vocab(out: dict[str, list], name: str, vocab: Sequence[str], nullable: bool) -> None:
-    values = out[name]
-    bad = [(v is None and not nullable) or (v is not None and v not in vocab) for v in values]
-    unknown = sorted({str(v) for v, b in zip(values, bad, strict=True) if b})
-    empty = " (empty for a trade still open)" if nullable else ""
-    message = f"unknown or missing {name} {unknown} at {{where}}. Fix: use one of {list(vocab)}"
-    _fail(bad, out[S.SIGNAL_ID], message + empty + ".")
-
-
-def _texts(series: pd.Series) -> list[str | None]:
-    return [None if _isna(v) else str(v) for v in series.astype(object)]
-
-
-def _times(series: pd.Series, name: str) -> list[datetime | None]:
-    try:
-        if pd.api.types.is_datetime64_any_dtype(series):
-            times = pd.to_datetime(series, utc=True)
-        else:  # e.g. the ISO strings of the journal
-            times = pd.to_datetime(series, utc=True, format="ISO8601")
-    except (ValueError, TypeError) as exc:
-        raise S.SchemaError(
-            f"audit trades: {name} is not a timestamp column ({exc}). Fix: pass tz-aware UTC "
-            f"datetimes or ISO-8601 strings, e.g. pd.to_datetime(df['{name}'], utc=True)."
-        ) from exc
-    values = times.dt.floor("us").dt.to_pydatetime()  # the databases keep microseconds
-    return [None if missing else t for t, missing in zip(values, times.isna(), strict=True)]
-
-
-def _floats(frame: pd.DataFrame, name: str) -> list[float | None]:
-    if name not in frame:
-        return [None] * len(frame)
-    try:
-        values = pd.to_numeric(frame[name].astype(object), errors="raise").astype("float64")
-    except (ValueError, TypeError) as exc:
-        raise S.SchemaError(
-            f"audit trades: {name} is not numeric ({exc}). Fix: pass numbers (NaN if unknown)."
-        ) from exc
-    return [v if math.isfinite(v) else None for v in values.tolist()]
-
-
-def _bools(frame: pd.DataFrame, name: str) -> list[bool | None]:
-    default = False if name == S.WAS_EXECUTED else None  # a phantom unless said otherwise
-    values = frame[name].astype(object).tolist() if name in frame else [None] * len(frame)
-    if any(isinstance(v, str) for v in values):  # bool("False") is True: refuse, do not guess
-        raise S.SchemaError(f"audit trades: {name} holds text. Fix: pass booleans.")
-    return [default if _isna(v) else bool(v) for v in values]
-
-
-def _check_rows(out: dict[str, list]) -> None:
-    ids = out[S.SIGNAL_ID]
-    for name in (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIGNAL_TIME, S.ENTRY, S.SL, S.TP):
-        bad = [v is None for v in out[name]]
-        _fail(bad, ids, f"no {name} at {{where}}. Fix: every trade needs its {name}.")
-    _vocab(out, S.SIDE, S.SIDES, nullable=False)
-    _vocab(out, S.OUTCOME, S.OUTCOMES, nullable=True)
-    _vocab(out, S.EXIT_REASON, S.EXIT_REASONS, nullable=True)
-    bad = [
-        o is not None and t is None for o, t in zip(out[S.OUTCOME], out[S.EXIT_TIME], strict=True)
-    ]
-    fix = "Fix: set exit_time, or leave outcome empty while the trade is open."
-    _fail(bad, ids, f"an outcome but no exit_time at {{where}}. {fix}")
-
-
-def trade_records(rows, *, features: pd.DataFrame | None = None) -> list[dict[str, Any]]:
-    """Validate trade rows and return them as plain dicts (schema names, Python values).
-
-    Parameters
-    ----------
-    rows : DataFrame or iterable of mappings
-        Signal columns (:data:`research.schema.SIGNAL_COLUMNS`) and outcome columns; at least
-        :data:`REQUIRED_COLUMNS`. Optional: the other outcome columns of
-        :data:`TRADE_COLUMNS` (missing -> NULL; ``was_executed`` -> False) and ``features``,
-        a mapping per row. ``outcome``/``exit_time`` may be empty for a trade still open.
-        Naive times are taken as UTC.
-    features : DataFrame, optional
-        Features indexed by ``signal_id`` (e.g. :func:`research.features.build_features`),
-        used for rows without their own ``features`` mapping.
-
-    Returns
-    -------
-    list of dict
-        Times as tz-aware UTC datetimes, NaN as None, features JSON-safe.
-
-    Raises
-    ------
-    research.schema.SchemaError
-        A required column is missing, or a value is empty or outside its vocabulary.
-    """
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame.from_records(list(rows))
-    if len(frame) == 0:
-        return []
-    try:
-        S.require_columns(frame, REQUIRED_COLUMNS, "audit trades")
-    except S.SchemaError as exc:
-        hint = "A trade row is a signal merged with its outcome: signals.merge(outcomes, on=...)."
-        raise S.SchemaError(f"{exc} {hint}") from None
-    frame = frame.reset_index(drop=True)
-    out = {name: _texts(frame[name]) for name in _TEXTS}
-    out |= {name: _times(frame[name], name) for name in _TIMES}
-    out |= {name: _floats(frame, name) for name in _FLOATS}
-    out |= {name: _bools(frame, name) for name in _BOOLS}
-    _check_rows(out)
-    given = frame[FEATURES].tolist() if FEATURES in frame else [None] * len(frame)
-    lookup = features.to_dict("index") if features is not None else {}
-    out[FEATURES] = [
-        to_jsonable(f if isinstance(f, Mapping) else lookup.get(sid))
-        for f, sid in zip(given, out[S.SIGNAL_ID], strict=True)
-    ]
-    names = list(out)
-    return [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
 
 
 def _db_column(name: str) -> str:
