@@ -100,7 +100,8 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir) -> None
     cols = ["n", "n_passed", "uplift", "ci_low", "ci_high", "retrains"]
     click.echo("\nFilter uplift, mean R per trade (95 % block-bootstrap interval):")
     click.echo(res.replay.uplift[cols].to_string(**fmt))
-    click.echo(f"\nState and signed models saved to {res.state_url}:")
+    click.echo(f"\nAudit trail (every closed trade) in {res.database_url}")
+    click.echo(f"State and signed models saved to {res.state_url}:")
     for strategy, version in res.published.items():
         click.echo(f"  {strategy}: " + (f"champion v{version}" if version else "no model yet "
                                         "(too few outcomes; the heuristic scores)"))  # fmt: skip

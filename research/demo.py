@@ -1,9 +1,10 @@
 """The main job end to end, as one call: what ``phantomlab demo`` (``make demo``) runs.
 
 market -> signals -> features -> phantoms -> replay of the online loop (scores, thresholds,
-retrains) -> state saved in the seed's keys and the models published, signed, to the registry.
-By default everything stays local (the SQLite state backend, no server needed); with
-``PHANTOMLAB_REDIS_URL`` it goes to Redis.
+retrains) -> every closed trade into the SQL audit trail -> state saved in the seed's keys and
+the models published, signed, to the registry -> a notification. By default everything stays
+local (SQLite files, no server needed); with ``PHANTOMLAB_REDIS_URL`` /
+``PHANTOMLAB_DATABASE_URL`` it goes to Redis / PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,9 +18,11 @@ from pathlib import Path
 import pandas as pd
 
 from research.config import ScorerConfig
+from research.notify import notifier_from_env
 from research.pipeline import StudyData, run_signals_and_phantoms
 from research.replay import ReplayConfig, ReplayResult, replay
-from research.stores.persist import save_replay
+from research.stores.audit import AuditTrail
+from research.stores.persist import audit_rows, save_replay
 from research.stores.registry import KEY_ENV, ModelRegistry
 from research.stores.state import open_state
 
@@ -33,6 +36,7 @@ class DemoResult:
     study: StudyData
     replay: ReplayResult
     state_url: str
+    database_url: str
     published: dict[str, int | None]
     versions: dict[str, pd.DataFrame]
 
@@ -55,7 +59,8 @@ def demo_signing_key(workdir: Path) -> str:
 
 
 def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str | None = None,
-             retrain_every: int = 500, seed: int = 0, progress: bool = True) -> DemoResult:  # fmt: skip
+             database_url: str | None = None, retrain_every: int = 500, seed: int = 0,
+             progress: bool = True) -> DemoResult:  # fmt: skip
     """Run the main job on ``candles``; state and models go to ``state_url``.
 
     Parameters
@@ -66,6 +71,9 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     state_url : str, optional
         ``redis://…`` or ``sqlite:///…``; default ``$PHANTOMLAB_REDIS_URL`` or
         ``sqlite:///<workdir>/state.db``.
+    database_url : str, optional
+        The SQL audit trail; default ``$PHANTOMLAB_DATABASE_URL`` or
+        ``sqlite:///<workdir>/audit.db``.
     retrain_every : int
         Outcomes between retrains (the seed's 50 retrains the full ensemble hundreds of times
         on a long history; the demo trades that for minutes).
@@ -76,14 +84,28 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
         or os.environ.get("PHANTOMLAB_REDIS_URL")
         or (f"sqlite:///{(workdir / 'state.db').resolve()}")
     )
+    database_url = (
+        database_url
+        or os.environ.get("PHANTOMLAB_DATABASE_URL")
+        or (f"sqlite:///{(workdir / 'audit.db').resolve()}")
+    )
     store = open_state(state_url)
     store.ping()  # fail early, with a fix, before the long part
+    audit = AuditTrail(database_url)
     study = run_signals_and_phantoms(candles, progress=progress)
     config = ReplayConfig(scorer=ScorerConfig(retrain_every=retrain_every, n_estimators=100,
                                               gb_max_iter=100), seed=seed)  # fmt: skip
     result = replay(candles, config=config, study=study, progress=progress)
-    registry = ModelRegistry(store, key=demo_signing_key(workdir))
+    # durability order: the audit trail (SQL) first, then the state store and the registry
+    audit.record_trades(audit_rows(result.decisions, study.signals), features=study.features)
+    registry = ModelRegistry(store, key=demo_signing_key(workdir), audit=audit)
     published = save_replay(store, result, registry=registry, publish=True)
     versions = {s: registry.list_versions(s) for s, v in published.items() if v is not None}
-    return DemoResult(study=study, replay=result, state_url=state_url, published=published,
-                      versions=versions)  # fmt: skip
+    audit.close()
+    notifier_from_env().send(
+        "Phantom Lab demo: "
+        + ", ".join(f"{s} v{v}" for s, v in published.items() if v)
+        + f" published to {store.url}"
+    )
+    return DemoResult(study=study, replay=result, state_url=state_url,
+                      database_url=database_url, published=published, versions=versions)  # fmt: skip

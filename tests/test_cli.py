@@ -14,8 +14,8 @@ def test_help_lists_the_demo():
 
 
 def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkeypatch):
-    monkeypatch.delenv("PHANTOMLAB_REDIS_URL", raising=False)
-    monkeypatch.delenv("PHANTOMLAB_SIGNING_KEY", raising=False)
+    for var in ("PHANTOMLAB_REDIS_URL", "PHANTOMLAB_DATABASE_URL", "PHANTOMLAB_SIGNING_KEY"):
+        monkeypatch.delenv(var, raising=False)
     work = tmp_path / "work"
     result = CliRunner().invoke(main, ["demo", "--bars", "4000", "--out", str(tmp_path),
                                        "--workdir", str(work), "--retrain-every", "200"])  # fmt: skip
@@ -36,6 +36,11 @@ def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkey
     key = (work / ".signing_key").read_text()
     champion = ModelRegistry(store, key=key).load_champion("scalp")
     assert champion.version == 1 and champion.meta["n_rows"] >= 200
+    from research.stores.audit import AuditTrail
+
+    audit = AuditTrail(f"sqlite:///{work / 'audit.db'}")
+    assert audit.count_trades() == (~outcomes["censored"]).sum()
+    assert audit.model_versions("scalp")["is_champion"].tolist() == [True]
 
 
 def test_demo_publishes_to_redis_when_a_url_is_given(tmp_path, monkeypatch):

@@ -20,6 +20,7 @@ from research.pipeline import load_market, run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
 from research.scoring import EnsembleScorer
 from research.stores import ModelIntegrityError, StoreUnavailable
+from research.stores.audit import AuditTrail
 from research.stores.persist import restore_scorer, save_replay
 from research.stores.registry import KEY_ENV, ModelRegistry, _canonical, _signature
 from research.stores.state import open_state
@@ -168,9 +169,10 @@ def test_a_store_that_is_down_says_how_to_fix_it(tmp_path):
 
 
 # ---------------------------------------------------------------------------- registry
-def test_publish_load_rollback_and_list(store, model_and_data):
+def test_publish_load_rollback_and_list(store, model_and_data, tmp_path):
     model, x = model_and_data
-    reg = ModelRegistry(store)
+    audit = AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}")
+    reg = ModelRegistry(store, audit=audit)
     assert reg.load_champion("scalp") is None
     assert reg.publish("scalp", model, metrics={"auc": 0.61}, n_rows=len(x)) == 1
     assert reg.publish("scalp", model) == 2
@@ -189,6 +191,9 @@ def test_publish_load_rollback_and_list(store, model_and_data):
     pointers = {store.backend.call("get", store.keys.ml("scalp", f)) for f in
                 ("model", "scaler", "calibrator")}  # fmt: skip
     assert pointers == {b"v1"}
+    sql = audit.model_versions("scalp").set_index("version")
+    assert sql.index.tolist() == [1, 2] and sql.loc[1, "is_champion"]
+    assert not sql.loc[2, "is_champion"] and sql.loc[2, "sha256"] == meta["blob_sha256"]
     listed = reg.list_versions("scalp")
     assert listed["version"].tolist() == [1, 2] and listed["champion"].tolist() == [True, False]
     assert listed.loc[0, "metric_auc"] == pytest.approx(0.61)

@@ -68,6 +68,15 @@ def completed_records(decisions: pd.DataFrame) -> list[dict]:
     return closed[list(RECORD_COLUMNS)].to_dict("records")
 
 
+def audit_rows(decisions: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
+    """Closed decisions as ``phantom_trades`` rows: the signal (entry, SL, TP) and the outcome
+    recorded for it (executed net of costs, phantom hypothetical), ``was_executed``, score."""
+    closed = decisions.loc[~decisions[S.CENSORED].to_numpy()]
+    cols = [S.SIGNAL_ID, S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR,
+            S.WAS_EXECUTED, S.ML_SCORE]  # fmt: skip
+    return signals[list(S.SIGNAL_COLUMNS)].merge(closed[cols], on=S.SIGNAL_ID, validate="1:1")
+
+
 def save_replay(store: StateStore, result, *, registry: ModelRegistry | None = None,
                 publish: bool = False) -> dict[str, int | None]:  # fmt: skip
     """Persist the end state of a :class:`~research.replay.ReplayResult` in the seed's keys.

@@ -114,9 +114,20 @@ class LoadedModel:
 class ModelRegistry:
     """Publish, load, list and roll back signed model versions in a :class:`StateStore`."""
 
-    def __init__(self, store: StateStore, *, key: bytes | str | None = None) -> None:
+    def __init__(self, store: StateStore, *, key: bytes | str | None = None, audit=None) -> None:
         self.store = store
         self._key = key
+        self.audit = audit  # optional AuditTrail: versions and champions also go to SQL
+
+    def _audit(self, action: str, fn) -> None:
+        """Mirror a registry change into the SQL ``model_versions`` table; never fails the
+        registry (the state store is the source of truth for models)."""
+        if self.audit is None:
+            return
+        try:
+            fn(self.audit)
+        except Exception:
+            logger.exception("model_versions not updated in SQL (%s); the registry is", action)
 
     def _k(self, strategy: str, field: str) -> str:
         return self.store.keys.ml(strategy, field)
@@ -169,8 +180,13 @@ class ModelRegistry:
 
         self.store.backend.atomic((), lambda c: None, write)
         logger.info("published %s model v%d (%d bytes)", strategy, version, len(blob))
-        if make_champion:
-            self._flip(strategy, version, forward_only=True)
+        self._audit("publish", lambda a: a.record_model_version(
+            strategy, version, sha256=meta["blob_sha256"], metrics=meta["metrics"],
+            metadata={k: v for k, v in meta.items() if k != "calibration"},
+            git_sha=meta["git_sha"], n_rows=meta["n_rows"], train_start=train_start,
+            train_end=train_end))  # fmt: skip
+        if make_champion and self._flip(strategy, version, forward_only=True) == version:
+            self._audit("champion", lambda a: a.set_champion(strategy, version))
         return version
 
     def _flip(self, strategy: str, version: int, *, forward_only: bool) -> int:
@@ -276,6 +292,7 @@ class ModelRegistry:
         """Make an existing, verified ``version`` the champion again (backwards allowed)."""
         self.load(strategy, version)  # refuses a missing or tampered version first
         self._flip(strategy, version, forward_only=False)
+        self._audit("rollback", lambda a: a.set_champion(strategy, version))
         logger.warning("%s champion rolled back to v%d", strategy, version)
 
     def list_versions(self, strategy: str) -> pd.DataFrame:
