@@ -41,3 +41,49 @@ def probability_metrics(y, p) -> dict[str, float]:
         "log_loss": float(log_loss(y, p, labels=[0, 1])),
         "ece": expected_calibration_error(y, p),
     }
+
+
+def calibration_comparison(features: pd.DataFrame, y, signal_times, exit_times, *,
+                           n_splits: int = 4, min_train_size: int = 200, n_bins: int = 10,
+                           model_kwargs: dict | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
+    """The seed's in-sample calibration beside the rigorous out-of-fold one, out of sample.
+
+    Both rules are fitted on the same purged walk-forward training folds and judged on the
+    same later test folds. Returns frames:
+
+    * ``by_fold``: ``fold``, ``rule`` ('in_sample' | 'oof'), ``auc``, ``brier``, ``log_loss``,
+      ``ece`` per test fold;
+    * ``reliability``: the pooled out-of-sample reliability table per rule (``rule``, ``bin``,
+      ``count``, ``predicted``, ``observed``, ``gap``);
+    * ``by_bucket``: metrics per rule and ``session|volatility_regime`` bucket of the test rows
+      (buckets with fewer than 30 test rows are left out: their ECE is noise).
+    """
+    from research import schema as S
+    from research.analysis.evaluation import walk_forward_evaluation
+    from research.scoring import EnsembleScorer
+
+    kw = {"n_estimators": 100, "gb_max_iter": 100, **(model_kwargs or {})}
+    by_fold, tables, buckets = [], [], []
+    for rule in ("in_sample", "oof"):
+        metrics, preds = walk_forward_evaluation(
+            features, y, signal_times, exit_times, n_splits=n_splits,
+            min_train_size=min_train_size, return_predictions=True,
+            model_factory=lambda rule=rule: EnsembleScorer(calibration=rule, **kw))  # fmt: skip
+        ens = metrics.loc[metrics["model"] == "ensemble"]
+        by_fold.append(ens[["fold", "auc", "brier", "log_loss", "ece"]].assign(rule=rule))
+        p = preds.loc[preds["model"] == "ensemble"]
+        tables.append(reliability_table(p["y"], p["p"], n_bins).reset_index().assign(rule=rule))
+        ctx = features.iloc[p["row"].to_numpy()]
+        keys = ctx[S.SESSION].astype(str) + S.BUCKET_SEP + ctx[S.VOLATILITY_REGIME].astype(str)
+        for bucket, idx in pd.Series(np.arange(len(p))).groupby(keys.to_numpy()):
+            if len(idx) >= 30:
+                sub = p.iloc[idx.to_numpy()]
+                buckets.append({"rule": rule, "bucket": bucket, "n": len(sub),
+                                **probability_metrics(sub["y"], sub["p"])})  # fmt: skip
+    first = ["fold", "rule"]
+    folds = pd.concat(by_fold, ignore_index=True)
+    return {
+        "by_fold": folds[first + [c for c in folds.columns if c not in first]],
+        "reliability": pd.concat(tables, ignore_index=True),
+        "by_bucket": pd.DataFrame(buckets),
+    }
