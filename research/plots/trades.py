@@ -1,4 +1,4 @@
-"""Figures of the research notebooks: seaborn/matplotlib drawing only.
+"""Figures of trades: R distribution, exit reasons, candles with signals.
 
 Every function takes the frames of DESIGN §3 (candles, signals, outcomes) as they come out of
 the library, plus ``ax=None``: with an axis it draws there, without one it creates a figure.

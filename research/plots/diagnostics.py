@@ -1,0 +1,81 @@
+"""Figures of the analyses: reliability diagrams and pattern cells/heatmaps.
+
+Each takes a frame computed in :mod:`research.analysis` and draws it; intervals are drawn
+wherever the frame has them, so that a reader sees how much each number can be trusted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from research.plots.trades import _axis
+
+
+def plot_reliability(reliability: pd.DataFrame, ax: Axes | None = None) -> Figure:
+    """Reliability diagram: observed win rate against mean predicted P(win), per rule.
+
+    Parameters
+    ----------
+    reliability : DataFrame
+        :func:`research.analysis.calibration.reliability_table` output (``predicted``,
+        ``observed``, ``count``), optionally stacked with a ``rule`` column (as in
+        :func:`~research.analysis.calibration.calibration_comparison`).
+    ax : matplotlib Axes, optional
+    """
+    fig, ax = _axis(ax, (5.5, 5.0))
+    frame = reliability if "rule" in reliability else reliability.assign(rule="model")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    for rule, g in frame.groupby("rule", sort=False):
+        ax.plot(g["predicted"], g["observed"], marker="o", label=str(rule))
+        # marker area ~ count: a point backed by few trades should look light
+        ax.scatter(g["predicted"], g["observed"], s=20 + 200 * g["count"] / frame["count"].max(),
+                   alpha=0.3)  # fmt: skip
+    ax.set(xlabel="mean predicted P(win)", ylabel="observed win rate", xlim=(0, 1),
+           ylim=(0, 1), title="Reliability (out of sample)")  # fmt: skip
+    ax.legend(loc="upper left")
+    return fig
+
+
+def plot_pattern_cells(table: pd.DataFrame, dimension: str, *, metric: str = "win_rate",
+                       ax: Axes | None = None) -> Figure:  # fmt: skip
+    """Win rate (or mean R) per value of one dimension with its interval and count.
+
+    ``table`` is :func:`research.analysis.patterns.pattern_table` output; cells without
+    enough trades are drawn hollow.
+    """
+    if metric not in ("win_rate", "mean_r"):
+        raise ValueError(f"metric must be 'win_rate' or 'mean_r', got {metric!r}")
+    lo, hi = ("wr_low", "wr_high") if metric == "win_rate" else ("r_low", "r_high")
+    g = table.loc[table["dimension"] == dimension]
+    if g.empty:
+        raise ValueError(f"no cells for dimension {dimension!r}; the table has "
+                         f"{sorted(set(table['dimension']))}")  # fmt: skip
+    fig, ax = _axis(ax, (max(4.0, 0.45 * len(g) + 2), 3.8))
+    x = np.arange(len(g))
+    err = np.vstack([g[metric] - g[lo], g[hi] - g[metric]])
+    ax.errorbar(x, g[metric], yerr=err, fmt="none", ecolor="grey", capsize=3)
+    enough = g["enough"].to_numpy(bool)
+    ax.scatter(x[enough], g[metric][enough], color="tab:blue", zorder=3, label="enough trades")
+    ax.scatter(x[~enough], g[metric][~enough], facecolors="none", edgecolors="tab:blue",
+               zorder=3, label="too few trades")  # fmt: skip
+    for xi, n in zip(x, g["n"], strict=True):
+        ax.annotate(f"{n}", (xi, 0), xycoords=("data", "axes fraction"), ha="center",
+                    va="bottom", fontsize=7, color="grey")  # fmt: skip
+    ax.set_xticks(x, g["value"], rotation=45 if len(g) > 8 else 0)
+    ax.set(xlabel=dimension, ylabel=metric, title=f"{metric} by {dimension} (95 % intervals)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def plot_pattern_heatmap(grid: pd.DataFrame, *, title: str = "", center: float | None = None,
+                         ax: Axes | None = None) -> Figure:  # fmt: skip
+    """Heatmap of :func:`research.analysis.patterns.pattern_matrix` (NaN cells left blank)."""
+    fig, ax = _axis(ax, (min(14.0, 0.5 * grid.shape[1] + 3), 0.45 * grid.shape[0] + 2))
+    sns.heatmap(grid, ax=ax, cmap="RdYlGn", center=center, annot=grid.shape[1] <= 12,
+                fmt=".2f", cbar_kws={"shrink": 0.8})  # fmt: skip
+    ax.set_title(title or "pattern heatmap (blank: too few trades)")
+    return fig

@@ -1,0 +1,59 @@
+"""Figures of the analyses: drawn from real frames, on a given axis or a new figure."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from research import schema as S  # noqa: E402
+from research.analysis.calibration import reliability_table  # noqa: E402
+from research.analysis.patterns import pattern_matrix, pattern_table  # noqa: E402
+from research.plots import plot_pattern_cells, plot_pattern_heatmap, plot_reliability  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def trades():
+    rng = np.random.default_rng(1)
+    n = 2000
+    won = rng.random(n) < 0.4
+    return pd.DataFrame({S.OUTCOME: np.where(won, "win", "loss"),
+                         S.REALIZED_RR: np.where(won, 1.5, -1.0),
+                         "hour": rng.integers(0, 24, n), "weekday": rng.integers(0, 7, n),
+                         S.SESSION: rng.choice(list(S.SESSIONS), n)})  # fmt: skip
+
+
+def test_reliability_diagram_draws_each_rule():
+    rng = np.random.default_rng(0)
+    p = rng.random(3000)
+    y = rng.random(3000) < p
+    rel = pd.concat([reliability_table(y, p).reset_index().assign(rule="oof"),
+                     reliability_table(y, p ** 2).reset_index().assign(rule="in_sample")])  # fmt: skip
+    fig = plot_reliability(rel)
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert {"oof", "in_sample", "perfect calibration"} <= set(labels)
+    assert len(fig.axes[0].lines) == 3
+    plt.close(fig)
+
+
+def test_pattern_cells_show_intervals_and_counts(trades):
+    table = pattern_table(trades, ["hour", S.SESSION], min_n=100)
+    fig, ax = plt.subplots()
+    assert plot_pattern_cells(table, S.SESSION, ax=ax) is fig
+    assert [t.get_text() for t in ax.get_xticklabels()] == sorted(S.SESSIONS)
+    assert len(ax.texts) == 4  # one count label per cell
+    plt.close(fig)
+    with pytest.raises(ValueError, match="no cells for dimension"):
+        plot_pattern_cells(table, "weekday")
+
+
+def test_pattern_heatmap(trades):
+    grid = pattern_matrix(trades, "weekday", "hour", min_n=5)
+    fig = plot_pattern_heatmap(grid, center=0.4)
+    assert fig.axes[0].collections, "no heatmap drawn"
+    plt.close(fig)
