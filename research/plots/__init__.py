@@ -7,9 +7,11 @@ Importing this package changes no global matplotlib or seaborn style.
 """
 
 from research.plots.diagnostics import (
+    plot_gate_deltas,
     plot_pattern_cells,
     plot_pattern_heatmap,
     plot_reliability,
+    plot_synergy_heatmap,
 )
 from research.plots.trades import (
     plot_candles_with_signals,
@@ -20,8 +22,10 @@ from research.plots.trades import (
 __all__ = [
     "plot_candles_with_signals",
     "plot_exit_reasons",
+    "plot_gate_deltas",
     "plot_pattern_cells",
     "plot_pattern_heatmap",
     "plot_r_distribution",
     "plot_reliability",
+    "plot_synergy_heatmap",
 ]

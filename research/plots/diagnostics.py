@@ -79,3 +79,50 @@ def plot_pattern_heatmap(grid: pd.DataFrame, *, title: str = "", center: float |
                 fmt=".2f", cbar_kws={"shrink": 0.8})  # fmt: skip
     ax.set_title(title or "pattern heatmap (blank: too few trades)")
     return fig
+
+
+def plot_gate_deltas(singles: pd.DataFrame, *, top: int = 15, ax: Axes | None = None) -> Figure:
+    """Win rate when each gate passes vs fails, with Wilson intervals, largest |delta| first.
+
+    ``singles`` is :attr:`research.analysis.gates.GateAnalysis.singles`. Gates that survive the
+    FDR and the confirmation period are labelled ``✓``: the seed's raw ranking is the order,
+    the check marks are what a reader may act on.
+    """
+    g = singles.loc[singles["sufficient"]].copy()
+    g = g.reindex(g["delta"].abs().sort_values(ascending=False).index).head(top).iloc[::-1]
+    fig, ax = _axis(ax, (7.0, 0.35 * len(g) + 1.5))
+    y = np.arange(len(g))
+    for col, lo, hi, dy, color, label in (
+        ("wr_pass", "wr_pass_lo", "wr_pass_hi", 0.15, "tab:green", "gate passes"),
+        ("wr_fail", "wr_fail_lo", "wr_fail_hi", -0.15, "tab:red", "gate fails"),
+    ):
+        ax.errorbar(g[col], y + dy, xerr=np.vstack([g[col] - g[lo], g[hi] - g[col]]),
+                    fmt="o", color=color, capsize=2, label=label)  # fmt: skip
+    names = [f"{name} ✓" if ok else str(name) for name, ok in zip(g.index, g["confirmed"],
+                                                                   strict=True)]  # fmt: skip
+    ax.set_yticks(y, names)
+    ax.set(xlabel="win rate (95 % Wilson interval)",
+           title="Gates: pass vs fail (✓ = confirmed after FDR and a later period)")  # fmt: skip
+    ax.legend(loc="lower right", fontsize=8)
+    return fig
+
+
+def plot_synergy_heatmap(combos: pd.DataFrame, ax: Axes | None = None) -> Figure:
+    """Pair synergy ``WR(both pass) - mean(WR(v1), WR(v2))`` as a symmetric heatmap.
+
+    ``combos`` is :attr:`research.analysis.gates.GateAnalysis.combos` (pairs are its rows of
+    ``size == 2``, named ``"a & b"``).
+    """
+    pairs = combos.loc[combos["size"] == 2, "synergy"]
+    if pairs.empty:
+        raise ValueError("no pairs in the combinations frame; run analyze_gates with top_k >= 2")
+    names = [str(i).split(" & ") for i in pairs.index]
+    gates = sorted({n for pair in names for n in pair})
+    grid = pd.DataFrame(np.nan, index=gates, columns=gates)
+    for (a, b), v in zip(names, pairs, strict=True):
+        grid.loc[a, b] = grid.loc[b, a] = v
+    fig, ax = _axis(ax, (0.55 * len(gates) + 3, 0.5 * len(gates) + 2))
+    sns.heatmap(grid, ax=ax, cmap="vlag", center=0.0, annot=len(gates) <= 10, fmt=".2f",
+                cbar_kws={"label": "synergy (win-rate points)"})  # fmt: skip
+    ax.set_title("Pair synergy of the top gates (seed's measure)")
+    return fig
