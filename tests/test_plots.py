@@ -78,3 +78,24 @@ def test_gate_plots_from_a_real_analysis():
     fig = plot_synergy_heatmap(res.combos)
     assert fig.axes[0].collections
     plt.close(fig)
+
+
+def test_importance_plots_from_real_frames():
+    from support import closed_scalp_dataset
+
+    from research.analysis.importance import impurity_evolution, permutation_importance_oos
+    from research.plots import plot_importance_evolution, plot_permutation_importance
+    from research.synthetic import make_market
+
+    sig, out, x, y = closed_scalp_dataset(make_market(n_bars=4000, seed=1))
+    ev = impurity_evolution(x, y, signal_times=sig[S.SIGNAL_TIME])
+    fig = plot_importance_evolution(ev, top=5)
+    assert len(fig.axes[0].lines) == 5
+    plt.close(fig)
+    perm = permutation_importance_oos(x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3,
+                                      n_repeats=1)  # fmt: skip
+    fig = plot_permutation_importance(perm, top=8)
+    ax = fig.axes[0]
+    assert len(ax.patches) == 8 and "noise probe" in [t.get_text() for t in
+                                                       ax.get_legend().get_texts()]  # fmt: skip
+    plt.close(fig)

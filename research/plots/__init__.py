@@ -8,8 +8,10 @@ Importing this package changes no global matplotlib or seaborn style.
 
 from research.plots.diagnostics import (
     plot_gate_deltas,
+    plot_importance_evolution,
     plot_pattern_cells,
     plot_pattern_heatmap,
+    plot_permutation_importance,
     plot_reliability,
     plot_synergy_heatmap,
 )
@@ -23,8 +25,10 @@ __all__ = [
     "plot_candles_with_signals",
     "plot_exit_reasons",
     "plot_gate_deltas",
+    "plot_importance_evolution",
     "plot_pattern_cells",
     "plot_pattern_heatmap",
+    "plot_permutation_importance",
     "plot_r_distribution",
     "plot_reliability",
     "plot_synergy_heatmap",

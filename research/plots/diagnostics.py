@@ -126,3 +126,46 @@ def plot_synergy_heatmap(combos: pd.DataFrame, ax: Axes | None = None) -> Figure
                 cbar_kws={"label": "synergy (win-rate points)"})  # fmt: skip
     ax.set_title("Pair synergy of the top gates (seed's measure)")
     return fig
+
+
+def plot_importance_evolution(evolution: pd.DataFrame, *, top: int = 12,
+                              ax: Axes | None = None) -> Figure:  # fmt: skip
+    """The seed's impurity importance after 30, 100, 300 and all trades, top features.
+
+    ``evolution`` is :func:`research.analysis.importance.impurity_evolution` output (rows
+    features, one column per sample size). Lines that cross a lot mean an unstable ranking.
+    """
+    last = evolution.columns[-1]
+    keep = evolution[last].sort_values(ascending=False).head(top).index
+    fig, ax = _axis(ax, (7.0, 4.5))
+    x = np.arange(len(evolution.columns))
+    for name in keep:
+        ax.plot(x, evolution.loc[name].to_numpy(float), marker="o", label=str(name))
+    ax.set_xticks(x, [f"{c} trades" if c != "all" else "all trades" for c in evolution.columns])
+    ax.set(ylabel="impurity importance (MDI, in sample)",
+           title="Feature importance evolution (seed)")  # fmt: skip
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def plot_permutation_importance(perm: pd.DataFrame, *, top: int = 15,
+                                ax: Axes | None = None) -> Figure:  # fmt: skip
+    """Out-of-sample permutation importance (drop in AUC) with ±2 s.e., the noise probe marked.
+
+    ``perm`` is :func:`research.analysis.importance.permutation_importance_oos` output; a
+    feature is only worth reading if it sits clearly right of the probe's line.
+    """
+    probe = "__noise__"
+    g = perm.sort_values("mean", ascending=False).head(top).iloc[::-1]
+    fig, ax = _axis(ax, (7.0, 0.35 * len(g) + 1.5))
+    y = np.arange(len(g))
+    colors = ["tab:grey" if i == probe else ("tab:blue" if ok else "lightsteelblue")
+              for i, ok in zip(g.index, g["beats_probe"], strict=True)]  # fmt: skip
+    ax.barh(y, g["mean"], xerr=2 * g["se"], color=colors, ecolor="grey", capsize=2)
+    if probe in perm.index:
+        ax.axvline(perm.loc[probe, "mean"], color="tab:grey", ls="--", label="noise probe")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(y, g.index)
+    ax.set(xlabel="drop in out-of-sample AUC when permuted (±2 s.e.)",
+           title="Permutation importance on purged folds")  # fmt: skip
+    return fig
