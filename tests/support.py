@@ -79,3 +79,17 @@ def fresh_pg_database():
         with admin.connect() as conn:
             conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         admin.dispose()
+
+
+def closed_scalp_trades(n_bars: int = 3000, seed: int = 1):
+    """Closed scalp trades of a synthetic market — each signal merged with its simulated
+    outcome, in exit order — and the features by ``signal_id``: (trades, features)."""
+    from research.synthetic import make_market
+
+    candles = make_market(n_bars=n_bars, seed=seed)
+    signals = generate_signals(candles, "scalp")
+    outcomes = simulate(candles, signals)
+    features = build_features(candles, signals)
+    trades = signals[list(S.SIGNAL_COLUMNS)].merge(outcomes, on=S.SIGNAL_ID)
+    trades = trades.loc[~trades[S.CENSORED]].sort_values([S.EXIT_TIME, S.SIGNAL_ID])
+    return trades.reset_index(drop=True), features

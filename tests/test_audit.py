@@ -16,12 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from support import fresh_pg_database
+from support import closed_scalp_trades, fresh_pg_database
 
 from research import schema as S
-from research.features import build_features
-from research.phantom import simulate
-from research.signals import generate_signals
 from research.stores.audit import (
     FEATURES,
     FEATURES_JSON,
@@ -35,7 +32,6 @@ from research.stores.audit import (
 )
 from research.stores.errors import StoreError, StoreUnavailable
 from research.stores.journal import OutcomeJournal
-from research.synthetic import make_market
 
 # Nothing listens on port 1: a server that is down, without stopping the real one.
 DOWN_URL = "postgresql://phantom:s3cret@127.0.0.1:1/phantomlab"
@@ -69,12 +65,7 @@ def audit(db_url):
 @pytest.fixture(scope="module")
 def market_trades():
     """Real scalp trades: signals merged with their simulated outcomes, and their features."""
-    candles = make_market(n_bars=3000, seed=1)
-    signals = generate_signals(candles, "scalp")
-    outcomes = simulate(candles, signals)
-    features = build_features(candles, signals)
-    trades = signals[list(S.SIGNAL_COLUMNS)].merge(outcomes, on=S.SIGNAL_ID)
-    trades = trades.loc[~trades[S.CENSORED]].reset_index(drop=True)
+    trades, features = closed_scalp_trades(3000, seed=1)
     assert len(trades) > 100
     return trades, features
 

@@ -13,21 +13,17 @@ import time
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from support import fresh_pg_database
+from support import closed_scalp_trades, fresh_pg_database
 
 from research import schema as S
 from research.cli import main
 from research.config import ScorerConfig
-from research.features import build_features
-from research.phantom import simulate
 from research.scoring import MLScorer
-from research.signals import generate_signals
 from research.stores import StoreUnavailable
 from research.stores.audit import AuditTrail
 from research.stores.journal import OutcomeJournal
 from research.stores.recorder import OutcomeRecorder, rebuild_state
 from research.stores.state import open_state
-from research.synthetic import make_market
 
 NO_TRAIN = ScorerConfig(min_trades=10**9)  # count and store, never fit (fast, deterministic)
 
@@ -87,14 +83,9 @@ def audit(request, tmp_path):
 
 @pytest.fixture(scope="module")
 def trades():
-    candles = make_market(n_bars=3000, seed=11)
-    sig = generate_signals(candles, "scalp")
-    out = simulate(candles, sig)
-    feats = build_features(candles, sig)
-    rows = sig.merge(out, on=S.SIGNAL_ID)
-    rows = rows.loc[~rows[S.CENSORED]].sort_values([S.EXIT_TIME, S.SIGNAL_ID])
+    rows, feats = closed_scalp_trades(3000, seed=11)
     assert len(rows) > 100
-    return rows.reset_index(drop=True), feats
+    return rows, feats
 
 
 def _feed(recorder, rows, feats, stop_at=None, on_stop=None):
