@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from common import DATA_DIR
 
 from research import schema as S
 from research.candles import load_folder
@@ -42,9 +43,8 @@ def subset_study(study: StudyData, strategy: str, n: int) -> StudyData:
 
 
 def main(argv=None) -> int:
-    here = Path(__file__).resolve().parents[2] / "shared" / "data"
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=here)
+    ap.add_argument("--data", type=Path, default=DATA_DIR)
     ap.add_argument("--timeframe", default="5m")
     ap.add_argument("--retrain-every", type=int, default=3000)
     ap.add_argument("--subset", type=int, default=3000, help="scalp signals for the ratio")

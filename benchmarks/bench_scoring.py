@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import DATA_DIR, best_of
 from threadpoolctl import threadpool_limits
 
 from research import schema as S
@@ -52,20 +53,12 @@ def latencies(fn, records, warmup):
 
 
 def throughput(fn, frame, repeat=3):
-    best = min(_timed(fn, frame) for _ in range(repeat))
-    return len(frame) / best
-
-
-def _timed(fn, frame):
-    t = time.perf_counter()
-    fn(frame)
-    return time.perf_counter() - t
+    return len(frame) / best_of(lambda: fn(frame), repeat)[0]
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parents[2] / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default, help="folder of candle files")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of candle files")
     parser.add_argument("--key", default="BTC_USDT_5m", help="file stem of the market to use")
     parser.add_argument("--calls", type=int, default=2000, help="timed single-signal calls")
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls first")

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from common import DATA_DIR, best_of
 
 from research import schema as S
 from research.candles import load_candles, timeframe_of
@@ -55,19 +55,9 @@ def reference_run(candles, signals, config):
     return reasons, np.array(prices), checks
 
 
-def best_of(repeat, fn):
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        result = fn()
-        times.append(time.perf_counter() - t)
-    return min(times), result
-
-
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    default = Path(__file__).resolve().parents[2] / "shared" / "data"
-    parser.add_argument("--data", type=Path, default=default, help="folder of candle files")
+    parser.add_argument("--data", type=Path, default=DATA_DIR, help="folder of candle files")
     parser.add_argument("--timeframe", default="5m", help="only files of this timeframe")
     parser.add_argument("--repeat", type=int, default=5, help="timed runs of the compiled path")
     args = parser.parse_args(argv)
@@ -88,10 +78,10 @@ def main(argv=None) -> int:
     # warm-up: compile (or load the cache) outside every timing
     run_kernel(work[0][1], work[0][2].iloc[:5], config)
 
-    t_ref, ref = best_of(1, lambda: [reference_run(c, s, config) for _, c, s in work])
+    t_ref, ref = best_of(lambda: [reference_run(c, s, config) for _, c, s in work], 1)
     inputs = [kernel_inputs(c, s, config) for _, c, s in work]
-    t_kernel, kern = best_of(args.repeat, lambda: [simulate_batch(*a) for a in inputs])
-    t_full, _ = best_of(args.repeat, lambda: [simulate(c, s, config) for _, c, s in work])
+    t_kernel, kern = best_of(lambda: [simulate_batch(*a) for a in inputs], args.repeat)
+    t_full, _ = best_of(lambda: [simulate(c, s, config) for _, c, s in work], args.repeat)
 
     checks_ref = sum(r[2] for r in ref)
     checks_kernel = sum(int(k[-1]) for k in kern)

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import skops.io as sio
 import sqlalchemy as sa
+from common import DATA_DIR, best_of
 from threadpoolctl import threadpool_limits
 
 from research import schema as S
@@ -47,19 +48,9 @@ from research.stores.registry import KEY_ENV, ModelRegistry
 from research.stores.state import open_state
 
 
-def timed(fn, repeat=3):
-    best, out = float("inf"), None
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        out = fn()
-        best = min(best, time.perf_counter() - t0)
-    return best, out
-
-
 def main(argv=None) -> int:
-    here = Path(__file__).resolve().parents[2] / "shared" / "data"
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=here)
+    ap.add_argument("--data", type=Path, default=DATA_DIR)
     ap.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     ap.add_argument("--pg", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                     help="an administrative URL: a fresh database is created beside it")  # fmt: skip
@@ -80,15 +71,15 @@ def main(argv=None) -> int:
     learn = rows.loc[rows[S.OUTCOME] != "timeout"]
     x, y = feats.loc[learn[S.SIGNAL_ID]], (learn[S.OUTCOME] == "win").to_numpy(int)
     with threadpool_limits(1):  # one core: OpenMP stalls when the other is busy (README)
-        t_fit, model = timed(lambda: EnsembleScorer().fit(
+        t_fit, model = best_of(lambda: EnsembleScorer().fit(
             x, y, signal_times=learn[S.SIGNAL_TIME], exit_times=learn[S.EXIT_TIME]), repeat=1)  # fmt: skip
     print(f"EnsembleScorer (defaults) fitted on {len(x)} scalp trades in {t_fit:.1f} s\n")
 
-    t_sd, blob = timed(lambda: sio.dumps(model))
-    t_pd, pblob = timed(lambda: pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    t_sd, blob = best_of(lambda: sio.dumps(model))
+    t_pd, pblob = best_of(lambda: pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
     trusted = sio.get_untrusted_types(data=blob)
-    t_sl, _ = timed(lambda: sio.loads(blob, trusted=trusted))
-    t_pl, _ = timed(lambda: pickle.loads(pblob))  # reference only, on bytes made just above
+    t_sl, _ = best_of(lambda: sio.loads(blob, trusted=trusted))
+    t_pl, _ = best_of(lambda: pickle.loads(pblob))  # reference only, on bytes made just above
     print("serialisation     size MB   dump ms   load ms")
     print(f"  skops          {len(blob) / 1e6:8.2f}  {t_sd * 1e3:8.1f}  {t_sl * 1e3:8.1f}")
     print(f"  pickle (ref.)  {len(pblob) / 1e6:8.2f}  {t_pd * 1e3:8.1f}  {t_pl * 1e3:8.1f}")
@@ -102,8 +93,8 @@ def main(argv=None) -> int:
     print("registry          publish ms   load_champion ms")
     for name, store in stores.items():
         reg = ModelRegistry(store)
-        t_pub, _ = timed(lambda reg=reg: reg.publish("scalp", model))
-        t_load, loaded = timed(lambda reg=reg: reg.load_champion("scalp"))
+        t_pub, _ = best_of(lambda reg=reg: reg.publish("scalp", model))
+        t_load, loaded = best_of(lambda reg=reg: reg.load_champion("scalp"))
         assert np.allclose(loaded.fast.score_signals(x.iloc[:50]), model.score_signals(x.iloc[:50]))
         print(f"  {name:14s}  {t_pub * 1e3:10.1f}   {t_load * 1e3:16.1f}")
 

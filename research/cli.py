@@ -136,14 +136,15 @@ def rebuild(state_url, database_url, journal_path) -> None:
     """
     from research.stores import StoreError
     from research.stores.audit import AuditTrail
-    from research.stores.journal import OutcomeJournal
+    from research.stores.journal import REPLAYING_SUFFIX, OutcomeJournal
     from research.stores.recorder import rebuild_state
     from research.stores.state import open_state
 
     try:
         audit = AuditTrail(database_url)
-        if journal_path is not None and (journal_path.exists() or Path(
-                f"{journal_path}.replaying").exists()):  # fmt: skip
+        if journal_path is not None and any(
+            p.exists() for p in (journal_path, Path(f"{journal_path}{REPLAYING_SUFFIX}"))
+        ):  # an absent journal is not created (nor its lock file) just to find it empty
             n = OutcomeJournal(journal_path).replay_into(audit)
             click.echo(f"replayed {n} journaled outcome(s) into {audit.masked_url}")
         store = open_state(state_url)

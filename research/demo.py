@@ -38,7 +38,6 @@ class DemoResult:
     state_url: str
     database_url: str
     published: dict[str, int | None]
-    versions: dict[str, pd.DataFrame]
 
 
 def demo_signing_key(workdir: Path) -> str:
@@ -100,7 +99,6 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     audit.record_trades(audit_rows(result.decisions, study.signals), features=study.features)
     registry = ModelRegistry(store, key=demo_signing_key(workdir), audit=audit)
     published = save_replay(store, result, registry=registry, publish=True)
-    versions = {s: registry.list_versions(s) for s, v in published.items() if v is not None}
     audit.close()
     notifier_from_env().send(
         "Phantom Lab demo: "
@@ -108,4 +106,4 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
         + f" published to {store.url}"
     )
     return DemoResult(study=study, replay=result, state_url=state_url,
-                      database_url=database_url, published=published, versions=versions)  # fmt: skip
+                      database_url=database_url, published=published)  # fmt: skip

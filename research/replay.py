@@ -332,11 +332,9 @@ class _StrategyLoop:
 
     def _frame(self) -> pd.DataFrame:
         ids = self.sig[[S.SIGNAL_ID, S.STRATEGY, S.SYMBOL, S.SIDE, S.SIGNAL_TIME]]
-        src = np.where(self.flags[S.WAS_EXECUTED], 1, 0)
-        pick = {}
-        for col in (S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR):
-            a, b = self.phantom[col], self.executed[col]
-            pick[col] = b.where(src == 1, a)
+        executed = self.flags[S.WAS_EXECUTED]  # the outcome recorded: net of costs if executed
+        pick = {col: self.executed[col].where(executed, self.phantom[col])
+                for col in (S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR)}  # fmt: skip
         return pd.concat(
             [
                 ids,

@@ -93,3 +93,13 @@ def closed_scalp_trades(n_bars: int = 3000, seed: int = 1):
     trades = signals[list(S.SIGNAL_COLUMNS)].merge(outcomes, on=S.SIGNAL_ID)
     trades = trades.loc[~trades[S.CENSORED]].sort_values([S.EXIT_TIME, S.SIGNAL_ID])
     return trades.reset_index(drop=True), features
+
+
+@contextlib.contextmanager
+def empty_database(backend: str, folder):
+    """URL of an empty database: a new SQLite file in ``folder``, or a fresh PostgreSQL one."""
+    if backend == "sqlite":
+        yield f"sqlite:///{folder / f'{uuid.uuid4().hex[:8]}.db'}"
+        return
+    with fresh_pg_database() as url:
+        yield url

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import sqlalchemy as sa
-from support import closed_scalp_trades, fresh_pg_database
+from support import closed_scalp_trades, empty_database, fresh_pg_database
 
 from research import schema as S
 from research.stores.audit import (
@@ -79,10 +79,7 @@ def trades(market_trades):
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrade_from_empty_creates_the_tables_and_is_idempotent(backend, tmp_path):
     with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'empty.db'}"
-        else:
-            url = stack.enter_context(fresh_pg_database())
+        url = stack.enter_context(empty_database(backend, tmp_path))
         trail = stack.enter_context(AuditTrail(url, upgrade=False))
         assert sa.inspect(trail.engine).get_table_names() == []
         trail.upgrade()
@@ -338,10 +335,7 @@ def test_sqlite_in_a_missing_folder_does_not_answer(tmp_path):
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_tables_not_migrated_say_how_to_fix(backend, tmp_path, trades):
     with contextlib.ExitStack() as stack:
-        if backend == "sqlite":
-            url = f"sqlite:///{tmp_path / 'bare.db'}"
-        else:
-            url = stack.enter_context(fresh_pg_database())
+        url = stack.enter_context(empty_database(backend, tmp_path))
         bare = stack.enter_context(AuditTrail(url, upgrade=False))
         with pytest.raises(StoreError, match=r"audit tables do not exist.*Fix: run .*upgrade"):
             bare.record_trades(trades)

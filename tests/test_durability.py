@@ -13,7 +13,7 @@ import time
 import pandas as pd
 import pytest
 from click.testing import CliRunner
-from support import closed_scalp_trades, fresh_pg_database
+from support import closed_scalp_trades, empty_database
 
 from research import schema as S
 from research.cli import main
@@ -70,12 +70,7 @@ def redis_server():
 
 @pytest.fixture(params=["postgresql", "sqlite"])
 def audit(request, tmp_path):
-    if request.param == "sqlite":
-        trail = AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}")
-        yield trail
-        trail.close()
-        return
-    with fresh_pg_database() as url:
+    with empty_database(request.param, tmp_path) as url:
         trail = AuditTrail(url)
         yield trail
         trail.close()

@@ -6,6 +6,8 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import brier_score_loss, log_loss, roc_auc_score
 
+from research import schema as S
+
 
 def reliability_table(y, p, n_bins: int = 10) -> pd.DataFrame:
     """Equal-width probability bins: count, mean predicted P(win), observed win rate.
@@ -58,7 +60,6 @@ def calibration_comparison(features: pd.DataFrame, y, signal_times, exit_times, 
     * ``by_bucket``: metrics per rule and ``session|volatility_regime`` bucket of the test rows
       (buckets with fewer than 30 test rows are left out: their ECE is noise).
     """
-    from research import schema as S
     from research.analysis.evaluation import walk_forward_evaluation
     from research.scoring import EnsembleScorer
 

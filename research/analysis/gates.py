@@ -39,7 +39,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from research import schema as S
-from research.analysis.patterns import wilson_interval
+from research.analysis.stats import bh_qvalues, wilson_interval
 
 logger = logging.getLogger(__name__)
 
@@ -133,22 +133,6 @@ def _pack(G, y) -> tuple[np.ndarray, np.ndarray]:
     P = np.ascontiguousarray(np.packbits(Gp.T, axis=1)).view(np.uint64)
     Y = np.packbits(np.concatenate([y, np.zeros(pad, bool)])).view(np.uint64)
     return P, Y
-
-
-def bh_qvalues(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values); NaN entries stay NaN, not counted."""
-    p = np.asarray(p, float)
-    q = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m:
-        order = np.argsort(p[ok])
-        ranked = p[ok][order] * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(ranked[::-1])[::-1]  # monotone from the largest p down
-        out = np.empty(m)
-        out[order] = np.minimum(adj, 1.0)
-        q[ok] = out
-    return q
 
 
 def _stats(G, y, combos, min_n: int) -> dict[str, np.ndarray]:

@@ -23,6 +23,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
+from research.analysis.stats import bh_qvalues
 from research.scoring.encode import encode, encoded_columns, entry_features
 from research.splits import PurgedWalkForward
 
@@ -146,17 +147,6 @@ def _proba(model, X: np.ndarray) -> np.ndarray:
     return model.predict_proba(X)[:, classes.index(1)]
 
 
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values)."""
-    n = len(p)
-    order = np.argsort(p)
-    ranked = p[order] * n / np.arange(1, n + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
-    out = np.empty(n)
-    out[order] = q
-    return out
-
-
 def permutation_importance_oos(
     features: pd.DataFrame,
     y: Any,
@@ -254,7 +244,7 @@ def permutation_importance_oos(
     p = pd.Series(stats.t.sf(t.fillna(0.0), df=n - 1), index=diff.columns)
     p[(se_diff == 0) & (diff.mean() > 0)] = 0.0  # identical positive gain in every fold
     p[NOISE] = 1.0
-    q = pd.Series(_bh(p.drop(NOISE).to_numpy()), index=p.drop(NOISE).index)
+    q = pd.Series(bh_qvalues(p.drop(NOISE).to_numpy()), index=p.drop(NOISE).index)
     q[NOISE] = 1.0
     out = pd.DataFrame(
         {

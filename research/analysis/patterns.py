@@ -13,21 +13,11 @@ import pandas as pd
 from scipy import stats
 
 from research import schema as S
+from research.analysis.stats import wilson_interval
 
 #: The context features a pattern can be cut by (all known at signal time).
 DIMENSIONS: tuple[str, ...] = ("hour", S.SESSION, "weekday", S.VOLATILITY_REGIME,
                                "trend_state", "volume_state")  # fmt: skip
-
-
-def wilson_interval(wins, n, confidence: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
-    """Wilson score interval of a win rate (arrays; NaN where ``n == 0``)."""
-    wins, n = np.asarray(wins, dtype=float), np.asarray(n, dtype=float)
-    z = stats.norm.ppf(0.5 + confidence / 2.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = wins / n
-        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-        half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def trades_with_context(outcomes: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:

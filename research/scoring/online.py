@@ -241,8 +241,13 @@ class MLScorer:
                                self.strategy, exc_info=True)  # fmt: skip
 
     # ------------------------------------------------------------------ state
-    def to_state(self) -> dict:
-        """Plain data of everything but the fitted model (seed keys ``ml:{strategy}:*``)."""
+    def to_state(self, *, last_trades: int | None = None) -> dict:
+        """Plain data of everything but the fitted model (seed keys ``ml:{strategy}:*``).
+
+        ``last_trades`` keeps only the newest trades (a store appending one outcome needs one,
+        not an O(n) copy of all of them).
+        """
+        trades = self.trades if last_trades is None else self.trades[-last_trades:]
         return {
             "strategy": self.strategy,
             "completed_trades": self.completed_trades,
@@ -251,7 +256,7 @@ class MLScorer:
             "nn_enabled": self.nn_enabled,
             "model_version": self.model_version,
             "ev_buckets": {k: dict(v) for k, v in self.ev_buckets.items()},
-            "trades": [dict(t) for t in self.trades],
+            "trades": [dict(t) for t in trades],
         }
 
     @classmethod

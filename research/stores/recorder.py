@@ -74,7 +74,7 @@ class OutcomeRecorder:
         try:
             self.state.record_completed({k: row.get(k) for k in RECORD_COLUMNS})
             if done["scorer"]:  # newly learnt: push it (a duplicate was pushed before)
-                self.state.append_scorer_trade(_last_trade_state(scorer))
+                self.state.append_scorer_trade(scorer.to_state(last_trades=1))
             done["state"] = True
         except StoreUnavailable as exc:
             if not self.state_stale:
@@ -92,15 +92,6 @@ class OutcomeRecorder:
         counts = rebuild_state(self.audit, self.state, **kwargs)
         self.state_stale = False
         return counts
-
-
-def _last_trade_state(scorer: MLScorer) -> dict:
-    """:meth:`MLScorer.to_state` with only the newest trade (no O(n) copy per outcome)."""
-    return {"strategy": scorer.strategy, "trades": scorer.trades[-1:],
-            "completed_trades": scorer.completed_trades,
-            "last_train_count": scorer.last_train_count, "ev_buckets": scorer.ev_buckets,
-            "model_version": scorer.model_version, "nn_enabled": scorer.nn_enabled,
-            "last_train_ts": scorer.last_train_ts}  # fmt: skip
 
 
 def rebuild_state(audit, state: StateStore, *, config: ScorerConfig | None = None,

@@ -31,6 +31,7 @@ import pandas as pd
 
 from research.features import CATEGORIES, FEATURES
 from research.stores.errors import ModelIntegrityError
+from research.stores.jsonable import canonical_json
 from research.stores.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def signing_key(key: bytes | str | None = None) -> bytes:
 
 
 def _canonical(meta: dict) -> bytes:
-    return json.dumps(meta, sort_keys=True, separators=(",", ":"), default=str).encode()
+    return canonical_json(meta).encode()
 
 
 def _signature(key: bytes, blob: bytes, onnx_blob: bytes, meta: dict) -> str:
@@ -300,8 +301,9 @@ class ModelRegistry:
         prefix = self._k(strategy, "model:v")
         champion = self.champion_version(strategy)
         rows = []
-        for key in self.store.all_keys():
-            if key.startswith(prefix) and key.endswith(":meta"):
+        for raw in self.store.backend.scan_keys(prefix):  # this strategy's versions only
+            key = raw.decode()
+            if key.endswith(":meta"):
                 meta = json.loads(self.store.backend.call("get", key))
                 rows.append({"version": meta["version"], "created_at": meta["created_at"],
                              "n_rows": meta["n_rows"], "blob_bytes": meta["blob_bytes"],

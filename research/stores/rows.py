@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from research import schema as S
+from research.stores.jsonable import _isna, to_jsonable  # noqa: F401 (re-exported)
 from research.stores.tables import (
     _BOOLS,
     _FLOATS,
@@ -23,36 +23,6 @@ from research.stores.tables import (
     FEATURES,
     REQUIRED_COLUMNS,
 )
-
-
-def _isna(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types: NaN/inf/NA -> None, numpy scalars -> Python, times -> ISO."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:  # fast path, most values
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | np.ndarray | pd.Series):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if _isna(value):
-        return None
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)  # Path, UUID, Decimal, Enum...: their text is what an auditor wants
 
 
 def _fail(bad: Sequence[bool], ids: Sequence[str], message: str) -> None:

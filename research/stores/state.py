@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 from collections.abc import Mapping
 
@@ -32,6 +31,7 @@ import pandas as pd
 from research import schema as S
 from research.config import Settings
 from research.stores.backends import open_backend
+from research.stores.jsonable import canonical_json, to_jsonable
 
 logger = logging.getLogger(__name__)
 
@@ -68,34 +68,6 @@ class Keys:
         return f"{self.p}scalp_phantom:completed"
 
 
-def _json(value) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=_default)
-
-
-def _default(value):
-    if isinstance(value, pd.Timestamp):
-        return value.isoformat()
-    if hasattr(value, "item"):  # numpy scalar
-        return value.item()
-    raise TypeError(f"cannot store {type(value).__name__} as JSON")
-
-
-def _clean(row: Mapping) -> dict:
-    """JSON-able copy of a record: NaN -> None, timestamps -> ISO strings."""
-    out = {}
-    for k, v in row.items():
-        if hasattr(v, "item") and not isinstance(v, str | bytes):
-            v = v.item()
-        if isinstance(v, float) and math.isnan(v):
-            v = None
-        elif isinstance(v, pd.Timestamp):
-            v = None if pd.isna(v) else v.isoformat()
-        elif v is pd.NaT:
-            v = None
-        out[str(k)] = v
-    return out
-
-
 def _s(raw) -> str | None:
     return None if raw is None else raw.decode() if isinstance(raw, bytes) else str(raw)
 
@@ -122,14 +94,14 @@ class StateStore:
         values = {
             "completed_trades": int(state["completed_trades"]),
             "last_train_count": int(state["last_train_count"]),
-            "ev_buckets": _json(state["ev_buckets"]),
+            "ev_buckets": canonical_json(state["ev_buckets"]),
             "nn_enabled": "1" if state["nn_enabled"] else "0",
             "last_train_ts": state["last_train_ts"] or "",
             "model_version": int(state.get("model_version", 0)),
         }
         if threshold is not None:
             values["threshold"] = float(threshold)
-        trades = [_json(_clean(t) | {"features": _clean(t.get("features", {}))})
+        trades = [canonical_json(t)
                   for t in state["trades"]]  # fmt: skip
 
         def write(tx, _):
@@ -148,13 +120,13 @@ class StateStore:
         """
         k, s = self.keys, state["strategy"]
         trade = state["trades"][-1]
-        payload = _json(_clean(trade) | {"features": _clean(trade.get("features", {}))})
+        payload = canonical_json(trade)
 
         def write(tx, _):
             tx.rpush(k.ml(s, "trades"), payload)
             tx.set(k.ml(s, "completed_trades"), int(state["completed_trades"]))
             tx.set(k.ml(s, "last_train_count"), int(state["last_train_count"]))
-            tx.set(k.ml(s, "ev_buckets"), _json(state["ev_buckets"]))
+            tx.set(k.ml(s, "ev_buckets"), canonical_json(state["ev_buckets"]))
             tx.set(k.ml(s, "model_version"), int(state.get("model_version", 0)))
             tx.set(k.ml(s, "nn_enabled"), "1" if state["nn_enabled"] else "0")
             tx.set(k.ml(s, "last_train_ts"), state["last_train_ts"] or "")
@@ -191,7 +163,10 @@ class StateStore:
         k = self.keys
 
         def write(tx, _):
-            tx.set(k.qcal(strategy, "thr"), _json({b: float(v) for b, v in thresholds.items()}))
+            tx.set(
+                k.qcal(strategy, "thr"),
+                canonical_json({b: float(v) for b, v in thresholds.items()}),
+            )
             tx.set(k.qcal(strategy, "last_train_count"), int(last_train_count))
 
         self.backend.atomic((), lambda c: None, write)
@@ -204,7 +179,7 @@ class StateStore:
     # ------------------------------------------------------------------ phantoms
     def set_active(self, active: Mapping[str, list]) -> None:
         """``phantom:active``: JSON ``{symbol: [phantom, ...]}`` (the open phantoms)."""
-        value = _json({sym: [_clean(p) for p in rows] for sym, rows in active.items()})
+        value = canonical_json({sym: rows for sym, rows in active.items()})
         self.backend.call("set", self.keys.phantom("active"), value)
 
     def active(self) -> dict[str, list]:
@@ -220,12 +195,12 @@ class StateStore:
         (timeouts are not wins or losses: not pushed) and keeps the last 200. Returns False if
         this ``signal_id`` was recorded before (nothing changes).
         """
-        k, rec = self.keys, _clean(phantom)
+        k, rec = self.keys, to_jsonable(phantom)
         sid, strategy = str(rec[S.SIGNAL_ID]), str(rec[S.STRATEGY])
         exit_time = pd.Timestamp(rec[S.EXIT_TIME])
         now = pd.Timestamp(now) if now is not None else exit_time
         score, oldest = exit_time.value / 1e9, (now - pd.Timedelta(days=COMPLETED_MAX_AGE_DAYS))
-        member = _json(rec)
+        member = canonical_json(rec)
         lists = [k.phantom("completed")] + ([k.scalp_completed] if strategy == "scalp" else [])
 
         def read(c):
