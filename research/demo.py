@@ -21,12 +21,15 @@ from research.config import ScorerConfig
 from research.notify import notifier_from_env
 from research.pipeline import StudyData, run_signals_and_phantoms
 from research.replay import ReplayConfig, ReplayResult, replay
+from research.reports.period import save_replay_frames
 from research.stores.audit import AuditTrail
 from research.stores.persist import audit_rows, save_replay
 from research.stores.registry import KEY_ENV, ModelRegistry
 from research.stores.state import open_state
 
 logger = logging.getLogger(__name__)
+
+REPLAY_DIR = "replay"  # replay frames (Parquet) under the demo's workdir
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -98,7 +101,10 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     # durability order: the audit trail (SQL) first, then the state store and the registry
     audit.record_trades(audit_rows(result.decisions, study.signals), features=study.features)
     registry = ModelRegistry(store, key=demo_signing_key(workdir), audit=audit)
-    published = save_replay(store, result, registry=registry, publish=True)
+    published = save_replay(store, result, registry=registry, publish=True,
+                            signals=study.signals)  # fmt: skip
+    # what only the replay knows (costed baseline, retrain timeline) for the report pipeline
+    save_replay_frames(result, workdir / REPLAY_DIR)
     audit.close()
     notifier_from_env().send(
         "Phantom Lab demo: "

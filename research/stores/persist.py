@@ -15,6 +15,7 @@ import pandas as pd
 from research import schema as S
 from research.config import ScorerConfig
 from research.scoring.online import MLScorer
+from research.signals import GATE_COLUMNS
 from research.stores.registry import ModelRegistry
 from research.stores.state import StateStore
 
@@ -61,11 +62,26 @@ def restore_scorer(store: StateStore, strategy: str, *, registry: ModelRegistry 
                                config=config)  # fmt: skip
 
 
-def completed_records(decisions: pd.DataFrame) -> list[dict]:
-    """The closed rows of a decisions frame as ``phantom:completed`` records, exit order."""
+def completed_records(decisions: pd.DataFrame, signals: pd.DataFrame | None = None) -> list[dict]:
+    """The closed rows of a decisions frame as ``phantom:completed`` records, exit order.
+
+    With ``signals``, scalp records also carry the seed's gate flags (``GATE_COLUMNS``, as
+    booleans): ``scalp_phantom:completed`` is what the seed's gate analysis reads.
+    """
     closed = decisions.loc[~decisions[S.CENSORED].to_numpy()]
     closed = closed.sort_values([S.EXIT_TIME, S.SIGNAL_ID], kind="stable")
-    return closed[list(RECORD_COLUMNS)].to_dict("records")
+    records = closed[list(RECORD_COLUMNS)]
+    gates = [g for g in GATE_COLUMNS if signals is not None and g in signals]
+    if not gates:
+        return records.to_dict("records")
+    flags = signals.loc[signals[S.STRATEGY].eq("scalp").to_numpy(), [S.SIGNAL_ID, *gates]]
+    flags = flags.set_index(S.SIGNAL_ID)[gates].astype(bool)
+    out = records.to_dict("records")
+    found = flags.reindex(records[S.SIGNAL_ID]).to_dict("records")
+    for rec, gate in zip(out, found, strict=True):
+        if rec[S.STRATEGY] == "scalp" and not pd.isna(next(iter(gate.values()))):
+            rec.update({g: bool(v) for g, v in gate.items()})
+    return out
 
 
 def audit_rows(decisions: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
@@ -78,13 +94,15 @@ def audit_rows(decisions: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
 
 
 def save_replay(store: StateStore, result, *, registry: ModelRegistry | None = None,
-                publish: bool = False) -> dict[str, int | None]:  # fmt: skip
+                publish: bool = False, signals: pd.DataFrame | None = None,
+                ) -> dict[str, int | None]:  # fmt: skip
     """Persist the end state of a :class:`~research.replay.ReplayResult` in the seed's keys.
 
     Scorers (``ml:*``; models published when ``publish``), learnt thresholds (``qcal:*``),
     completed phantoms and win history (``phantom:completed``, ``scalp_phantom:completed``,
-    ``phantom:wr:*``), signals blocked per day (``phantom:blocked:*``) and the open phantoms
-    (``phantom:active``: signals whose data ended first). Returns published versions.
+    ``phantom:wr:*``; with ``signals`` the scalp records carry their gate flags), signals
+    blocked per day (``phantom:blocked:*``) and the open phantoms (``phantom:active``: signals
+    whose data ended first). Returns published versions.
     """
     versions = {}
     fits = result.threshold_fits
@@ -100,7 +118,7 @@ def save_replay(store: StateStore, result, *, registry: ModelRegistry | None = N
             store.save_thresholds(strategy, table, int(mine["n_trades"].iloc[-1]))
     dec = result.decisions
     last_exit = dec[S.EXIT_TIME].max()
-    for record in completed_records(dec):
+    for record in completed_records(dec, signals):
         store.record_completed(record, now=last_exit)
     blocked = dec.loc[~dec[S.WAS_EXECUTED].to_numpy()]
     for day, n in blocked.groupby(blocked[S.SIGNAL_TIME].dt.floor("D")).size().items():

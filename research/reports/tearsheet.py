@@ -1,0 +1,248 @@
+"""The period tear sheet: each section composes analyses (compute) and plots (draw).
+
+A section returns a :class:`Section` (notes, tables, figures); ``section.show()`` displays it
+in a notebook. ``pipelines/report.ipynb`` calls one section per cell, so the notebook holds no
+logic and the same sections can be rendered elsewhere (tests, other reports).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from research import plots
+from research import schema as S
+from research.analysis import activity as act
+from research.analysis.calibration import probability_metrics, reliability_table
+from research.reports.period import WIN, PeriodData, gate_frame
+
+logger = logging.getLogger(__name__)
+
+CREATED = "created_at"  # the audit trail's model_versions column (research.stores.tables)
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Section:
+    """One part of a report: what to read (notes), numbers (tables) and figures."""
+
+    title: str
+    notes: list[str] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    figures: dict[str, object] = field(default_factory=dict)
+
+    def show(self) -> None:
+        """Display notes, tables and figures (IPython); figures are closed once shown so the
+        inline backend does not draw them twice."""
+        from IPython.display import display
+
+        for note in self.notes:
+            # a raw bundle: IPython's Markdown() would read a note that names a file
+            display({"text/markdown": note, "text/plain": note}, raw=True)
+        for table in self.tables.values():
+            display(table.round(3))  # three decimals: enough to read, short enough to scan
+        for fig in self.figures.values():
+            display(fig)
+            plt.close(fig)
+
+
+def overview(period: PeriodData) -> Section:
+    """Where the data came from, the period, and how much of it there is."""
+    t = period.trades
+    rows = {"first exit": t[S.EXIT_TIME].min(), "last exit": t[S.EXIT_TIME].max(),
+            "completed trades": len(t), "executed": int(t[S.WAS_EXECUTED].sum()),
+            "phantoms": int((~t[S.WAS_EXECUTED].astype(bool)).sum()),
+            "strategies": ", ".join(period.strategies),
+            "symbols": ", ".join(sorted(map(str, t[S.SYMBOL].unique())))}  # fmt: skip
+    rows |= {f"source: {k}": v for k, v in period.sources.items()}
+    table = pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
+    return Section(title="Overview", tables={"overview": table})
+
+
+def activity(period: PeriodData, *, freq: str = "W") -> Section:
+    """Trades per period, executed vs phantom win rates and R, cumulative R."""
+    t = period.trades
+    table = act.executed_vs_phantom(t)
+    notes = [
+        "Executed trades carry R **net of costs**, phantoms their hypothetical R without costs "
+        "(as the seed records them). A filter is doing its job when executed trades win more "
+        "often than phantoms by more than the intervals' overlap."
+    ]
+    figures = {
+        "activity": plots.plot_activity(act.activity_by_period(t, freq)),
+        "win_rates": plots.plot_win_rates(table.loc[table[S.STRATEGY] != "all"]),
+        "cumulative_r": plots.plot_cumulative_r_by_decision(act.cumulative_r(t)),
+    }
+    return Section(title="Activity", notes=notes, tables={"executed_vs_phantom": table},
+                   figures=figures)  # fmt: skip
+
+
+def replay(period: PeriodData) -> Section:
+    """The replay's uplift (net of costs, block-bootstrap interval) and retrain timeline."""
+    if not period.replay:
+        return Section(title="Replay", notes=[
+            "No replay frames were given (`replay_dir`), so the no-filter baseline net of costs "
+            "and the retrain timeline are not shown."])  # fmt: skip
+    frames = period.replay
+    tables = {}
+    if "uplift" in frames:
+        tables["uplift"] = frames["uplift"]
+    if "retrains" in frames:
+        tables["retrains"] = frames["retrains"].groupby(S.STRATEGY).agg(
+            retrains=(S.MODEL_VERSION, "size"), first=("at", "min"), last=("at", "max"),
+            rows_at_last=("n_trades", "max"))  # fmt: skip
+    notes = [
+        "`uplift` = mean R of the signals the filter passed minus mean R of all signals, both "
+        "net of costs, with a circular block-bootstrap 95 % interval: an interval that "
+        "straddles 0 means the filter's value is not established."
+    ]
+    return Section(title="Replay", notes=notes, tables=tables)
+
+
+def _scored(period: PeriodData) -> tuple[pd.DataFrame, str]:
+    """Trades whose decision-time score came from a model, when the replay says which."""
+    t = period.trades.loc[period.trades[S.ML_SCORE].notna()]
+    dec = period.replay.get("decisions")
+    if dec is not None and S.SCORE_SOURCE in dec:
+        ml = set(dec.loc[dec[S.SCORE_SOURCE] == "ml", S.SIGNAL_ID])
+        return t.loc[t[S.SIGNAL_ID].isin(ml).to_numpy()], "model-scored trades (replay)"
+    return t, "all scored trades (early ones may carry the rule-based score)"
+
+
+def calibration(period: PeriodData, *, n_bins: int = 10, min_bucket: int = 30) -> Section:
+    """Decision-time scores against outcomes: reliability per strategy, metrics, by bucket.
+
+    Each score was computed before its outcome existed, so this is out-of-sample calibration
+    of the filter as it ran (P(win) = score / 100).
+    """
+    t, which = _scored(period)
+    if len(t) < n_bins:
+        return Section(title="Calibration", notes=[f"Too few {which} ({len(t)}) to calibrate."])
+    p = t[S.ML_SCORE].to_numpy(float) / 100.0
+    rel, metrics = [], {}
+    for strategy, g in t.groupby(S.STRATEGY, sort=False):
+        pg = g[S.ML_SCORE].to_numpy(float) / 100.0
+        rel.append(reliability_table(g[WIN], pg, n_bins).reset_index().assign(rule=strategy))
+        metrics[strategy] = probability_metrics(g[WIN], pg) | {"n": len(g)}
+    metrics["all"] = probability_metrics(t[WIN], p) | {"n": len(t)}
+    figures = {"reliability": plots.plot_reliability(pd.concat(rel, ignore_index=True))}
+    notes = [
+        f"Computed on {which}. Points on the diagonal: a score of 70 wins 70 % of the time. "
+        "Lower Brier / log-loss / ECE is better; AUC says how well scores rank trades."
+    ]
+    if {S.SESSION, S.VOLATILITY_REGIME} <= set(t.columns):
+        buckets = act.calibration_by_bucket(t, p, min_n=min_bucket)
+        grid = buckets.pivot(index=S.SESSION, columns=S.VOLATILITY_REGIME, values="gap")
+        figures["by_bucket"] = plots.plot_pattern_heatmap(
+            grid, center=0.0, title="observed - predicted win rate (blank: too few trades)"
+        )
+        notes.append("The heatmap shows the calibration gap per session x volatility bucket: "
+                     "red cells are over-confident, green ones too shy.")  # fmt: skip
+    return Section(title="Calibration", notes=notes,
+                   tables={"metrics": pd.DataFrame(metrics).T}, figures=figures)  # fmt: skip
+
+
+def gates(period: PeriodData, *, min_n: int = 20, fdr: float = 0.10, n_perm: int = 200,
+          seed: int = 0) -> Section:  # fmt: skip
+    """The seed's scalp gate ranking beside the FDR-confirmed findings, synergy, advice."""
+    from research.analysis.gates import analyze_gates
+    from research.signals import GATE_COLUMNS
+
+    frame = gate_frame(period)
+    if len(frame) < 4 * min_n:
+        return Section(title="Gates", notes=[
+            f"{len(frame)} scalp phantoms with gate flags in the period: too few for the gate "
+            f"analysis (needs about {4 * min_n})."])  # fmt: skip
+    res = analyze_gates(frame, GATE_COLUMNS, min_n=min_n, fdr=fdr, n_perm=n_perm, seed=seed)
+    cols = ["seed_rank", "delta", "n_pass", "n_fail", "q_value", "confirmed", "rank"]
+    ranking = res.singles.sort_values("seed_rank")[cols].head(15)
+    notes = ["`seed_rank` is the seed's raw ranking by win-rate delta; `confirmed` gates also "
+             f"survive a Benjamini-Hochberg FDR of {fdr:.0%} on the earlier 70 % and hold on the "
+             "later 30 %. Act on confirmed gates only.", res.notes]  # fmt: skip
+    figures = {"gate_deltas": plots.plot_gate_deltas(res.singles)}
+    if (res.combos["size"] == 2).any():
+        figures["synergy"] = plots.plot_synergy_heatmap(res.combos)
+    return Section(title="Gates", notes=notes, figures=figures,
+                   tables={"ranking": ranking, "recommendations": res.recommendations})  # fmt: skip
+
+
+def importance(period: PeriodData, *, strategy: str = "scalp", permutation: bool = True,
+               n_splits: int = 4, n_repeats: int = 3, seed: int = 0) -> Section:  # fmt: skip
+    """Impurity importance after 30/100/300/all trades and out-of-sample permutation
+    importance against a noise probe, on ``strategy``'s trades of the period."""
+    from research.analysis.importance import (
+        impurity_evolution,
+        permutation_importance_oos,
+        rank_stability,
+    )
+    from research.features import feature_names
+
+    t = period.trades.loc[period.trades[S.STRATEGY] == strategy]
+    entry = set(feature_names(available="signal"))
+    cols = [c for c in period.feature_columns if c in entry]
+    if len(t) < 100 or not cols:
+        return Section(title="Importance", notes=[
+            f"{len(t)} {strategy} trades with {len(cols)} entry features: too few to rank "
+            "features (needs 100)."])  # fmt: skip
+    x, y = t[cols].reset_index(drop=True), t[WIN].to_numpy()
+    evo = impurity_evolution(x, y, signal_times=t[S.SIGNAL_TIME], random_state=seed)
+    tables = {"rank_stability": rank_stability(evo)}
+    figures = {"evolution": plots.plot_importance_evolution(evo)}
+    notes = ["Lines that cross between 30, 100, 300 and all trades mean the seed's early "
+             "importance ranking is not yet stable."]  # fmt: skip
+    if permutation:
+        perm = permutation_importance_oos(x, y, t[S.SIGNAL_TIME], t[S.EXIT_TIME],
+                                          n_splits=n_splits, n_repeats=n_repeats,
+                                          random_state=seed)  # fmt: skip
+        figures["permutation"] = plots.plot_permutation_importance(perm)
+        tables["beats_probe"] = perm.loc[perm["beats_probe"].astype(bool),
+                                         ["mean", "diff_vs_probe", "q_value"]]  # fmt: skip
+        notes.append(
+            "Permutation importance is the drop in out-of-sample AUC when a feature is "
+            "shuffled; only features clearly right of the noise probe carry signal."
+        )
+    return Section(title=f"Importance ({strategy})", notes=notes, tables=tables,
+                   figures=figures)  # fmt: skip
+
+
+def thresholds(period: PeriodData) -> Section:
+    """The learnt ``qcal:*`` thresholds per session x volatility bucket, as stored."""
+    grids, notes = {}, []
+    for strategy, (table, n) in period.thresholds.items():
+        if not table:
+            notes.append(f"{strategy}: no learnt bucket thresholds in the state store.")
+            continue
+        rows = [(*b.split(S.BUCKET_SEP), v) for b, v in table.items()]
+        frame = pd.DataFrame(rows, columns=[S.SESSION, S.VOLATILITY_REGIME, "threshold"])
+        grid = frame.pivot(index=S.SESSION, columns=S.VOLATILITY_REGIME, values="threshold")
+        grid = grid.reindex(index=list(S.SESSIONS), columns=list(S.VOLATILITY_REGIMES))
+        grids[strategy] = grid
+        notes.append(
+            f"{strategy}: fitted on {n} trades; {len(table)} of 16 buckets have their "
+            "own threshold (blank ones fall back to the EV threshold, then 70)."
+        )
+    figures = {s: plots.plot_pattern_heatmap(g, title=f"{s}: qscore threshold per bucket")
+               for s, g in grids.items()}  # fmt: skip
+    tables = {}
+    if period.replay.get("threshold_fits") is not None:
+        fits = period.replay["threshold_fits"]
+        tables["fits"] = fits.groupby(S.STRATEGY).agg(refits=("threshold_version", "size"),
+                                                      last=("at", "max"),
+                                                      buckets=("buckets", "last"))  # fmt: skip
+    notes.append(
+        "A threshold is in score points (0-100): signals scoring at least this are "
+        "executed, the rest tracked as phantoms."
+    )
+    return Section(title="Thresholds", notes=notes, tables=tables, figures=figures)
+
+
+def models(period: PeriodData) -> Section:
+    """Published model versions (the audit trail's ``model_versions``), champions flagged."""
+    mv = period.model_versions
+    if mv.empty:
+        return Section(title="Models", notes=["No model version has been published yet."])
+    cols = [c for c in (S.STRATEGY, "version", "is_champion", CREATED, "n_rows", "train_end")
+            if c in mv]  # fmt: skip
+    return Section(title="Models", tables={"versions": mv[cols]})
