@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# apt-get needs root: sudo when not already root (CI runs as root)
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: help setup demo test lint format bench clean
+.PHONY: help setup browser demo test lab lint format bench clean
 
 help:  ## list the targets
 	@grep -E '^[a-z]+:.*##' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -19,13 +21,23 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the package with its dev tools
 
-demo: setup  ## run the main job on a built-in synthetic market
+browser:  ## Debian's Chromium (for the report's headless-browser test), if missing
+	@command -v chromium >/dev/null 2>&1 || { \
+	  echo "installing Debian's chromium and chromium-driver (apt-get)"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium chromium-driver; }
+
+demo: setup  ## run the main job on a built-in synthetic market, then open reports/index.html
 	$(BIN)/phantomlab demo
 
-test: setup  ## lint, then the whole test suite (real data, real notebooks)
+test: setup browser  ## lint, then the whole test suite (real data, real notebooks, a browser)
 	$(BIN)/ruff check research tests benchmarks
 	$(BIN)/ruff format --check research tests benchmarks
 	$(BIN)/pytest
+
+lab: setup  ## JupyterLab on the research notebooks (kernel "phantomlab")
+	$(BIN)/python -c "from research.runner import ensure_kernel; ensure_kernel()"
+	$(BIN)/jupyter lab notebooks
 
 lint: setup  ## ruff check only
 	$(BIN)/ruff check research tests benchmarks

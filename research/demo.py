@@ -113,3 +113,25 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     )
     return DemoResult(study=study, replay=result, state_url=state_url,
                       database_url=database_url, published=published)  # fmt: skip
+
+
+def run_report(result: DemoResult, *, workdir: Path, reports_dir: Path | None = None,
+               timeout_sec: float = 1800, progress: bool = False):  # fmt: skip
+    """Run ``pipelines/report.ipynb`` on the demo's stores through the pipeline runner.
+
+    The tear sheet reads the audit trail and the state store the demo wrote (SQLite files, or
+    Redis/PostgreSQL when configured) and the replay frames in ``workdir``; the runner leaves
+    ``reports/report/<run-id>/`` (notebook, HTML, manifest) and rebuilds
+    ``reports/index.html``. Returns the :class:`research.runner.RunResult`.
+    """
+    from research.runner import run_pipeline
+
+    params = {"replay_dir": str((workdir / REPLAY_DIR).resolve())}
+    # URLs from the environment are not passed: the kernel inherits them, and parameters are
+    # printed in the report (a password in a URL must not end up in an HTML file)
+    for name, url, var in (("database_url", result.database_url, "PHANTOMLAB_DATABASE_URL"),
+                           ("state_url", result.state_url, "PHANTOMLAB_REDIS_URL")):  # fmt: skip
+        if url != os.environ.get(var):
+            params[name] = url
+    return run_pipeline("report", params, reports_dir=reports_dir, timeout_sec=timeout_sec,
+                        progress=progress)  # fmt: skip
