@@ -66,11 +66,18 @@ def main(verbose: int) -> None:
     show_default=True,
     help="Local files: embedded state database, demo signing key.",
 )
-def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir) -> None:  # fmt: skip
-    """Run the main job: market -> signals -> phantoms -> replay -> publish models and state.
+@click.option(
+    "--report/--no-report",
+    default=True,
+    show_default=True,
+    help="Run the report pipeline at the end and rebuild reports/index.html.",
+)
+def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, report) -> None:  # fmt: skip
+    """Run the main job: market -> signals -> phantoms -> replay -> publish -> HTML report.
 
     State and models go to PHANTOMLAB_REDIS_URL when it is set, else to an SQLite file in
-    --workdir (no server needed).
+    --workdir (no server needed); the audit trail to PHANTOMLAB_DATABASE_URL, else SQLite.
+    The report pipeline's run lands in reports/report/<run-id>/ (PHANTOMLAB_REPORTS_DIR).
     """
     from research.analysis import outcome_summary
     from research.demo import run_demo
@@ -112,6 +119,18 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir) -> None
         study.outcomes.to_parquet(out / "outcomes.parquet")
         res.replay.decisions.to_parquet(out / "decisions.parquet")
         click.echo(f"wrote signals, features, outcomes and decisions to {out}/")
+    if not report:
+        return
+    from research.demo import run_report
+
+    click.echo("\nRunning the report pipeline (pipelines/report.ipynb) ...")
+    run = run_report(res, workdir=workdir)
+    index = run.run_dir.parents[1] / "index.html"
+    click.echo(f"report {run.status}: {run.html}")
+    if not run.ok:
+        click.echo(f"Error: the report pipeline failed: {run.error}", err=True)
+        sys.exit(1)
+    click.echo(f"\nOpen the reports index: {index.resolve().as_uri()}")
 
 
 @main.group()
@@ -155,6 +174,166 @@ def rebuild(state_url, database_url, journal_path) -> None:
     total = sum(counts.values())
     click.echo(f"rebuilt {store.url} from {audit.masked_url}: {total} trade(s) "
                + ", ".join(f"{k} {v}" for k, v in counts.items()))  # fmt: skip
+
+
+# --------------------------------------------------------------------------------------------
+# Production notebooks (pipelines/): phantomlab pipeline run|list, phantomlab reports
+# --------------------------------------------------------------------------------------------
+_REPORTS_OPTION = click.option(
+    "--reports-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PHANTOMLAB_REPORTS_DIR",
+    default=Path("reports"),
+    show_default=True,
+    help="Root of the run folders and index.html (env PHANTOMLAB_REPORTS_DIR).",
+)
+_PIPELINES_OPTION = click.option(
+    "--pipelines-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    envvar="PHANTOMLAB_PIPELINES_DIR",
+    default=None,
+    help="Folder of pipeline notebooks (env PHANTOMLAB_PIPELINES_DIR; default: the "
+    "repository's pipelines/, else ./pipelines).",
+)
+
+
+@main.group()
+def pipeline() -> None:
+    """Production notebooks: run one with validated parameters, or list them."""
+
+
+def _read_params_file(path: Path | None) -> dict:
+    import yaml
+
+    if path is None:
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise click.UsageError(
+            f"cannot read parameters file {path}: {exc}. Fix: pass a readable YAML file "
+            "of `name: value` lines."
+        ) from exc
+    if data is None:
+        return {}
+    if not isinstance(data, dict) or not all(isinstance(k, str) for k in data):
+        raise click.UsageError(
+            f"parameters file {path} holds a {type(data).__name__}, not a mapping of names to "
+            "values. Fix: write one `name: value` per line (e.g. `n_bars: 3000`)."
+        )
+    return data
+
+
+def _parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise click.UsageError(
+                f"-p {pair!r} is not KEY=VALUE. Fix: write e.g. -p n_bars=3000 "
+                "(values are YAML: -p force=true, -p strategies=[scalp,trend], -p data_dir=null)."
+            )
+        out[key.strip()] = value
+    return out
+
+
+@pipeline.command("run")
+@click.argument("name")
+@click.option(
+    "-p",
+    "--param",
+    "pairs",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override a parameter (repeatable); VALUE is YAML, text for str parameters.",
+)
+@click.option(
+    "-f",
+    "--params-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="YAML file of parameters (applied before -p).",
+)
+@click.option(
+    "--timeout",
+    "timeout_sec",
+    type=click.FloatRange(min=0, min_open=True),
+    default=3600.0,
+    show_default=True,
+    help="Wall-clock limit of the whole run, in seconds.",
+)
+@_REPORTS_OPTION
+@_PIPELINES_OPTION
+@click.option("--run-id", default=None, help="Name of the run folder (default: UTC time + suffix).")
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="Per-cell progress bar on stderr (default: when stderr is a terminal).",
+)
+def pipeline_run(name, pairs, params_file, timeout_sec, reports_dir, pipelines_dir, run_id,
+                 progress) -> None:  # fmt: skip
+    """Run pipeline NAME (a notebook stem in the pipelines folder, or an .ipynb path).
+
+    Leaves REPORTS_DIR/NAME/RUN_ID/ with the executed notebook, its HTML report and
+    manifest.json, and rebuilds REPORTS_DIR/index.html. Exit 0 ok, 1 the run failed or timed
+    out, 2 unknown pipeline or bad parameter (the failed notebook and HTML are still written).
+    """
+    from research.runner import ParameterError, PipelineNotFoundError, run_pipeline
+
+    overrides = _read_params_file(params_file) | _parse_assignments(pairs)
+    if progress is None:
+        progress = sys.stderr.isatty()
+    try:
+        res = run_pipeline(name, overrides, pipelines_dir=pipelines_dir, reports_dir=reports_dir,
+                           timeout_sec=timeout_sec, run_id=run_id, progress=progress)  # fmt: skip
+    except PipelineNotFoundError as exc:
+        raise click.UsageError(str(exc)) from exc
+    except ParameterError as exc:
+        if exc.result is not None:
+            click.echo(f"run dir: {exc.result.run_dir}\nstatus:  failed (bad parameters)\n"
+                       f"html:    {exc.result.html}")  # fmt: skip
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    except ValueError as exc:  # a malformed or already used --run-id
+        raise click.UsageError(str(exc)) from exc
+    except OSError as exc:  # e.g. the kernelspec cannot be registered
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(1)
+    click.echo(f"run dir: {res.run_dir}\nstatus:  {res.status}\nhtml:    {res.html}")
+    if not res.ok:
+        click.echo(f"Error: {res.error}", err=True)
+        sys.exit(1)
+
+
+@pipeline.command("list")
+@_PIPELINES_OPTION
+def pipeline_list(pipelines_dir) -> None:
+    """List the pipelines with each parameter's type, default and help."""
+    from research.runner import list_pipelines
+    from research.runner.catalog import default_pipelines_dir
+
+    folder = pipelines_dir if pipelines_dir is not None else default_pipelines_dir()
+    infos = list_pipelines(folder)
+    if not infos:
+        click.echo(f"no pipeline notebooks (*.ipynb) in {folder}")
+        return
+    click.echo(f"pipelines in {folder}:")
+    for info in infos:
+        click.echo(f"\n{info.name}" + (f"  - {info.description}" if info.description else ""))
+        if info.error:
+            click.echo(f"  (cannot read its parameters: {info.error})")
+        for p in info.parameters:
+            click.echo(f"  {p.name}: {p.type_text} = {p.default!r}"
+                       + (f"  # {p.help}" if p.help else ""))  # fmt: skip
+
+
+@main.command()
+@_REPORTS_OPTION
+def reports(reports_dir) -> None:
+    """Rebuild REPORTS_DIR/index.html (every run, newest first) and print its path."""
+    from research.runner import build_index
+
+    click.echo(str(build_index(reports_dir)))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -157,6 +157,10 @@ class StateStore:
         }
 
     # ------------------------------------------------------------------ thresholds
+    def save_threshold(self, strategy: str, threshold: float) -> None:
+        """``ml:{strategy}:threshold``: the strategy-wide EV threshold (score points, 0-100)."""
+        self.backend.call("set", self.keys.ml(strategy, "threshold"), float(threshold))
+
     def save_thresholds(self, strategy: str, thresholds: Mapping[str, float],
                         last_train_count: int) -> None:  # fmt: skip
         """``qcal:{strategy}:thr`` and ``:last_train_count`` together."""

@@ -1,0 +1,365 @@
+"""Retraining on completed trades: the first half of ``pipelines/retrain_publish.ipynb``.
+
+Seed, "Data Flow Architecture": the model is retrained on every completed trade, executed and
+phantom alike. In production that is a scheduled job: open the stores, load the completed
+trades with their signal-time features, split them point in time and fit a *challenger*
+(:class:`~research.scoring.EnsembleScorer`). Comparing it with the champion, publishing and
+refreshing the thresholds follow in :mod:`research.challenger`.
+
+The split (:func:`split_point_in_time`): the out-of-sample (OOS) window is the most recent
+``oos_fraction`` of trades by ``exit_time`` (the trades that completed last, as the audit trail
+lists them); the challenger trains only on trades whose ``exit_time`` is strictly before the
+earliest ``signal_time`` in that window, so no training label was unknown when any OOS trade
+was decided (trades in between are purged). It orders by exit time where
+:func:`research.splits.time_train_test_split` orders by signal time, which is why it lives here.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from research import schema as S
+from research.config import ScorerConfig
+from research.features import FEATURES
+from research.scoring import EnsembleScorer
+from research.stores.audit import FEATURES as FEATURES_COLUMN
+from research.stores.audit import AuditTrail
+from research.stores.registry import ModelRegistry, signing_key
+from research.stores.state import StateStore, open_state
+
+logger = logging.getLogger(__name__)
+
+SOURCES = ("sql", "state")
+_RECORD_FIX = {
+    "sql": "record trades with their features (AuditTrail.record_trades(rows, "
+    "features=build_features(...)))",
+    "state": "record outcomes with their features (MLScorer.record_outcome(..., features=...)) "
+    "and save the scorer (StateStore.save_scorer), or use source='sql'",
+}
+#: Entry features a model may use (``after_entry`` lifecycle columns would leak the outcome).
+ENTRY_FEATURES: tuple[str, ...] = tuple(n for n, f in FEATURES.items() if f.available == "signal")
+#: A trade whose features miss more than this share of :data:`ENTRY_FEATURES` is not used:
+#: the imputer would turn it into the median trade, which teaches the model nothing.
+MAX_MISSING_SHARE = 0.5
+
+
+class InsufficientTradesError(ValueError):
+    """Too few usable completed trades to retrain; the message says how many and the fix."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RetrainConfig:
+    """What one retrain run does (the pipeline's parameters).
+
+    Attributes
+    ----------
+    strategy : str
+        One of :data:`research.schema.STRATEGIES`.
+    source : {'sql', 'state'}
+        ``'sql'``: the audit trail's completed trades and their features; ``'state'``: the
+        trades the online scorer keeps in ``ml:{strategy}:trades`` (they carry features too).
+    oos_fraction : float
+        Share (0-1) of the most recent completed trades, by ``exit_time``, held out.
+    min_trades : int
+        Usable completed trades needed to retrain at all.
+    max_train_trades : int or None
+        Train on the most recent N eligible trades only (None: all).
+    min_window : int
+        Trades the fair comparison window needs before the challenger may replace a champion.
+    min_improvement : float
+        Brier-score points the challenger must gain over the champion (0 = equal is enough).
+    force : bool
+        Publish the challenger whatever the comparison says.
+    learn_from_timeouts : bool
+        Seed: timeouts are neither trained on nor scored (False).
+    threshold_rule : {'seed', 'rigorous'}
+        :class:`research.thresholds.ThresholdConfig` rule for the ``qcal:*`` thresholds.
+    n_estimators, gb_max_iter, nn_enabled, calibration, random_state :
+        Passed to :class:`research.scoring.EnsembleScorer`.
+    """
+
+    strategy: str = "scalp"
+    source: str = "sql"
+    oos_fraction: float = 0.2
+    min_trades: int = 200
+    max_train_trades: int | None = None
+    min_window: int = 50
+    min_improvement: float = 0.0
+    force: bool = False
+    learn_from_timeouts: bool = False
+    threshold_rule: str = "seed"
+    n_estimators: int = 100
+    gb_max_iter: int = 100
+    nn_enabled: bool = True
+    calibration: str = "oof"
+    random_state: int = 0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in S.STRATEGIES:
+            raise ValueError(
+                f"unknown strategy {self.strategy!r}. Fix: use one of {list(S.STRATEGIES)}."
+            )
+        if self.source not in SOURCES:
+            raise ValueError(
+                f"unknown source {self.source!r}. Fix: use 'sql' (the audit trail) or 'state' "
+                "(the trades kept in the state store's ml:{strategy}:trades)."
+            )
+        if not 0 < self.oos_fraction < 1:
+            raise ValueError(f"oos_fraction={self.oos_fraction} is not in (0, 1). Fix: e.g. 0.2.")
+        least = ScorerConfig().min_trades
+        if self.max_train_trades is not None and self.max_train_trades < least:
+            raise ValueError(
+                f"max_train_trades={self.max_train_trades} is below the {least} trades a model "
+                f"needs (seed). Fix: pass None (all) or at least {least}."
+            )
+        if self.min_trades < 1 or self.min_window < 1 or not self.min_improvement >= 0:
+            raise ValueError(
+                "need min_trades >= 1, min_window >= 1 and min_improvement >= 0 (Brier points). "
+                "Fix: e.g. min_trades=200, min_window=50, min_improvement=0.0."
+            )
+        if self.threshold_rule not in ("seed", "rigorous"):
+            raise ValueError(
+                f"threshold_rule {self.threshold_rule!r} unknown. Fix: 'seed' or 'rigorous'."
+            )
+
+    def model(self) -> EnsembleScorer:
+        """An unfitted challenger with this config's size knobs."""
+        return EnsembleScorer(n_estimators=self.n_estimators, gb_max_iter=self.gb_max_iter,
+                              nn_enabled=self.nn_enabled, calibration=self.calibration,
+                              random_state=self.random_state)  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Stores:
+    """The audit trail (SQL), the state store (Redis/SQLite) and the registry over both."""
+
+    audit: AuditTrail
+    state: StateStore
+    registry: ModelRegistry
+
+    def close(self) -> None:
+        """Close the SQL connections (the state store's client closes with the process)."""
+        self.audit.close()
+
+
+def open_stores(*, database_url: str | None = None, state_url: str | None = None,
+                namespace: str | None = None) -> Stores:  # fmt: skip
+    """Open and check every store the pipeline needs, before any long computation.
+
+    ``database_url`` defaults to ``PHANTOMLAB_DATABASE_URL`` (:class:`research.config.Settings`),
+    ``state_url`` to ``PHANTOMLAB_REDIS_URL`` and ``namespace`` to ``PHANTOMLAB_NAMESPACE``.
+    Raises :class:`~research.stores.StoreUnavailable` (a server does not answer) or
+    :class:`~research.stores.ModelIntegrityError` (no signing key), each with a fix.
+    """
+    signing_key()  # refuse now, not after fitting, when models could not be published
+    audit = AuditTrail(database_url)  # runs the migrations: also the connectivity check
+    state = open_state(state_url, namespace=namespace)
+    state.ping()
+    logger.info("retrain stores: %s, %s", audit.masked_url, state.url)
+    return Stores(audit=audit, state=state, registry=ModelRegistry(state, audit=audit))
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class TradeSet:
+    """Usable completed trades of one strategy, in exit order, with their entry features.
+
+    ``trades`` has the schema's trade columns (at least ``signal_id``, ``signal_time``,
+    ``exit_time``, ``outcome``, ``pnl_percent``); ``features`` the registered entry features,
+    row-aligned with ``trades`` (both with a 0..n-1 index).
+    """
+
+    strategy: str
+    source: str
+    trades: pd.DataFrame
+    features: pd.DataFrame
+
+    @property
+    def y(self) -> np.ndarray:
+        """1 for a win, 0 otherwise (the ensemble's label)."""
+        return (self.trades[S.OUTCOME] == "win").to_numpy(int)
+
+    def __len__(self) -> int:
+        return len(self.trades)
+
+    def summary(self) -> pd.DataFrame:
+        """Executed vs phantom trades (``all`` without ``was_executed``): counts, win rate,
+        first and last exit time."""
+        t = self.trades
+        kind = (
+            t[S.WAS_EXECUTED].map({True: "executed", False: "phantom"}).fillna("phantom")
+            if S.WAS_EXECUTED in t
+            else pd.Series("all", index=t.index)
+        )
+        out = t[S.OUTCOME].astype(str)
+        frame = pd.DataFrame({"kind": kind, "win": out == "win", "loss": out == "loss",
+                              "timeout": out == "timeout", S.EXIT_TIME: t[S.EXIT_TIME]})  # fmt: skip
+        table = frame.groupby("kind").agg(trades=("win", "size"), wins=("win", "sum"),
+                                          losses=("loss", "sum"), timeouts=("timeout", "sum"),
+                                          first_exit=(S.EXIT_TIME, "min"),
+                                          last_exit=(S.EXIT_TIME, "max"))  # fmt: skip
+        table.insert(4, "win_rate", table["wins"] / (table["wins"] + table["losses"]))
+        return table
+
+
+def _state_trades(store: StateStore, strategy: str) -> pd.DataFrame:
+    """The online scorer's ``ml:{strategy}:trades`` as a frame (see ``MLScorer.to_state``)."""
+    state = store.load_scorer(strategy)
+    rows = [] if state is None else state["trades"]
+    cols = [S.SIGNAL_ID, S.SIGNAL_TIME, S.EXIT_TIME, S.OUTCOME, S.PNL_PERCENT, FEATURES_COLUMN]
+    frame = pd.DataFrame.from_records(rows, columns=cols)
+    for name in (S.SIGNAL_TIME, S.EXIT_TIME):
+        frame[name] = pd.to_datetime(frame[name], utc=True, format="ISO8601")
+    frame[S.STRATEGY] = strategy
+    return frame.sort_values([S.EXIT_TIME, S.SIGNAL_ID], kind="stable", na_position="first")
+
+
+def _feature_frame(values: pd.Series) -> pd.DataFrame:
+    """Entry features from one mapping (or None) per trade; non-finite numbers -> NaN."""
+    records = [dict(v) if isinstance(v, Mapping) else {} for v in values]
+    frame = pd.DataFrame.from_records(records, index=values.index)
+    frame = frame.reindex(columns=list(ENTRY_FEATURES))  # registry order; absent -> NaN
+    for name in ENTRY_FEATURES:
+        if FEATURES[name].dtype != "category":
+            # an inf (division by a zero range, say) is as unknown as a NaN: let the imputer fill
+            col = pd.to_numeric(frame[name], errors="coerce").astype("float64")
+            frame[name] = col.where(np.isfinite(col))
+    return frame
+
+
+def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
+    """Completed trades of ``config.strategy`` with usable features, in exit order.
+
+    A trade is usable when it has an ``exit_time`` and a features mapping that holds at least
+    half of the registered entry features (missing values in it are imputed by the ensemble).
+    Timeouts are kept here (thresholds may use them); :func:`split_point_in_time` decides.
+
+    Raises
+    ------
+    InsufficientTradesError
+        Fewer than ``config.min_trades`` usable trades, or only wins or only losses; the
+        message counts what was found and why rows were unusable, and says how to fix it.
+    """
+    strategy = config.strategy
+    if config.source == "sql":
+        raw = stores.audit.completed_trades(strategy=strategy, with_features=True)
+        where = f"the audit trail ({stores.audit.masked_url})"
+    else:
+        raw = _state_trades(stores.state, strategy)
+        where = f"the state store ({stores.state.url}, {stores.state.keys.ml(strategy, 'trades')})"
+    raw = raw.reset_index(drop=True)
+    features = _feature_frame(raw[FEATURES_COLUMN])
+    no_features = ~raw[FEATURES_COLUMN].map(lambda v: isinstance(v, Mapping)).to_numpy(bool)
+    sparse = features.isna().mean(axis=1).to_numpy() > MAX_MISSING_SHARE
+    no_exit = raw[S.EXIT_TIME].isna().to_numpy()
+    usable = ~(no_features | sparse | no_exit)
+    trainable = usable & ((raw[S.OUTCOME] != "timeout").to_numpy() | config.learn_from_timeouts)
+    n_ok, n_train = int(usable.sum()), int(trainable.sum())
+    if not usable.all():
+        logger.warning("%s: %d of %d completed trades unusable (%d no features, %d sparse, "
+                       "%d no exit time)", strategy, int((~usable).sum()), len(raw),
+                       int(no_features.sum()), int((sparse & ~no_features).sum()),
+                       int(no_exit.sum()))  # fmt: skip
+    if n_train < config.min_trades:
+        raise InsufficientTradesError(
+            f"{len(raw)} completed {strategy} trades in {where}; {n_ok} usable ("
+            f"{int(no_features.sum())} without features, {int((sparse & ~no_features).sum())} "
+            f"missing more than {MAX_MISSING_SHARE:.0%} of them, {int(no_exit.sum())} without "
+            f"exit_time), {n_train} of them trainable (timeouts excluded unless "
+            f"learn_from_timeouts); min_trades={config.min_trades}. "
+            f"Fix: {_RECORD_FIX[config.source]}, wait for more completed trades, or lower "
+            "min_trades."
+        )
+    wins = int((raw.loc[trainable, S.OUTCOME] == "win").sum())
+    if wins in (0, n_train):
+        raise InsufficientTradesError(
+            f"all {n_train} trainable {strategy} trades in {where} are "
+            f"{'losses' if wins == 0 else 'wins'}: a win probability needs both. Fix: wait for "
+            "both wins and losses, or check that outcomes are recorded correctly."
+        )
+    keep = np.flatnonzero(usable)
+    trades = raw.drop(columns=FEATURES_COLUMN).iloc[keep].reset_index(drop=True)
+    logger.info("%s: %d usable completed trades from %s", strategy, len(trades), where)
+    return TradeSet(strategy=strategy, source=config.source, trades=trades,
+                    features=features.iloc[keep].reset_index(drop=True))  # fmt: skip
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Split:
+    """Positions (in :attr:`TradeSet.trades`) of the training rows and the OOS window.
+
+    ``oos_start`` is the earliest ``signal_time`` in the window; every training row has
+    ``exit_time < oos_start``. ``train_start``/``train_end`` are the first and last exit times
+    of the training rows (``train_end`` = when the challenger's knowledge ends).
+    """
+
+    train: np.ndarray
+    oos: np.ndarray
+    oos_start: pd.Timestamp
+    train_start: pd.Timestamp
+    train_end: pd.Timestamp
+    purged: int
+    capped: int
+
+    def summary(self) -> pd.DataFrame:
+        """One row per part: trades, and the time span each covers."""
+        rows = [("train", len(self.train), self.train_start, self.train_end),
+                ("purged (outcome unknown at OOS start)", self.purged, None, None),
+                ("left out (max_train_trades)", self.capped, None, None),
+                ("out of sample", len(self.oos), self.oos_start, None)]  # fmt: skip
+        return pd.DataFrame(rows, columns=["part", "trades", "from", "until"]).set_index("part")
+
+
+def split_point_in_time(data: TradeSet, config: RetrainConfig) -> Split:
+    """Hold out the most recent ``oos_fraction`` of trades by exit time; purge; cap.
+
+    Only trainable rows (not timeouts, unless ``learn_from_timeouts``) enter either part. The
+    OOS window is the last ``ceil(oos_fraction * n)`` of them in exit order; training rows are
+    the earlier ones whose ``exit_time`` is strictly before the window's earliest
+    ``signal_time``; ``max_train_trades`` then keeps the most recent of those.
+    """
+    trades = data.trades
+    eligible = np.flatnonzero(
+        (trades[S.OUTCOME] != "timeout").to_numpy() | config.learn_from_timeouts
+    )
+    n_oos = math.ceil(config.oos_fraction * len(eligible))
+    before, oos = eligible[: len(eligible) - n_oos], eligible[len(eligible) - n_oos :]
+    if not len(before) or not len(oos):
+        raise InsufficientTradesError(
+            f"{len(eligible)} trades cannot be split with oos_fraction={config.oos_fraction}. "
+            "Fix: pick oos_fraction in (0, 1) leaving trades on both sides."
+        )
+    oos_start = trades[S.SIGNAL_TIME].iloc[oos].min()
+    known = (trades[S.EXIT_TIME].iloc[before] < oos_start).to_numpy()
+    train = before[known]
+    cap = config.max_train_trades
+    capped = max(len(train) - cap, 0) if cap is not None else 0
+    train = train[capped:]  # exit order: the most recent ones stay
+    if len(np.unique(data.y[train])) < 2:
+        raise InsufficientTradesError(
+            f"the {len(train)} training trades (before {oos_start}) hold only one outcome. "
+            "Fix: lower oos_fraction, raise max_train_trades, or wait for more trades."
+        )
+    exits = trades[S.EXIT_TIME].iloc[train]
+    split = Split(train=train, oos=oos, oos_start=oos_start, train_start=exits.min(),
+                  train_end=exits.max(), purged=int((~known).sum()), capped=capped)  # fmt: skip
+    logger.info("split: %d train (until %s), %d purged, %d capped, %d OOS (from %s)",
+                len(train), split.train_end, split.purged, capped, len(oos), oos_start)  # fmt: skip
+    return split
+
+
+def fit_challenger(data: TradeSet, split: Split, config: RetrainConfig) -> EnsembleScorer:
+    """Fit :meth:`RetrainConfig.model` on the training rows (purged out-of-fold calibration)."""
+    rows = split.train
+    trades = data.trades.iloc[rows]
+    model = config.model().fit(data.features.iloc[rows], data.y[rows],
+                               signal_times=trades[S.SIGNAL_TIME],
+                               exit_times=trades[S.EXIT_TIME])  # fmt: skip
+    logger.info("%s challenger fitted on %d trades (%s calibration)", data.strategy, len(rows),
+                model.calibration_)  # fmt: skip
+    return model

@@ -1,0 +1,44 @@
+"""The pipeline runner: production notebooks run by papermill, validated, timed out, reported.
+
+``phantomlab pipeline run NAME -p key=value`` (or :func:`run_pipeline`) parses the notebook's
+``parameters`` cell (:mod:`~research.runner.params`), validates the overrides against it, runs
+the notebook in the :data:`KERNEL_NAME` kernel under a wall-clock limit
+(:mod:`~research.runner.execute`), and leaves ``reports/<pipeline>/<run-id>/`` with the
+executed notebook, a self-contained HTML report (:mod:`~research.runner.html`) and
+``manifest.json`` (:mod:`~research.runner.manifest`); ``reports/index.html`` lists every run
+(:mod:`~research.runner.index`). Inside a notebook, :func:`record` hands results (model
+version, metrics) to the manifest. See ``pipelines/README.md``.
+"""
+
+from __future__ import annotations
+
+# Resolved lazily: a pipeline notebook's `from research.runner import record` must not pay for
+# nbformat/nbconvert (seconds of import) inside the kernel.
+_EXPORTS = {
+    "KERNEL_NAME": "research.runner.kernel",
+    "RESULT_MIME": "research.runner.results",
+    "SUPPORTED_TYPES": "research.runner.params",
+    "Parameter": "research.runner.params",
+    "ParameterError": "research.runner.params",
+    "PipelineInfo": "research.runner.catalog",
+    "PipelineNotFoundError": "research.runner.catalog",
+    "RunResult": "research.runner.execute",
+    "build_index": "research.runner.index",
+    "collect_results": "research.runner.results",
+    "ensure_kernel": "research.runner.kernel",
+    "list_pipelines": "research.runner.catalog",
+    "new_run_id": "research.runner.execute",
+    "parse_parameters": "research.runner.params",
+    "record": "research.runner.results",
+    "run_pipeline": "research.runner.execute",
+    "validate_parameters": "research.runner.params",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        import importlib
+
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'research.runner' has no attribute {name!r}")

@@ -1,0 +1,137 @@
+"""Where pipelines and reports live, and which pipelines there are.
+
+A pipeline NAME is the stem of a notebook in the pipelines folder (``retrain_publish`` for
+``pipelines/retrain_publish.ipynb``). The folder is, in order: the ``pipelines_dir`` argument
+(``--pipelines-dir``), ``$PHANTOMLAB_PIPELINES_DIR``, the ``pipelines/`` folder next to the
+installed ``research`` package (a source checkout), else ``./pipelines``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from research.runner.params import Parameter, ParameterError, parse_parameters
+
+PIPELINES_ENV = "PHANTOMLAB_PIPELINES_DIR"
+REPORTS_ENV = "PHANTOMLAB_REPORTS_DIR"
+
+
+class PipelineNotFoundError(LookupError):
+    """No pipeline notebook by that name; the message lists the available ones."""
+
+
+def default_pipelines_dir() -> Path:
+    """``$PHANTOMLAB_PIPELINES_DIR``, else ``pipelines/`` beside the package, else ``pipelines``."""
+    env = os.environ.get(PIPELINES_ENV)
+    if env:
+        return Path(env)
+    import research
+
+    beside = Path(research.__file__).resolve().parents[1] / "pipelines"
+    return beside if beside.is_dir() else Path("pipelines")
+
+
+def default_reports_dir() -> Path:
+    """``$PHANTOMLAB_REPORTS_DIR``, else ``reports`` (relative to the current directory)."""
+    return Path(os.environ.get(REPORTS_ENV) or "reports")
+
+
+@dataclass(frozen=True, kw_only=True)
+class PipelineInfo:
+    """One pipeline notebook.
+
+    Attributes
+    ----------
+    name : str
+        The notebook's stem, used by ``phantomlab pipeline run NAME``.
+    path : Path
+        The ``.ipynb`` file.
+    parameters : list of Parameter
+        Its declared parameters (empty when ``error`` is set).
+    description : str
+        First line of its first markdown cell, without ``#`` marks.
+    error : str or None
+        Why its parameters cell could not be read, if it could not.
+    """
+
+    name: str
+    path: Path
+    parameters: list[Parameter] = field(default_factory=list)
+    description: str = ""
+    error: str | None = None
+
+
+def _description(path: Path) -> str:
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except (OSError, ValueError):
+        return ""
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            for line in cell.source.splitlines():
+                if line.strip():
+                    return line.strip().lstrip("#").strip()
+    return ""
+
+
+def list_pipelines(pipelines_dir: str | Path | None = None) -> list[PipelineInfo]:
+    """Every ``*.ipynb`` of the pipelines folder, by name, with its parameters.
+
+    A notebook whose parameters cell is malformed is still listed, with ``error`` set, so one
+    broken notebook never hides the others.
+    """
+    folder = Path(pipelines_dir) if pipelines_dir is not None else default_pipelines_dir()
+    out = []
+    for path in sorted(folder.glob("*.ipynb")):
+        if path.name.endswith("-checkpoint.ipynb"):  # JupyterLab autosaves, not pipelines
+            continue
+        try:
+            params, error = parse_parameters(path), None
+        except ParameterError as exc:
+            params, error = [], str(exc)
+        out.append(
+            PipelineInfo(
+                name=path.stem,
+                path=path,
+                parameters=params,
+                description=_description(path),
+                error=error,
+            )
+        )
+    return out
+
+
+def resolve_pipeline(name_or_path: str | Path, pipelines_dir: str | Path | None = None) -> Path:
+    """The notebook file of a pipeline name (or an explicit ``.ipynb`` path).
+
+    Raises
+    ------
+    PipelineNotFoundError
+        Listing the available names and close matches.
+    """
+    text = str(name_or_path)
+    if text.endswith(".ipynb") or os.sep in text or "/" in text:
+        path = Path(text)
+        if path.is_file():
+            return path
+        raise PipelineNotFoundError(
+            f"notebook {path} does not exist. Fix: pass an existing .ipynb or a pipeline name."
+        )
+    folder = Path(pipelines_dir) if pipelines_dir is not None else default_pipelines_dir()
+    path = folder / f"{text}.ipynb"
+    if path.is_file():
+        return path
+    names = [p.stem for p in sorted(folder.glob("*.ipynb"))]
+    close = difflib.get_close_matches(text, names, n=3)
+    hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
+    available = ", ".join(names) if names else f"none (no .ipynb in {folder})"
+    raise PipelineNotFoundError(
+        f"no pipeline named {text!r} in {folder}.{hint} Available: {available}. Fix: pick one "
+        f"of them (phantomlab pipeline list), or point --pipelines-dir / ${PIPELINES_ENV} at "
+        "the folder holding your notebook."
+    )

@@ -1,0 +1,87 @@
+"""The executor child of :func:`research.runner.run_pipeline`: papermill on one notebook.
+
+``python -m research.runner.executor --input NB --output NB --kernel K --cwd DIR
+--parameters JSON`` exits 0 when every cell ran, 1 when one raised (the output notebook holds
+the traceback). It is a separate process so that the runner can stop it, kernel and all, at
+the run's wall-clock limit; it imports nothing of the runner.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+
+logger = logging.getLogger("research.runner.executor")
+
+# papermill re-parses the parameters cell with an inspector that does not know `X | None` and
+# then calls those parameters unknown; the runner has already validated them with its own
+# parser (research.runner.params), so these two warnings are only noise in runner.log.
+_NOISE = ("Passed unknown parameter:", "Unable to parse line")
+
+
+def _drop_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(_NOISE)
+
+
+def _exit_with_parent(parent_pid: int, poll_sec: float = 1.0) -> None:
+    """Stop this executor when the runner that started it is gone.
+
+    The executor runs in a session of its own (so that the runner can kill its whole group), so
+    a scheduler that kills the runner's process group (Airflow on a task timeout, systemd)
+    does not reach it; without this it would run on, orphaned. Its kernel follows it: ipykernel
+    exits when its parent does.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(poll_sec)
+        logger.error("the runner (pid %d) is gone; stopping this run", parent_pid)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Execute one notebook with papermill (see the module docstring)."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--input", required=True)
+    parser.add_argument("--output", required=True)
+    parser.add_argument("--kernel", required=True)
+    parser.add_argument("--cwd", required=True)
+    parser.add_argument("--parameters", default="{}", help="JSON object")
+    parser.add_argument("--progress", action="store_true")
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    _exit_with_parent(os.getppid())
+    import papermill
+
+    for name in ("papermill", "papermill.translators"):
+        logging.getLogger(name).addFilter(_drop_noise)
+
+    try:
+        papermill.execute_notebook(
+            args.input,
+            args.output,
+            parameters=json.loads(args.parameters),
+            kernel_name=args.kernel,
+            cwd=args.cwd,
+            log_output=False,
+            progress_bar=args.progress,
+            request_save_on_cell_execute=True,
+        )
+    except papermill.PapermillExecutionError as exc:  # the notebook holds the traceback
+        logger.error("cell %s raised %s: %s", exc.exec_count, exc.ename, exc.evalue)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""The HTML report of one run: a self-contained, offline page (no script, no CDN, images inline).
+
+nbconvert's ``basic`` template renders the executed notebook's cells (code hidden, outputs and
+markdown kept, figures as base64 ``data:`` images); this module wraps it in a small page of its
+own with inline CSS and a header: status, the effective parameters (default vs overridden),
+the recorded results and, for a failed run, a red banner with the error. The ``lab``/``classic``
+templates are not used because they load require.js and MathJax from CDNs, which fail offline.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import logging
+import re
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import nbformat
+
+# Cells that only repeat the error banner in the notebook itself (papermill's and ours).
+PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
+RUNNER_ERROR_TAG = "phantomlab-error"
+
+STATUS_COLOURS = {"ok": "#1a7f37", "failed": "#cf222e", "timeout": "#bc4c00"}
+
+CSS = """
+body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
+       color: #1f2328; max-width: 1100px; margin: 1.5rem auto; padding: 0 1rem; }
+h1 { font-size: 1.6rem; margin: 0 0 .3rem; }
+.meta { color: #59636e; margin-bottom: 1rem; }
+.status { display: inline-block; padding: .05rem .55rem; border-radius: 1rem; color: #fff;
+          font-weight: 600; font-size: .85rem; }
+.banner { background: #ffebe9; border: 2px solid #cf222e; color: #82071e; padding: .8rem 1rem;
+          border-radius: 6px; margin: 1rem 0; }
+.banner pre { white-space: pre-wrap; margin: .4rem 0 0; }
+table { border-collapse: collapse; margin: .5rem 0 1rem; font-size: .9rem; }
+th, td { border: 1px solid #d1d9e0; padding: .25rem .6rem; text-align: left;
+         vertical-align: top; }
+thead th { background: #f6f8fa; }
+tr.overridden td { background: #fff8c5; }
+tr.rejected td { background: #ffebe9; }
+td.nowrap, table.runs td code { white-space: nowrap; }
+.dataframe td, .dataframe th { text-align: right; }
+section.report { border-top: 1px solid #d1d9e0; margin-top: 1.5rem; padding-top: .5rem; }
+.output_area img { max-width: 100%; height: auto; }
+pre { background: #f6f8fa; padding: .5rem; overflow-x: auto; font-size: .85rem; }
+.output_error pre { background: #fff0f0; }
+.ansi-red-fg { color: #cf222e; } .ansi-green-fg { color: #1a7f37; }
+.ansi-yellow-fg { color: #9a6700; } .ansi-blue-fg { color: #0969da; }
+.ansi-cyan-fg { color: #1b7c83; } .ansi-magenta-fg { color: #8250df; }
+.ansi-bold { font-weight: bold; }
+code { background: #f6f8fa; padding: 0 .2rem; }
+"""
+
+_NBCONVERT_LOG = logging.getLogger(f"{__name__}.nbconvert")
+_NBCONVERT_LOG.setLevel(logging.ERROR)
+
+# Any tag that would make the browser fetch something from the network.
+_EXTERNAL = re.compile(
+    r"<(script|link|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//[^>]*>"
+    r"(?:.*?</\1>)?",
+    flags=re.IGNORECASE | re.DOTALL,
+)
+
+
+def render_cells(nb: nbformat.NotebookNode) -> str:
+    """The notebook's cells as an HTML fragment: outputs and markdown, no code, no prompts."""
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    exporter = HTMLExporter(
+        template_name="basic",
+        exclude_input=True,
+        exclude_input_prompt=True,
+        exclude_output_prompt=True,
+    )
+    # nbconvert warns once per figure that it has no alt text (matplotlib's never do).
+    exporter.log = _NBCONVERT_LOG
+    exporter.register_preprocessor(
+        TagRemovePreprocessor(remove_cell_tags={PAPERMILL_ERROR_TAG, RUNNER_ERROR_TAG}),
+        enabled=True,
+    )
+    body, _ = exporter.from_notebook_node(nb)
+    # An output may itself carry a CDN script (e.g. a plotting library's HTML); offline it
+    # would only fail, so it goes.
+    return _EXTERNAL.sub("", body)
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, str):
+        return html.escape(value)
+    return html.escape(json.dumps(value, ensure_ascii=False, default=str))
+
+
+def format_time(iso: Any) -> str:
+    """``2026-11-26T10:15:00+00:00`` as ``2026-11-26 10:15:00`` (the pages say UTC once)."""
+    text = "" if iso is None else str(iso)
+    try:
+        return datetime.fromisoformat(text).strftime("%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        return text
+
+
+def parameters_table(
+    parameters: Mapping[str, Any], overrides: Mapping[str, Any], declared: list | None = None
+) -> str:
+    """Effective parameters, one row each: name, type, value, source, help.
+
+    The source is ``default``, ``overridden (default ...)``, or, for a run refused before it
+    started, ``rejected`` (the requested value differs from the one shown, the default) and
+    ``unknown`` for names the notebook does not declare. ``declared`` is the notebook's
+    :class:`~research.runner.params.Parameter` list (for types and help).
+    """
+    info = {p.name: p for p in declared or []}
+    rows = []
+    for name, value in parameters.items():
+        p = info.get(name)
+        kind, source = "default", "default"
+        if name in overrides and overrides[name] == value:
+            kind, source = "overridden", "overridden"
+            if p is not None:
+                source += f" (default {_cell(p.default)})"
+        elif name in overrides:
+            kind, source = (
+                "rejected",
+                f"rejected <code>{_cell(overrides[name])}</code>, default used",
+            )
+        rows.append(
+            f'<tr class="{kind}"><td><code>{_cell(name)}</code></td>'
+            f"<td>{_cell(p.type_text) if p else ''}</td><td><code>{_cell(value)}</code></td>"
+            f"<td>{source}</td><td>{_cell(p.help) if p else ''}</td></tr>"
+        )
+    for name in overrides:
+        if name not in parameters:
+            rows.append(
+                f'<tr class="rejected"><td><code>{_cell(name)}</code></td><td></td><td><code>'
+                f"{_cell(overrides[name])}</code></td><td>unknown, not applied</td><td></td></tr>"
+            )
+    if not rows:
+        return "<p>No parameters.</p>"
+    head = "<tr><th>parameter</th><th>type</th><th>value</th><th>source</th><th>help</th></tr>"
+    return f'<table class="parameters"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
+
+
+def _results_table(results: Mapping[str, Any]) -> str:
+    if not results:
+        return ""
+    rows = "".join(
+        f"<tr><td><code>{_cell(k)}</code></td><td><code>{_cell(v)}</code></td></tr>"
+        for k, v in results.items()
+    )
+    return (
+        '<h2>Results</h2><table class="results"><thead><tr><th>name</th><th>value</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table>"
+    )
+
+
+def _banner(error: Mapping[str, Any] | None, status: str) -> str:
+    if status == "ok":
+        return ""
+    error = error or {}
+    where = ""
+    if error.get("cell") is not None:
+        anchor = error.get("cell_id")
+        label = f"cell {error['cell']}"
+        where = f' in <a href="#cell-id={_cell(anchor)}">{label}</a>' if anchor else f" in {label}"
+    title = "Run timed out" if status == "timeout" else "Run failed"
+    return (
+        f'<div class="banner" role="alert"><strong>{title}{where}: '
+        f"{_cell(error.get('ename', 'Error'))}</strong><pre>{_cell(error.get('evalue', ''))}"
+        "</pre></div>"
+    )
+
+
+def write_report(
+    nb: nbformat.NotebookNode,
+    manifest: Mapping[str, Any],
+    path: str | Path,
+    *,
+    declared: list | None = None,
+) -> Path:
+    """Write the run's self-contained HTML report to ``path`` and return it.
+
+    Parameters
+    ----------
+    nb : NotebookNode
+        The executed (or partially executed / un-executed) notebook.
+    manifest : Mapping
+        The run's manifest (pipeline, run_id, status, parameters, overrides, started_at,
+        duration_sec, error, results).
+    path : str or Path
+        Output ``.html`` file.
+    declared : list of Parameter, optional
+        The notebook's declared parameters, for types and help in the parameters table.
+    """
+    status = str(manifest.get("status", "failed"))
+    colour = STATUS_COLOURS.get(status, "#59636e")
+    title = f"{manifest.get('pipeline', '?')} · {manifest.get('run_id', '?')}"
+    duration = manifest.get("duration_sec")
+    meta = (
+        f'<span class="status" style="background:{colour}">{_cell(status)}</span> '
+        f"started {_cell(format_time(manifest.get('started_at')))} UTC"
+        + (f", {float(duration):.1f} s" if duration is not None else "")
+        + f' · notebook <a href="{_cell(manifest.get("notebook", ""))}">'
+        f"{_cell(manifest.get('notebook', ''))}</a>" + ' · <a href="../../index.html">all runs</a>'
+    )
+    params = parameters_table(
+        manifest.get("parameters", {}), manifest.get("overrides", {}), declared
+    )
+    page = (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{_cell(title)}</title><style>{CSS}</style></head><body>"
+        f'<h1>{_cell(title)}</h1><div class="meta">{meta}</div>'
+        f"{_banner(manifest.get('error'), status)}"
+        "<h2>Parameters</h2>"
+        f"{params}"
+        f"{_results_table(manifest.get('results') or {})}"
+        f'<section class="report">{render_cells(nb)}</section></body></html>\n'
+    )
+    out = Path(path)
+    out.write_text(page, encoding="utf-8")
+    return out
