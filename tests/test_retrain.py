@@ -34,7 +34,8 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "pipelines" / "retrain_publish.ipynb"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 KEY = "retrain-test-signing-key-0123456789"
-RESULT_MIME = "application/vnd.phantomlab.result+json"
+from research.runner import RESULT_MIME, collect_results  # noqa: E402
+
 SMALL = {"n_estimators": 10, "gb_max_iter": 10}  # model size: seconds, not minutes
 TOKEN, CHAT = "123456:retrain-token", "-100777"
 
@@ -268,8 +269,13 @@ def _result(nb) -> dict:
     assert not errors, errors
     assert any("image/png" in o.get("data", {}) for o in outputs), "no reliability figure"
     results = [o["data"][RESULT_MIME] for o in outputs if RESULT_MIME in o.get("data", {})]
-    assert len(results) == 1, "the notebook must hand exactly one result to the runner"
-    return results[0]
+    # first the SQL run id (so the runner can close the row if a later cell fails), then the
+    # result of the run; the runner merges them, later keys winning
+    assert len(results) == 2, "the notebook must hand its run id, then its result, to the runner"
+    assert set(results[0]) == {"pipeline_run_id"}
+    merged = collect_results(nb)
+    assert merged["pipeline_run_id"] == results[0]["pipeline_run_id"]
+    return merged
 
 
 def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(

@@ -11,6 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from research import plots
@@ -42,7 +43,10 @@ class Section:
             # a raw bundle: IPython's Markdown() would read a note that names a file
             display({"text/markdown": note, "text/plain": note}, raw=True)
         for table in self.tables.values():
-            display(table.round(3))  # three decimals: enough to read, short enough to scan
+            numbers = table.select_dtypes("number").columns
+            shown = table.copy()
+            shown[numbers] = shown[numbers].round(3)  # enough to read, short enough to scan
+            display(shown)
         for fig in self.figures.values():
             display(fig)
             plt.close(fig)
@@ -96,9 +100,36 @@ def replay(period: PeriodData) -> Section:
     notes = [
         "`uplift` = mean R of the signals the filter passed minus mean R of all signals, both "
         "net of costs, with a circular block-bootstrap 95 % interval: an interval that "
-        "straddles 0 means the filter's value is not established."
+        "straddles 0 means the filter's value is not established. The cumulative-R figure "
+        "charges every signal the execution costs, so it shows the no-filter baseline "
+        "honestly; the timeline shows when models and thresholds changed."
     ]
-    return Section(title="Replay", notes=notes, tables=tables)
+    figures = {}
+    dec = frames["decisions"]
+    if len(dec):
+        figures["decisions"] = plots.plot_decisions_over_time(dec)
+        figures["cumulative_r"] = plots.plot_cumulative_r(dec)
+        figures["threshold_timeline"] = plots.plot_threshold_timeline(dec)
+    if "uplift" in frames and frames["uplift"]["uplift"].notna().any():
+        figures["uplift"] = plots.plot_uplift(frames["uplift"])
+    if "retrains" in frames and len(frames["retrains"]):
+        figures["retrains"] = plots.plot_retrain_timeline(frames["retrains"],
+                                                          frames.get("threshold_fits"))  # fmt: skip
+    return Section(title="Replay", notes=notes, tables=tables, figures=figures)
+
+
+def headline(period: PeriodData) -> dict[str, float | int]:
+    """A few numbers for the runner's manifest and the reports index (plain floats/ints)."""
+    t = period.trades
+    executed = t[S.WAS_EXECUTED].astype(bool).to_numpy()
+    out = {"trades": len(t), "executed": int(executed.sum()),
+           "wr_executed": round(float(t.loc[executed, WIN].mean()), 4) if executed.any() else None,
+           "wr_phantom": round(float(t.loc[~executed, WIN].mean()), 4)
+           if (~executed).any() else None}  # fmt: skip
+    uplift = period.replay.get("uplift")
+    if uplift is not None and "all" in uplift.index and np.isfinite(uplift.loc["all", "uplift"]):
+        out["uplift_r"] = round(float(uplift.loc["all", "uplift"]), 4)
+    return out
 
 
 def _scored(period: PeriodData) -> tuple[pd.DataFrame, str]:
@@ -165,7 +196,17 @@ def gates(period: PeriodData, *, min_n: int = 20, fdr: float = 0.10, n_perm: int
     if (res.combos["size"] == 2).any():
         figures["synergy"] = plots.plot_synergy_heatmap(res.combos)
     return Section(title="Gates", notes=notes, figures=figures,
-                   tables={"ranking": ranking, "recommendations": res.recommendations})  # fmt: skip
+                   tables={"ranking": ranking, "recommendations": _advice(res.recommendations)})  # fmt: skip
+
+
+def _advice(recs: pd.DataFrame, top: int = 12) -> pd.DataFrame:
+    """The recommendations a reader acts on: confirmed ones first, then the seed's strongest."""
+    cols = [c for c in ("item", "kind", "action", "seed_says", "confirmed", "delta", "q_value",
+                        "why") if c in recs]  # fmt: skip
+    order = recs.assign(_c=recs["confirmed"].astype(bool)).sort_values(
+        ["_c", "delta"], ascending=[False, False], key=lambda s: s.abs() if s.name == "delta" else s
+    )
+    return order[cols].head(top).reset_index(drop=True)
 
 
 def importance(period: PeriodData, *, strategy: str = "scalp", permutation: bool = True,
@@ -207,8 +248,35 @@ def importance(period: PeriodData, *, strategy: str = "scalp", permutation: bool
                    figures=figures)  # fmt: skip
 
 
-def thresholds(period: PeriodData) -> Section:
-    """The learnt ``qcal:*`` thresholds per session x volatility bucket, as stored."""
+def _refit(period: PeriodData, strategy: str, notes: list[str]) -> dict[str, object]:
+    """Seed and rigorous (shrunk) qscore adapters refitted on ``strategy``'s model-scored
+    trades of the period: their P(win) curves and their thresholds side by side."""
+    from research.thresholds import InsufficientDataError, QscoreAdapter, ThresholdConfig
+
+    t, _ = _scored(period)
+    t = t.loc[t[S.STRATEGY] == strategy].assign(**{S.QSCORE: lambda d: d[S.ML_SCORE]})
+    if len(t) < 100 or not {S.SESSION, S.VOLATILITY_REGIME} <= set(t.columns):
+        notes.append(f"{strategy}: {len(t)} model-scored trades, too few to refit the curves.")
+        return {}
+    try:
+        seed = QscoreAdapter(ThresholdConfig(rule="seed")).fit(t)
+        rigorous = QscoreAdapter(ThresholdConfig(rule="rigorous")).fit(t)
+    except InsufficientDataError as exc:
+        notes.append(f"{strategy}: curves not refitted ({exc}).")
+        return {}
+    notes.append(f"{strategy}: P(win) against the decision-time score per bucket, refitted on "
+                 f"the period's {len(t)} model-scored trades, and each bucket's threshold under "
+                 "the seed's rule beside the rigorous rule, which shrinks small buckets towards "
+                 "the pooled curve (a bucket of 15 trades should not move a threshold by 20 "
+                 "points).")  # fmt: skip
+    return {f"{strategy}_curves": plots.plot_qscore_curves(seed),
+            f"{strategy}_rules": plots.plot_threshold_rules(seed.bucket_stats_,
+                                                            rigorous.bucket_stats_)}  # fmt: skip
+
+
+def thresholds(period: PeriodData, *, strategy: str = "scalp") -> Section:
+    """The learnt ``qcal:*`` thresholds per session x volatility bucket, as stored, and for
+    ``strategy`` the curves behind them, seed vs shrunk rule, refitted on the period."""
     grids, notes = {}, []
     for strategy, (table, n) in period.thresholds.items():
         if not table:
@@ -225,6 +293,8 @@ def thresholds(period: PeriodData) -> Section:
         )
     figures = {s: plots.plot_pattern_heatmap(g, title=f"{s}: qscore threshold per bucket")
                for s, g in grids.items()}  # fmt: skip
+    if strategy in period.strategies:
+        figures |= _refit(period, strategy, notes)
     tables = {}
     if period.replay.get("threshold_fits") is not None:
         fits = period.replay["threshold_fits"]
