@@ -391,10 +391,12 @@ def explain_null(result: GateAnalysis) -> str:
     if len(ranked):
         g, top = ranked.index[0], ranked.iloc[0]
         q = "untested" if np.isnan(top["q_value"]) else f"{top['q_value']:.2f}"
+        # "but" only where the gate fails the check: a confirmed top gate is not a warning
+        link = "and is confirmed, q =" if bool(top["confirmed"]) else "but q ="
         lines.append(
             f"The seed's top gate {g} has delta {top['delta']:+.3f} "
             f"(win rate {top['wr_pass']:.1%}, 95% CI {top['wr_pass_lo']:.1%}-"
-            f"{top['wr_pass_hi']:.1%}) but q = {q}: with {int(n['n_singles'])} gates, the largest "
+            f"{top['wr_pass_hi']:.1%}) {link} {q}: with {int(n['n_singles'])} gates, the largest "
             f"of {int(n['n_singles'])} noisy |deltas| is expected around {n['median']:.3f} "
             f"(block-permutation median; 95th percentile {n['p95']:.3f}); the observed largest "
             f"is {n['observed_max_abs_delta']:.3f}, permutation p = {n['p_value']:.3f}."
