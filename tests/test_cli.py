@@ -3,9 +3,27 @@
 from __future__ import annotations
 
 import pandas as pd
+import pytest
 from click.testing import CliRunner
 
 from research.cli import main
+
+
+@pytest.fixture(autouse=True)
+def reports_dir(tmp_path, monkeypatch):
+    """The demo's report runs land here, never in the repository's reports/."""
+    folder = tmp_path / "reports"
+    monkeypatch.setenv("PHANTOMLAB_REPORTS_DIR", str(folder))
+    return folder
+
+
+def _assert_report(output: str, reports_dir) -> None:
+    """The demo ended with an ok report run, listed in the index it points to."""
+    runs = list((reports_dir / "report").glob("*/manifest.json"))
+    assert len(runs) == 1 and '"status": "ok"' in runs[0].read_text(), output
+    index = reports_dir / "index.html"
+    assert index.resolve().as_uri() in output
+    assert runs[0].parent.name in index.read_text()
 
 
 def test_help_lists_the_demo():
@@ -13,7 +31,8 @@ def test_help_lists_the_demo():
     assert result.exit_code == 0 and "demo" in result.output
 
 
-def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkeypatch):
+def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkeypatch,
+                                                                reports_dir):  # fmt: skip
     for var in ("PHANTOMLAB_REDIS_URL", "PHANTOMLAB_DATABASE_URL", "PHANTOMLAB_SIGNING_KEY"):
         monkeypatch.delenv(var, raising=False)
     work = tmp_path / "work"
@@ -41,9 +60,10 @@ def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkey
     audit = AuditTrail(f"sqlite:///{work / 'audit.db'}")
     assert audit.count_trades() == (~outcomes["censored"]).sum()
     assert audit.model_versions("scalp")["is_champion"].tolist() == [True]
+    _assert_report(result.output, reports_dir)
 
 
-def test_demo_publishes_to_redis_when_a_url_is_given(tmp_path, monkeypatch):
+def test_demo_publishes_to_redis_when_a_url_is_given(tmp_path, monkeypatch, reports_dir):
     import uuid
 
     from research.stores.state import open_state
@@ -60,6 +80,10 @@ def test_demo_publishes_to_redis_when_a_url_is_given(tmp_path, monkeypatch):
         keys = open_state().all_keys()
         assert f"{ns}:ml:scalp:model" in keys and f"{ns}:phantom:completed" in keys
         assert not (tmp_path / "state.db").exists()
+        # the report pipeline's kernel inherits the URL and namespace: it read Redis
+        _assert_report(result.output, reports_dir)
+        manifest = next((reports_dir / "report").glob("*/manifest.json")).read_text()
+        assert '"state_url": null' in manifest, "a URL from the environment is not a parameter"
     finally:
         store = open_state()
         if store.all_keys():
@@ -78,9 +102,10 @@ def test_demo_on_a_user_folder(tmp_path, data_dir):
     folder.mkdir()
     (folder / "BTC_USDT_1h.csv.gz").write_bytes((data_dir / "BTC_USDT_1h.csv.gz").read_bytes())
     result = CliRunner().invoke(main, ["demo", "--data", str(folder), "--workdir",
-                                       str(tmp_path / "work")])  # fmt: skip
+                                       str(tmp_path / "work"), "--no-report"])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "BTC_USDT_1h" in result.output
+    assert not (tmp_path / "reports").exists()
 
 
 def test_bad_candles_exit_2_with_a_fix(tmp_path):
