@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 
+from research._lazy import lazy_getattr
+
 __version__ = "0.1.0"
 
 # A library never configures logging for its user; it only stays quiet by default.
@@ -33,9 +35,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'research' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from support import planted_gate_frame  # noqa: E402
 
 from research import schema as S  # noqa: E402
 
@@ -282,14 +283,8 @@ def test_deltas_vs_null_from_a_real_gate_analysis():
     from research.analysis.gates import analyze_gates
     from research.plots import plot_deltas_vs_null
 
-    rng = np.random.default_rng(3)
-    n = 3000
-    gates = pd.DataFrame(rng.random((n, 6)) < 0.5, columns=[f"g{i}" for i in range(6)])
-    won = rng.random(n) < 0.3 + 0.15 * gates["g0"]
-    frame = gates.assign(**{S.OUTCOME: np.where(won, "win", "loss"),
-                            S.SIGNAL_TIME: pd.date_range("2024", periods=n, freq="5min",
-                                                         tz="UTC")})  # fmt: skip
-    res = analyze_gates(frame, list(gates.columns), n_perm=50)
+    frame, gates = planted_gate_frame(3)
+    res = analyze_gates(frame, gates, n_perm=50)
     fig = plot_deltas_vs_null(res.singles, res.null, top=4)
     ax = fig.axes[0]
     assert len(ax.patches) == 4

@@ -10,6 +10,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
+from support import planted_gate_frame  # noqa: E402
 
 from research import schema as S  # noqa: E402
 from research.analysis.calibration import reliability_table  # noqa: E402
@@ -63,14 +64,8 @@ def test_gate_plots_from_a_real_analysis():
     from research.analysis.gates import analyze_gates
     from research.plots import plot_gate_deltas, plot_synergy_heatmap
 
-    rng = np.random.default_rng(0)
-    n = 3000
-    gates = pd.DataFrame(rng.random((n, 6)) < 0.5, columns=[f"g{i}" for i in range(6)])
-    won = rng.random(n) < 0.3 + 0.15 * gates["g0"]
-    frame = gates.assign(**{S.OUTCOME: np.where(won, "win", "loss"),
-                            S.SIGNAL_TIME: pd.date_range("2024", periods=n, freq="5min",
-                                                         tz="UTC")})  # fmt: skip
-    res = analyze_gates(frame, list(gates.columns), n_perm=50)
+    frame, gates = planted_gate_frame(0)
+    res = analyze_gates(frame, gates, n_perm=50)
     fig = plot_gate_deltas(res.singles)
     labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert labels[-1] == "g0 ✓"  # the planted gate: largest |delta| (drawn on top), confirmed

@@ -15,8 +15,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
+from botapi import BotAPIServer  # noqa: E402  (a local Telegram Bot API)
 from support import fresh_pg_database  # noqa: E402
-from test_notify import BotAPIServer  # noqa: E402  (a local Telegram Bot API)
 
 from research import challenger, retrain  # noqa: E402
 from research import schema as S  # noqa: E402

@@ -12,6 +12,8 @@ version, metrics) to the manifest. See ``pipelines/README.md``.
 
 from __future__ import annotations
 
+from research._lazy import lazy_getattr
+
 # Resolved lazily: a pipeline notebook's `from research.runner import record` must not pay for
 # nbformat/nbconvert (seconds of import) inside the kernel.
 _EXPORTS = {
@@ -36,9 +38,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        import importlib
-
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module 'research.runner' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

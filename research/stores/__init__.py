@@ -7,6 +7,7 @@ its view is rebuilt from SQL when it returns.
 
 from __future__ import annotations
 
+from research._lazy import lazy_getattr
 from research.stores.errors import ModelIntegrityError, StoreError, StoreUnavailable
 
 # Heavier parts (SQLAlchemy, redis-py, skops) load on first use, not on `import research.stores`.
@@ -22,9 +23,4 @@ _LAZY = {
 __all__ = ["ModelIntegrityError", "StoreError", "StoreUnavailable", *sorted(_LAZY)]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'research.stores' has no attribute {name!r}")
+__getattr__ = lazy_getattr(__name__, _LAZY)
