@@ -40,7 +40,7 @@ from research.notify import notifier_from_env
 from research.retrain import RetrainConfig, Split, Stores, TradeSet
 from research.stores.jsonable import to_jsonable
 from research.stores.registry import LoadedModel
-from research.thresholds import InsufficientDataError, QscoreAdapter, ThresholdConfig, ev_threshold
+from research.thresholds import BUCKET_STATS_COLUMNS, ThresholdConfig, ThresholdPolicy
 
 logger = logging.getLogger(__name__)
 
@@ -64,8 +64,7 @@ def _fmt(value) -> str:
 def _timestamp(value) -> pd.Timestamp | None:
     if value is None or (not isinstance(value, str) and pd.isna(value)):
         return None
-    ts = pd.Timestamp(value)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return S.utc_timestamp(value)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -218,7 +217,8 @@ def publish_decision(stores: Stores, decision: Decision, challenger, data: Trade
     (first and last exit time it trained on) and row count; ``registry.publish`` mirrors it in
     SQL ``model_versions`` and moves the champion pointers.
     """
-    previous = stores.registry.champion_version(data.strategy)
+    # the champion the comparison was made against (None before the first publish)
+    previous = decision.champion_version
     if not decision.publish:
         logger.info("%s: nothing published, champion stays v%s", data.strategy, previous)
         return Publication(published=False, version=previous, previous=previous)
@@ -269,21 +269,22 @@ def update_thresholds(stores: Stores, data: TradeSet, champion: LoadedModel,
         data.features.iloc[rows][[S.SESSION, S.VOLATILITY_REGIME]]
     )
     frame[S.QSCORE] = champion.model.score_signals(data.features.iloc[rows]) if len(rows) else []
-    empty = pd.DataFrame(columns=["n", "wins", "weight", "p_min", "threshold", "note"])
-    try:
-        adapter = QscoreAdapter(cfg).fit(frame)
-    except InsufficientDataError as exc:
-        logger.warning("%s thresholds not updated: %s", strategy, exc)
+    policy = ThresholdPolicy.from_trades(frame, config=cfg)  # logs why a part is missing
+    adapter = policy.adapter
+    if adapter is None:
+        # without bucket thresholds the previous qcal:* keys stay, and so does the EV threshold
+        logger.warning("%s thresholds not updated (no qscore buckets)", strategy)
+        empty = pd.DataFrame(columns=list(BUCKET_STATS_COLUMNS))
         return ThresholdUpdate(thresholds={}, table=empty, n_trades=0, ev_threshold=None,
                                scored_after=after, champion_version=champion.version)  # fmt: skip
     table, n = adapter.to_dict(), len(frame)
     stores.state.save_thresholds(strategy, table, n)
     ev = None
-    try:
-        ev = ev_threshold(frame, rule=cfg.rule, cost_r=cfg.cost_r).score
+    if policy.ev is not None:
+        ev = policy.ev.score
         stores.state.save_threshold(strategy, ev)
-    except InsufficientDataError as exc:
-        logger.warning("%s EV threshold not updated: %s", strategy, exc)
+    else:
+        logger.warning("%s EV threshold not updated (no break-even)", strategy)
     logger.info("%s thresholds: %d buckets from %d trades scored by v%d", strategy, len(table),
                 n, champion.version)  # fmt: skip
     return ThresholdUpdate(thresholds=table, table=adapter.bucket_stats_, n_trades=n,

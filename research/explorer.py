@@ -30,14 +30,12 @@ import numpy as np
 import pandas as pd
 from IPython.display import HTML, Image
 from matplotlib.figure import Figure
-from scipy import stats
 
 from research import schema as S
 from research.analysis.evaluation import walk_forward_evaluation
-from research.analysis.stats import wilson_interval
+from research.analysis.stats import cell_stats
 from research.plots.thresholds import plot_threshold_split
 from research.scoring import EnsembleScorer, heuristic_scores
-from research.splits import PurgedWalkForward
 
 logger = logging.getLogger(__name__)
 
@@ -113,22 +111,24 @@ def signal_scores(
         keep = group[S.SIGNAL_ID].isin(closed.index).to_numpy()
         rows = group.loc[keep]
         sid = rows[S.SIGNAL_ID].to_numpy()
-        times, exits = rows[S.SIGNAL_TIME], closed.loc[sid, S.EXIT_TIME]
-        splitter = PurgedWalkForward(n_splits, min_train_size=min_train_size)
+        y = (closed.loc[sid, S.OUTCOME] == "win").to_numpy(int)
         try:
-            folds = list(splitter.split(times, exits))
-        except ValueError as exc:  # too few closed signals for one fold: no honest score
+            _, preds = walk_forward_evaluation(
+                features.loc[sid], y, rows[S.SIGNAL_TIME], closed.loc[sid, S.EXIT_TIME],
+                model_factory=factory, n_splits=n_splits, min_train_size=min_train_size,
+                return_predictions=True,
+            )  # fmt: skip
+        except ValueError as exc:
+            # only the splitter's "too few closed signals for one fold" means "no honest
+            # score"; any other error (a model's, the data's) must still surface
+            if "PurgedWalkForward" not in str(exc):
+                raise
             logger.warning("strategy %s: no out-of-fold scores: %s", strategy, exc)
             continue
-        y = (closed.loc[sid, S.OUTCOME] == "win").to_numpy(int)
-        _, preds = walk_forward_evaluation(
-            features.loc[sid], y, times, exits, model_factory=factory, n_splits=n_splits,
-            min_train_size=min_train_size, return_predictions=True,
-        )  # fmt: skip
         preds = preds.loc[preds["model"] == "ensemble"]
         scores.loc[sid[preds["row"].to_numpy()]] = 100.0 * preds["p"].to_numpy(np.float64)
         logger.info("strategy %s: %d of %d closed signals scored out of fold in %d folds",
-                    strategy, len(preds), len(sid), len(folds))  # fmt: skip
+                    strategy, len(preds), len(sid), preds["fold"].nunique())  # fmt: skip
     return scores
 
 
@@ -231,24 +231,12 @@ def select(frame: pd.DataFrame, *, symbols=None, strategies=None, start=None,
 
 
 def _utc_day(value) -> pd.Timestamp:
-    stamp = pd.Timestamp(value)
-    stamp = stamp.tz_localize("UTC") if stamp.tzinfo is None else stamp.tz_convert("UTC")
-    return stamp.floor("D")
+    return S.utc_timestamp(value).floor("D")
 
 
 # --------------------------------------------------------------------------------------------
 # the split at a threshold
 # --------------------------------------------------------------------------------------------
-def _set_stats(won: np.ndarray, r: np.ndarray, confidence: float) -> list[float]:
-    n, wins = len(r), int(won.sum())
-    lo, hi = wilson_interval(wins, n, confidence)
-    mean = float(r.mean()) if n else np.nan
-    # normal interval of the mean R: enough for a table; NaN below two trades
-    half = (stats.norm.ppf(0.5 + confidence / 2) * r.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-    return [n, wins, wins / n if n else np.nan, float(lo), float(hi), mean, mean - half,
-            mean + half, float(r.sum())]  # fmt: skip
-
-
 def threshold_table(frame: pd.DataFrame, threshold: float, *,
                     confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
     """Executed (score >= ``threshold``) vs phantom (below) vs all signals of ``frame``.
@@ -285,12 +273,10 @@ def threshold_table(frame: pd.DataFrame, threshold: float, *,
     r = frame[S.REALIZED_RR].to_numpy(np.float64)
     executed = score >= threshold
     rows = [
-        _set_stats(won[executed], r[executed], confidence),
-        _set_stats(won[~executed], r[~executed], confidence),
-        _set_stats(won, r, confidence),
+        cell_stats(won[keep], r[keep], confidence) for keep in (executed, ~executed, slice(None))
     ]
-    table = pd.DataFrame(rows, index=pd.Index(SETS, name="set"), columns=list(TABLE_COLUMNS))
-    return table.astype({"signals": np.int64, "wins": np.int64})
+    table = pd.DataFrame(rows, index=pd.Index(SETS, name="set")).rename(columns={"n": "signals"})
+    return table[list(TABLE_COLUMNS)].astype({"signals": np.int64, "wins": np.int64})
 
 
 def threshold_sweep(frame: pd.DataFrame, thresholds=None, *,

@@ -10,7 +10,9 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
@@ -23,6 +25,9 @@ from research.signals import generate_signals
 from research.synthetic import edge, make_markets
 
 logger = logging.getLogger(__name__)
+
+#: The synthetic markets of the analysis notebooks: the planted ``volume_momentum`` edge, or none.
+MARKETS: tuple[str, ...] = ("planted", "null")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -63,6 +68,56 @@ def load_market(
     return markets
 
 
+def research_market(
+    market: str = "planted",
+    *,
+    data_dir: str | Path | None = None,
+    symbols: Sequence[str] | None = None,
+    timeframe: str | None = None,
+    n_bars: int = 20_000,
+    seed: int = 0,
+    edge_drift: float = 0.12,
+) -> dict[str, pd.DataFrame]:
+    """Candles of the analysis notebooks: the user's files, or a market with one known truth.
+
+    Parameters
+    ----------
+    market : {'planted', 'null'}
+        Synthetic market: ``'planted'`` drifts price for 12 bars in the direction of any bar
+        whose volume is at least twice its 20-bar mean (``volume_momentum``); ``'null'`` is a
+        martingale, so every "finding" on it is noise. Checked even with ``data_dir``, so a
+        typo fails the same way whatever the data.
+    data_dir : str or Path, optional
+        Folder of user candle files (:func:`load_market`); empty or None = synthetic market.
+    symbols, timeframe :
+        File keys and bar length to keep; used only with ``data_dir``.
+    n_bars, seed :
+        Bars of 5 minutes per synthetic symbol (three symbols) and the market's seed.
+    edge_drift : float
+        Strength of the planted edge, sigma units per bar (the library default is 0.12).
+
+    Returns
+    -------
+    dict of DataFrame
+        Candles by symbol.
+    """
+    if market not in MARKETS:
+        raise ValueError(f"market={market!r} is unknown. Fix: use 'planted' or 'null'.")
+    if data_dir:
+        return load_market(data_dir, symbols=symbols, timeframe=timeframe)
+    edges = (edge("volume_momentum", drift=edge_drift),) if market == "planted" else ()
+    # trend drift off: the planted edge (or nothing) is the only directional effect to find
+    return make_markets(n_bars=n_bars, seed=seed, edges=edges, trend_drift=0.0)
+
+
+def describe_market(candles: Mapping[str, pd.DataFrame]) -> str:
+    """One line: each symbol's number of bars and first .. last day."""
+    return "; ".join(
+        f"{name}: {len(c):,} bars, {c.index[0]:%Y-%m-%d} .. {c.index[-1]:%Y-%m-%d}"
+        for name, c in candles.items()
+    )
+
+
 def run_signals_and_phantoms(
     candles: Mapping[str, pd.DataFrame],
     strategies: Sequence[str] = S.STRATEGIES,
@@ -90,3 +145,52 @@ def run_signals_and_phantoms(
     outcomes = simulate(candles, signals, simulator)
     logger.info("%d signals on %d symbols", len(signals), len(candles))
     return StudyData(candles=dict(candles), signals=signals, features=features, outcomes=outcomes)
+
+
+class ClosedTrades(NamedTuple):
+    """Finished trades of one study, row-aligned and in time order (see :func:`closed_rows`)."""
+
+    signals: pd.DataFrame
+    outcomes: pd.DataFrame
+    features: pd.DataFrame
+    y: np.ndarray
+
+
+def closed_rows(
+    study: StudyData, strategy: str | None = None, *, learn_from_timeouts: bool = False
+) -> ClosedTrades:
+    """The trades a model learns from: finished, labelled *win* (take-profit) or not.
+
+    Parameters
+    ----------
+    study : StudyData
+        :func:`run_signals_and_phantoms` output (signals, outcomes and features row-aligned).
+    strategy : str, optional
+        Keep only this strategy's signals; None keeps every strategy of the study.
+    learn_from_timeouts : bool
+        Keep timeouts as not-win trades (rigorous) or drop them (the seed's rule). Censored
+        trades, still open at the end of the data, are always dropped: their label is unknown.
+
+    Returns
+    -------
+    ClosedTrades
+        ``(signals, outcomes, features, y)``: signals and outcomes re-indexed from 0, features
+        keep their ``signal_id`` index, ``y`` is 1 for a win and 0 otherwise.
+    """
+    outcomes = study.outcomes
+    known = ~outcomes[S.CENSORED].to_numpy(bool) & (
+        learn_from_timeouts | (outcomes[S.OUTCOME] != "timeout").to_numpy(bool)
+    )
+    if strategy is not None:
+        available = sorted(study.signals[S.STRATEGY].unique())
+        if strategy not in available:
+            raise ValueError(
+                f"strategy={strategy!r} has no signals in this study; available: {available}. "
+                "Fix: pick one of those, or run_signals_and_phantoms with it."
+            )
+        known &= (study.signals[S.STRATEGY] == strategy).to_numpy(bool)
+    signals = study.signals[known].reset_index(drop=True)
+    outcomes = outcomes[known].reset_index(drop=True)
+    y = (outcomes[S.OUTCOME] == "win").to_numpy(int)
+    logger.info("%d closed trades of %d signals", len(y), len(study.signals))
+    return ClosedTrades(signals=signals, outcomes=outcomes, features=study.features[known], y=y)

@@ -26,8 +26,10 @@ import pandas as pd
 
 from research import schema as S
 from research.config import ScorerConfig
-from research.features import FEATURES
+from research.features import FEATURES, feature_names
+from research.reports.period import expand_features  # research.reports loads plots lazily
 from research.scoring import EnsembleScorer
+from research.scoring.online import ensemble_from
 from research.stores.audit import FEATURES as FEATURES_COLUMN
 from research.stores.audit import AuditTrail
 from research.stores.registry import ModelRegistry, signing_key
@@ -42,10 +44,9 @@ _RECORD_FIX = {
     "state": "record outcomes with their features (MLScorer.record_outcome(..., features=...)) "
     "and save the scorer (StateStore.save_scorer), or use source='sql'",
 }
-#: Entry features a model may use (``after_entry`` lifecycle columns would leak the outcome).
-ENTRY_FEATURES: tuple[str, ...] = tuple(n for n, f in FEATURES.items() if f.available == "signal")
-#: A trade whose features miss more than this share of :data:`ENTRY_FEATURES` is not used:
-#: the imputer would turn it into the median trade, which teaches the model nothing.
+#: A trade whose features miss more than this share of the entry features (``available ==
+#: "signal"``) is not used: the imputer would turn it into the median trade, which teaches the
+#: model nothing.
 MAX_MISSING_SHARE = 0.5
 
 
@@ -129,10 +130,8 @@ class RetrainConfig:
             )
 
     def model(self) -> EnsembleScorer:
-        """An unfitted challenger with this config's size knobs."""
-        return EnsembleScorer(n_estimators=self.n_estimators, gb_max_iter=self.gb_max_iter,
-                              nn_enabled=self.nn_enabled, calibration=self.calibration,
-                              random_state=self.random_state)  # fmt: skip
+        """An unfitted challenger with this config's model knobs."""
+        return ensemble_from(self)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -171,18 +170,25 @@ class TradeSet:
 
     ``trades`` has the schema's trade columns (at least ``signal_id``, ``signal_time``,
     ``exit_time``, ``outcome``, ``pnl_percent``); ``features`` the registered entry features,
-    row-aligned with ``trades`` (both with a 0..n-1 index).
+    row-aligned with ``trades`` (both with a 0..n-1 index). ``learn_from_timeouts`` is the
+    rule :attr:`trainable` applies (:attr:`RetrainConfig.learn_from_timeouts`).
     """
 
     strategy: str
-    source: str
     trades: pd.DataFrame
     features: pd.DataFrame
+    learn_from_timeouts: bool = False
 
     @property
     def y(self) -> np.ndarray:
         """1 for a win, 0 otherwise (the ensemble's label)."""
         return (self.trades[S.OUTCOME] == "win").to_numpy(int)
+
+    @property
+    def trainable(self) -> np.ndarray:
+        """Boolean mask of the rows a model may train on or be scored on: not timeouts, unless
+        ``learn_from_timeouts`` (thresholds still see every row)."""
+        return (self.trades[S.OUTCOME] != "timeout").to_numpy() | self.learn_from_timeouts
 
     def __len__(self) -> int:
         return len(self.trades)
@@ -220,11 +226,15 @@ def _state_trades(store: StateStore, strategy: str) -> pd.DataFrame:
 
 
 def _feature_frame(values: pd.Series) -> pd.DataFrame:
-    """Entry features from one mapping (or None) per trade; non-finite numbers -> NaN."""
-    records = [dict(v) if isinstance(v, Mapping) else {} for v in values]
-    frame = pd.DataFrame.from_records(records, index=values.index)
-    frame = frame.reindex(columns=list(ENTRY_FEATURES))  # registry order; absent -> NaN
-    for name in ENTRY_FEATURES:
+    """Entry features from one mapping (or None) per trade; non-finite numbers -> NaN.
+
+    Only ``available == "signal"`` features: ``after_entry`` lifecycle columns would leak the
+    outcome.
+    """
+    names = feature_names(available="signal")
+    frame, _ = expand_features(values.to_frame(FEATURES_COLUMN), FEATURES_COLUMN)
+    frame = frame.reindex(columns=names)  # registry order; absent -> NaN
+    for name in names:
         if FEATURES[name].dtype != "category":
             # an inf (division by a zero range, say) is as unknown as a NaN: let the imputer fill
             col = pd.to_numeric(frame[name], errors="coerce").astype("float64")
@@ -258,35 +268,37 @@ def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
     sparse = features.isna().mean(axis=1).to_numpy() > MAX_MISSING_SHARE
     no_exit = raw[S.EXIT_TIME].isna().to_numpy()
     usable = ~(no_features | sparse | no_exit)
-    trainable = usable & ((raw[S.OUTCOME] != "timeout").to_numpy() | config.learn_from_timeouts)
-    n_ok, n_train = int(usable.sum()), int(trainable.sum())
+    n_bare, n_sparse = int(no_features.sum()), int((sparse & ~no_features).sum())
+    n_no_exit = int(no_exit.sum())
     if not usable.all():
         logger.warning("%s: %d of %d completed trades unusable (%d no features, %d sparse, "
-                       "%d no exit time)", strategy, int((~usable).sum()), len(raw),
-                       int(no_features.sum()), int((sparse & ~no_features).sum()),
-                       int(no_exit.sum()))  # fmt: skip
+                       "%d no exit time)", strategy, int((~usable).sum()), len(raw), n_bare,
+                       n_sparse, n_no_exit)  # fmt: skip
+    keep = np.flatnonzero(usable)
+    data = TradeSet(strategy=strategy,
+                    trades=raw.drop(columns=FEATURES_COLUMN).iloc[keep].reset_index(drop=True),
+                    features=features.iloc[keep].reset_index(drop=True),
+                    learn_from_timeouts=config.learn_from_timeouts)  # fmt: skip
+    trainable = data.trainable
+    n_train = int(trainable.sum())
     if n_train < config.min_trades:
         raise InsufficientTradesError(
-            f"{len(raw)} completed {strategy} trades in {where}; {n_ok} usable ("
-            f"{int(no_features.sum())} without features, {int((sparse & ~no_features).sum())} "
-            f"missing more than {MAX_MISSING_SHARE:.0%} of them, {int(no_exit.sum())} without "
-            f"exit_time), {n_train} of them trainable (timeouts excluded unless "
-            f"learn_from_timeouts); min_trades={config.min_trades}. "
+            f"{len(raw)} completed {strategy} trades in {where}; {len(data)} usable ("
+            f"{n_bare} without features, {n_sparse} missing more than {MAX_MISSING_SHARE:.0%} "
+            f"of them, {n_no_exit} without exit_time), {n_train} of them trainable (timeouts "
+            f"excluded unless learn_from_timeouts); min_trades={config.min_trades}. "
             f"Fix: {_RECORD_FIX[config.source]}, wait for more completed trades, or lower "
             "min_trades."
         )
-    wins = int((raw.loc[trainable, S.OUTCOME] == "win").sum())
+    wins = int(data.y[trainable].sum())
     if wins in (0, n_train):
         raise InsufficientTradesError(
             f"all {n_train} trainable {strategy} trades in {where} are "
             f"{'losses' if wins == 0 else 'wins'}: a win probability needs both. Fix: wait for "
             "both wins and losses, or check that outcomes are recorded correctly."
         )
-    keep = np.flatnonzero(usable)
-    trades = raw.drop(columns=FEATURES_COLUMN).iloc[keep].reset_index(drop=True)
-    logger.info("%s: %d usable completed trades from %s", strategy, len(trades), where)
-    return TradeSet(strategy=strategy, source=config.source, trades=trades,
-                    features=features.iloc[keep].reset_index(drop=True))  # fmt: skip
+    logger.info("%s: %d usable completed trades from %s", strategy, len(data), where)
+    return data
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -318,15 +330,14 @@ class Split:
 def split_point_in_time(data: TradeSet, config: RetrainConfig) -> Split:
     """Hold out the most recent ``oos_fraction`` of trades by exit time; purge; cap.
 
-    Only trainable rows (not timeouts, unless ``learn_from_timeouts``) enter either part. The
-    OOS window is the last ``ceil(oos_fraction * n)`` of them in exit order; training rows are
-    the earlier ones whose ``exit_time`` is strictly before the window's earliest
-    ``signal_time``; ``max_train_trades`` then keeps the most recent of those.
+    Only :attr:`TradeSet.trainable` rows (not timeouts, unless the set was loaded with
+    ``learn_from_timeouts``) enter either part. The OOS window is the last
+    ``ceil(oos_fraction * n)`` of them in exit order; training rows are the earlier ones whose
+    ``exit_time`` is strictly before the window's earliest ``signal_time``;
+    ``max_train_trades`` then keeps the most recent of those.
     """
     trades = data.trades
-    eligible = np.flatnonzero(
-        (trades[S.OUTCOME] != "timeout").to_numpy() | config.learn_from_timeouts
-    )
+    eligible = np.flatnonzero(data.trainable)
     n_oos = math.ceil(config.oos_fraction * len(eligible))
     before, oos = eligible[: len(eligible) - n_oos], eligible[len(eligible) - n_oos :]
     if not len(before) or not len(oos):

@@ -104,6 +104,12 @@ P_EXECUTE = "p_execute"  # propensity: probability that this signal was executed
 RR_IF_EXECUTED = "rr_if_executed"  # R net of execution costs, whatever the decision
 
 # --------------------------------------------------------------------------------------------
+# labels of the analyses' frames, shared by compute (analysis) and drawing (plots)
+# --------------------------------------------------------------------------------------------
+NOISE_PROBE = "__noise__"  # permutation importance's noise feature (analysis.importance)
+ENTRY_VARIANT = "entry"  # leakage check: the feature set without after_entry features
+
+# --------------------------------------------------------------------------------------------
 # context vocabularies (the seed's 4 sessions x 4 volatility regimes = 16 buckets)
 # --------------------------------------------------------------------------------------------
 SESSION = "session"
@@ -117,6 +123,20 @@ BUCKET_SEP = "|"  # seed: EV / qscore buckets are keyed "session|volatility", e.
 def bucket_name(session: str, volatility_regime: str) -> str:
     """The seed's bucket key ``"session|volatility"`` (no validation; see thresholds)."""
     return f"{session}{BUCKET_SEP}{volatility_regime}"
+
+
+def bucket_grid(values, *, dtype=np.float64) -> pd.DataFrame:
+    """Values keyed by bucket (``"session|volatility"``) as a sessions x volatility grid.
+
+    Rows follow :data:`SESSIONS`, columns :data:`VOLATILITY_REGIMES` (the seed's 16 buckets
+    always show, NaN where there is no value); keys with other labels are appended.
+    """
+    grid = pd.DataFrame(np.nan, index=list(SESSIONS), columns=list(VOLATILITY_REGIMES),
+                        dtype=dtype)  # fmt: skip
+    for bucket, value in dict(values).items():
+        session, _, regime = str(bucket).partition(BUCKET_SEP)
+        grid.loc[session, regime] = value
+    return grid.rename_axis(index=SESSION, columns=VOLATILITY_REGIME)
 
 
 class SchemaError(ValueError):
@@ -268,3 +288,9 @@ def check_session(session: str) -> str:
             "(research.features.session_of(timestamp) maps a UTC time to its session)."
         )
     return session
+
+
+def utc_timestamp(value) -> pd.Timestamp:
+    """``value`` (datetime-like; naive means UTC) as a tz-aware UTC :class:`pandas.Timestamp`."""
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")

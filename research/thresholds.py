@@ -34,6 +34,9 @@ Rule = Literal["seed", "rigorous"]
 BUCKETS: tuple[str, ...] = tuple(
     S.bucket_name(s, v) for s in S.SESSIONS for v in S.VOLATILITY_REGIMES
 )
+#: Columns of :attr:`QscoreAdapter.bucket_stats_` (indexed by ``bucket``), one place for
+#: callers that show an empty table when no adapter could be fitted.
+BUCKET_STATS_COLUMNS: tuple[str, ...] = ("n", "wins", "weight", "p_min", "threshold", "note")
 _FALLBACK = "so there is no EV threshold and the policy falls back to the static threshold"
 
 
@@ -267,7 +270,7 @@ class QscoreAdapter(BaseEstimator):
                 else:
                     self.thresholds_[bucket] = thr
             rows.append((bucket, n, int(won[mask].sum()), weight, bucket_p, thr, note))
-        columns = ["bucket", "n", "wins", "weight", "p_min", "threshold", "note"]
+        columns = ["bucket", *BUCKET_STATS_COLUMNS]
         self.bucket_stats_ = pd.DataFrame(rows, columns=columns).set_index("bucket")
         logger.info(
             "%s rule: thresholds for %d of %d buckets from %d trades",

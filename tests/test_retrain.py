@@ -121,7 +121,7 @@ def _hand_made() -> retrain.TradeSet:
         S.EXIT_TIME: [t0 + pd.Timedelta(hours=h) for h in exits],
         S.OUTCOME: ["win", "loss", "win", "timeout", "loss", "win", "loss", "win", "loss", "win"],
     }).sort_values(S.EXIT_TIME, ignore_index=True)  # fmt: skip
-    return retrain.TradeSet(strategy="scalp", source="sql", trades=frame,
+    return retrain.TradeSet(strategy="scalp", trades=frame,
                             features=pd.DataFrame(index=frame.index))  # fmt: skip
 
 

@@ -45,8 +45,9 @@ def executed_vs_phantom(trades: pd.DataFrame, by: str = S.STRATEGY) -> pd.DataFr
 
 def activity_by_period(trades: pd.DataFrame, freq: str = "W", *,
                        time_column: str = S.EXIT_TIME) -> pd.DataFrame:  # fmt: skip
-    """Trades and total R per calendar period (``freq``, e.g. 'D' or 'W'), strategy and
-    decision: a tidy frame ``[period, strategy, decision, trades, total_r]``."""
+    """Trades and total R per calendar period, strategy and decision: a tidy frame
+    ``[period, strategy, decision, trades, total_r]``; ``freq`` is a pandas period alias
+    ('D', 'W', 'M'; 'MS' is an offset, not a period, and is refused by pandas)."""
     S.require_columns(trades, (time_column, S.STRATEGY, S.WAS_EXECUTED, S.REALIZED_RR),
                       "period trades")  # fmt: skip
     t = pd.to_datetime(trades[time_column], utc=True)

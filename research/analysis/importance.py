@@ -23,6 +23,7 @@ from sklearn.impute import SimpleImputer
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
+from research import schema as S
 from research.analysis.stats import bh_qvalues
 from research.scoring.encode import encode, encoded_columns, entry_features
 from research.splits import PurgedWalkForward
@@ -37,7 +38,7 @@ __all__ = [
     "rank_stability",
 ]
 
-NOISE = "__noise__"  # the probe: standard-normal noise, unrelated to the label by construction
+NOISE = S.NOISE_PROBE  # the probe: standard-normal noise, unrelated to the label by construction
 
 
 def default_model(random_state: int = 0, n_estimators: int = 100):

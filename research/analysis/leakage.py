@@ -20,9 +20,9 @@ from sklearn.metrics import roc_auc_score
 
 from research import schema as S
 from research.analysis.calibration import probability_metrics
-from research.analysis.importance import check_xy, default_model
-from research.features import FEATURES, build_features, check_entry_columns
-from research.scoring.encode import encode
+from research.analysis.importance import _proba, check_xy, default_model
+from research.features import FEATURES, build_features
+from research.scoring.encode import encode, entry_features
 from research.splits import PurgedWalkForward, oof_predict
 
 logger = logging.getLogger(__name__)
@@ -120,9 +120,8 @@ def leakage_check(
             f"{len(y)} rows but {len(signal_times)} signal and {len(exit_times)} exit times. "
             "Fix: pass the signals' and outcomes' columns of the same rows."
         )
-    registered = check_entry_columns(
-        [c for c in FEATURES if c in frame.columns], allow_after_entry=True
-    )  # the leaky variant is built on purpose here
+    # the leaky variant is built on purpose here
+    registered = entry_features(frame, allow_after_entry=True)
     entry = [c for c in registered if FEATURES[c].available == "signal"]
     late = [c for c in registered if FEATURES[c].available == "after_entry"]
     if not entry:
@@ -133,7 +132,7 @@ def leakage_check(
     def evaluate(names: list[str]) -> dict[str, float]:
         X = encode(frame, names)
         fitted = factory().fit(X, y)
-        p_in = fitted.predict_proba(X)[:, list(fitted.classes_).index(1)]
+        p_in = _proba(fitted, X)
         p_oos = oof_predict(factory, X, y, splitter, signal_times, exit_times)
         seen = np.isfinite(p_oos)
         if seen.sum() == 0:
@@ -148,14 +147,14 @@ def leakage_check(
             "n_oos": int(seen.sum()),
         }
 
-    rows = {"entry": evaluate(entry)}
+    rows = {S.ENTRY_VARIANT: evaluate(entry)}
     if late:
-        rows["entry+all_lifecycle"] = evaluate(entry + late)
+        rows[f"{S.ENTRY_VARIANT}+all_lifecycle"] = evaluate(entry + late)
         for f in late:
-            rows[f"entry+{f}"] = evaluate(entry + [f])
+            rows[f"{S.ENTRY_VARIANT}+{f}"] = evaluate(entry + [f])
     variants = pd.DataFrame.from_dict(rows, orient="index")
     variants.index.name = "variant"
-    base = variants.loc["entry", "auc_oos"]
+    base = variants.loc[S.ENTRY_VARIANT, "auc_oos"]
 
     table = []
     for f in registered:
@@ -163,7 +162,7 @@ def leakage_check(
         row = {"feature": f, "available": FEATURES[f].available, "univariate_auc": uni}
         reasons = []
         if FEATURES[f].available == "after_entry":
-            added = variants.loc[f"entry+{f}", "auc_oos"]
+            added = variants.loc[f"{S.ENTRY_VARIANT}+{f}", "auc_oos"]
             row.update(auc_oos_added=added, auc_jump=added - base)
             if added - base > max_jump:
                 reasons.append(f"OOS AUC +{added - base:.2f} > {max_jump} when added")

@@ -8,12 +8,13 @@ only among cells with enough trades, flagged when their interval excludes the ov
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from scipy import stats
 
 from research import schema as S
-from research.analysis.stats import wilson_interval
+from research.analysis.stats import (
+    cell_stats,
+    wilson_interval,  # noqa: F401  (re-exported: callers import it from here)
+)
 
 #: The context features a pattern can be cut by (all known at signal time).
 DIMENSIONS: tuple[str, ...] = ("hour", S.SESSION, "weekday", S.VOLATILITY_REGIME,
@@ -46,24 +47,21 @@ def pattern_table(trades: pd.DataFrame, by=DIMENSIONS, *, min_n: int = 30,
     """
     if len(trades) == 0:
         raise ValueError("no trades to analyse. Fix: pass completed (non-censored) trades.")
-    won = (trades[S.OUTCOME] == "win").to_numpy(float)
+    won = (trades[S.OUTCOME] == "win").to_numpy(bool)
     rr = trades[S.REALIZED_RR].to_numpy(float)
-    z = stats.norm.ppf(0.5 + confidence / 2.0)
-    frames = []
+    rows = []
     for dim in [by] if isinstance(by, str) else by:
-        g = pd.DataFrame({"value": trades[dim].astype(str).to_numpy(), "won": won, "rr": rr})
-        agg = g.groupby("value", sort=True).agg(n=("won", "size"), wins=("won", "sum"),
-                                                 mean_r=("rr", "mean"), sd_r=("rr", "std"),
-                                                 total_r=("rr", "sum"))  # fmt: skip
-        lo, hi = wilson_interval(agg["wins"], agg["n"], confidence)
-        se = agg["sd_r"] / np.sqrt(agg["n"])
-        frames.append(agg.assign(dimension=dim, win_rate=agg["wins"] / agg["n"], wr_low=lo,
-                                 wr_high=hi, r_low=agg["mean_r"] - z * se,
-                                 r_high=agg["mean_r"] + z * se,
-                                 enough=agg["n"] >= min_n).reset_index())  # fmt: skip
+        # one cell per value as the table prints it (its text), in sorted order
+        codes, values = pd.factorize(trades[dim].astype(str).to_numpy(), sort=True)
+        for k, value in enumerate(values):
+            cell = codes == k
+            rows.append({"dimension": dim, "value": value,
+                         **cell_stats(won[cell], rr[cell], confidence)})  # fmt: skip
+    table = pd.DataFrame(rows)
+    table["enough"] = table["n"] >= min_n
     cols = ["dimension", "value", "n", "win_rate", "wr_low", "wr_high", "mean_r", "r_low",
             "r_high", "total_r", "enough"]  # fmt: skip
-    return pd.concat(frames, ignore_index=True)[cols]
+    return table[cols]
 
 
 def best_worst(table: pd.DataFrame, trades: pd.DataFrame, *, metric: str = "mean_r",

@@ -96,12 +96,7 @@ def bucket_grid(by_bucket: pd.DataFrame, rule: str, metric: str = "ece") -> pd.D
     """
     S.require_columns(by_bucket, ["rule", "bucket", metric], "bucket_grid")
     g = by_bucket.loc[by_bucket["rule"].astype(str) == rule]
-    # the seed's 16 buckets always show; a user's own labels are appended by the enlargement
-    grid = pd.DataFrame(np.nan, index=list(S.SESSIONS), columns=list(S.VOLATILITY_REGIMES))
-    for bucket, value in zip(g["bucket"].astype(str), g[metric].to_numpy(float), strict=True):
-        session, _, regime = bucket.partition(S.BUCKET_SEP)
-        grid.loc[session, regime] = value
-    return grid.rename_axis(index=S.SESSION, columns=S.VOLATILITY_REGIME)
+    return S.bucket_grid(zip(g["bucket"].astype(str), g[metric].to_numpy(float), strict=True))
 
 
 def plot_bucket_calibration(by_bucket: pd.DataFrame, *, metric: str = "ece",

@@ -12,6 +12,7 @@ import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from research import schema as S
 from research.plots.trades import _axis
 
 
@@ -155,7 +156,7 @@ def plot_permutation_importance(perm: pd.DataFrame, *, top: int = 15,
     ``perm`` is :func:`research.analysis.importance.permutation_importance_oos` output; a
     feature is only worth reading if it sits clearly right of the probe's line.
     """
-    probe = "__noise__"
+    probe = S.NOISE_PROBE
     g = perm.sort_values("mean", ascending=False).head(top).iloc[::-1]
     fig, ax = _axis(ax, (7.0, 0.35 * len(g) + 1.5))
     y = np.arange(len(g))

@@ -15,7 +15,7 @@ from matplotlib.figure import Figure
 from research import schema as S
 from research.plots.trades import _axis
 
-PROBE = "__noise__"  # = research.analysis.importance.NOISE; importing it would load sklearn
+PROBE = S.NOISE_PROBE
 
 
 def importance_pairs(permutation: pd.DataFrame, evolution: pd.DataFrame, *,

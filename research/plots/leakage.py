@@ -14,7 +14,7 @@ from matplotlib.figure import Figure
 from research import schema as S
 from research.plots.trades import _axis
 
-ENTRY = "entry"  # the variant without any after_entry feature (LeakageReport.variants)
+ENTRY = S.ENTRY_VARIANT  # the variant without any after_entry feature
 
 
 def plot_leakage_auc(variants: pd.DataFrame, *, flagged=(), max_jump: float | None = 0.05,

@@ -101,12 +101,7 @@ def plot_threshold_sweep(sweep: pd.DataFrame, *, metric: str = "win_rate",
 
 def _bucket_grid(stats: pd.DataFrame, column: str) -> pd.DataFrame:
     """``stats[column]`` (indexed ``session|volatility``) as sessions x volatility regimes."""
-    grid = pd.DataFrame(np.nan, index=list(S.SESSIONS), columns=list(S.VOLATILITY_REGIMES),
-                        dtype=object if column == "note" else np.float64)  # fmt: skip
-    for bucket, value in stats[column].items():
-        session, _, regime = str(bucket).partition(S.BUCKET_SEP)
-        grid.loc[session, regime] = value
-    return grid
+    return S.bucket_grid(stats[column], dtype=object if column == "note" else np.float64)
 
 
 def plot_bucket_thresholds(bucket_stats: pd.DataFrame, *, title: str = "",

@@ -5,20 +5,18 @@
 it into sections that ``pipelines/report.ipynb`` shows one per cell.
 """
 
-from research.reports.period import (
-    PeriodData,
-    gate_frame,
-    load_period,
-    load_replay_frames,
-    save_replay_frames,
-)
-from research.reports.tearsheet import Section
+from __future__ import annotations
 
-__all__ = [
-    "PeriodData",
-    "Section",
-    "gate_frame",
-    "load_period",
-    "load_replay_frames",
-    "save_replay_frames",
-]
+from research._lazy import lazy_getattr
+
+# Resolved lazily: the demo saves replay frames without loading the plotting stack.
+_EXPORTS = {
+    "PeriodData": "research.reports.period",
+    "Section": "research.reports.tearsheet",
+    "gate_frame": "research.reports.period",
+    "load_period": "research.reports.period",
+    "load_replay_frames": "research.reports.period",
+    "save_replay_frames": "research.reports.period",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__ = lazy_getattr(__name__, _EXPORTS)

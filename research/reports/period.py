@@ -22,6 +22,7 @@ import pandas as pd
 
 from research import schema as S
 from research.signals import GATE_COLUMNS
+from research.stores.tables import FEATURES
 
 logger = logging.getLogger(__name__)
 
@@ -77,13 +78,12 @@ def _bound(value, name: str) -> pd.Timestamp | None:
     if value is None or value == "":
         return None
     try:
-        ts = pd.Timestamp(value)
+        return S.utc_timestamp(value)
     except (ValueError, TypeError) as exc:
         raise ValueError(
             f"{name}={value!r} is not a date. Fix: use ISO 8601, e.g. '2026-01-31' or "
             "'2026-01-31T12:00Z', or None for an open end."
         ) from exc
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def _check_strategies(strategies: Sequence[str]) -> list[str]:
@@ -96,7 +96,7 @@ def _check_strategies(strategies: Sequence[str]) -> list[str]:
     return list(strategies) or list(S.STRATEGIES)
 
 
-def expand_features(trades: pd.DataFrame, column: str = "features") -> tuple[pd.DataFrame, list]:
+def expand_features(trades: pd.DataFrame, column: str = FEATURES) -> tuple[pd.DataFrame, list]:
     """``trades`` with its per-trade feature mappings as columns; returns (frame, names)."""
     if column not in trades:
         return trades, []
@@ -177,6 +177,7 @@ def load_period(*, database_url: str | None = None, state_url: str | None = None
         Bad dates or strategies, or too few trades in the period.
     """
     from research.stores.audit import AuditTrail
+    from research.stores.backends import mask_url
     from research.stores.state import open_state
 
     start, end = _bound(start, "start"), _bound(end, "end")
@@ -211,7 +212,7 @@ def load_period(*, database_url: str | None = None, state_url: str | None = None
                                       S.SIGNAL_TIME, start, end)  # fmt: skip
     logger.info("period: %d trades, %d scalp records, replay=%s", len(trades), len(scalp),
                 bool(replay))  # fmt: skip
-    sources = {"audit trail": db, "state store": store.url}
+    sources = {"audit trail": db, "state store": mask_url(store.url)}
     if replay_dir:
         sources["replay frames"] = str(replay_dir)
     return PeriodData(trades=trades, feature_columns=feature_columns, scalp_records=scalp,

@@ -19,10 +19,9 @@ from research import schema as S
 from research.analysis import activity as act
 from research.analysis.calibration import probability_metrics, reliability_table
 from research.reports.period import WIN, PeriodData, gate_frame
+from research.stores.tables import CREATED_AT
 
 logger = logging.getLogger(__name__)
-
-CREATED = "created_at"  # the audit trail's model_versions column (research.stores.tables)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -121,11 +120,11 @@ def replay(period: PeriodData) -> Section:
 def headline(period: PeriodData) -> dict[str, float | int]:
     """A few numbers for the runner's manifest and the reports index (plain floats/ints)."""
     t = period.trades
-    executed = t[S.WAS_EXECUTED].astype(bool).to_numpy()
-    out = {"trades": len(t), "executed": int(executed.sum()),
-           "wr_executed": round(float(t.loc[executed, WIN].mean()), 4) if executed.any() else None,
-           "wr_phantom": round(float(t.loc[~executed, WIN].mean()), 4)
-           if (~executed).any() else None}  # fmt: skip
+    table = act.executed_vs_phantom(t)
+    rates = table.loc[table[S.STRATEGY] == "all"].set_index("decision")["win_rate"]
+    out = {"trades": len(t), "executed": int(t[S.WAS_EXECUTED].astype(bool).sum())}
+    for decision in (act.EXECUTED, act.PHANTOM):
+        out[f"wr_{decision}"] = round(float(rates[decision]), 4) if decision in rates else None
     uplift = period.replay.get("uplift")
     if uplift is not None and "all" in uplift.index and np.isfinite(uplift.loc["all", "uplift"]):
         out["uplift_r"] = round(float(uplift.loc["all", "uplift"]), 4)
@@ -165,7 +164,8 @@ def calibration(period: PeriodData, *, n_bins: int = 10, min_bucket: int = 30) -
     ]
     if {S.SESSION, S.VOLATILITY_REGIME} <= set(t.columns):
         buckets = act.calibration_by_bucket(t, p, min_n=min_bucket)
-        grid = buckets.pivot(index=S.SESSION, columns=S.VOLATILITY_REGIME, values="gap")
+        keys = map(S.bucket_name, buckets[S.SESSION], buckets[S.VOLATILITY_REGIME])
+        grid = S.bucket_grid(zip(keys, buckets["gap"], strict=True))
         figures["by_bucket"] = plots.plot_pattern_heatmap(
             grid, center=0.0, title="observed - predicted win rate (blank: too few trades)"
         )
@@ -278,17 +278,14 @@ def thresholds(period: PeriodData, *, strategy: str = "scalp") -> Section:
     """The learnt ``qcal:*`` thresholds per session x volatility bucket, as stored, and for
     ``strategy`` the curves behind them, seed vs shrunk rule, refitted on the period."""
     grids, notes = {}, []
-    for strategy, (table, n) in period.thresholds.items():
+    # `stored`, not `strategy`: the loop must not overwrite the strategy refitted below
+    for stored, (table, n) in period.thresholds.items():
         if not table:
-            notes.append(f"{strategy}: no learnt bucket thresholds in the state store.")
+            notes.append(f"{stored}: no learnt bucket thresholds in the state store.")
             continue
-        rows = [(*b.split(S.BUCKET_SEP), v) for b, v in table.items()]
-        frame = pd.DataFrame(rows, columns=[S.SESSION, S.VOLATILITY_REGIME, "threshold"])
-        grid = frame.pivot(index=S.SESSION, columns=S.VOLATILITY_REGIME, values="threshold")
-        grid = grid.reindex(index=list(S.SESSIONS), columns=list(S.VOLATILITY_REGIMES))
-        grids[strategy] = grid
+        grids[stored] = S.bucket_grid(table)
         notes.append(
-            f"{strategy}: fitted on {n} trades; {len(table)} of 16 buckets have their "
+            f"{stored}: fitted on {n} trades; {len(table)} of 16 buckets have their "
             "own threshold (blank ones fall back to the EV threshold, then 70)."
         )
     figures = {s: plots.plot_pattern_heatmap(g, title=f"{s}: qscore threshold per bucket")
@@ -313,6 +310,6 @@ def models(period: PeriodData) -> Section:
     mv = period.model_versions
     if mv.empty:
         return Section(title="Models", notes=["No model version has been published yet."])
-    cols = [c for c in (S.STRATEGY, "version", "is_champion", CREATED, "n_rows", "train_end")
+    cols = [c for c in (S.STRATEGY, "version", "is_champion", CREATED_AT, "n_rows", "train_end")
             if c in mv]  # fmt: skip
     return Section(title="Models", tables={"versions": mv[cols]})

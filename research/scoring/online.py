@@ -28,6 +28,25 @@ from research.scoring.heuristic import heuristic_scores
 
 logger = logging.getLogger(__name__)
 
+#: The model knobs :class:`~research.config.ScorerConfig` and
+#: :class:`~research.retrain.RetrainConfig` both carry, as :class:`EnsembleScorer` names them.
+MODEL_KNOBS: tuple[str, ...] = ("n_estimators", "gb_max_iter", "nn_enabled", "calibration",
+                                "random_state")  # fmt: skip
+
+
+def ensemble_from(config, **overrides) -> EnsembleScorer:
+    """An unfitted :class:`EnsembleScorer` built from a config's :data:`MODEL_KNOBS`.
+
+    Parameters
+    ----------
+    config : ScorerConfig or RetrainConfig
+        Any object with the :data:`MODEL_KNOBS` attributes.
+    **overrides
+        Knobs that win over the config's (e.g. ``nn_enabled`` restored from a scorer's state).
+    """
+    knobs = {name: getattr(config, name) for name in MODEL_KNOBS}
+    return EnsembleScorer(**(knobs | overrides))
+
 
 class MLScorer:
     """Online scorer of one strategy (seed keys ``ml:{strategy}:*``).
@@ -61,10 +80,8 @@ class MLScorer:
         self.train_until: pd.Timestamp | None = None
 
     def _default_model(self) -> EnsembleScorer:
-        c = self.config
-        return EnsembleScorer(calibration=c.calibration, nn_enabled=self.nn_enabled,
-                              n_estimators=c.n_estimators, gb_max_iter=c.gb_max_iter,
-                              random_state=c.random_state)  # fmt: skip
+        # nn_enabled is the scorer's own (it travels in to_state), not necessarily the config's
+        return ensemble_from(self.config, nn_enabled=self.nn_enabled)
 
     @property
     def is_ready(self) -> bool:

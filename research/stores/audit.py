@@ -86,8 +86,7 @@ def _match(column: sa.ColumnElement, value: str | Iterable[str]) -> sa.ColumnEle
 
 
 def _utc_bound(value) -> datetime:
-    ts = pd.Timestamp(value)
-    return (ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")).to_pydatetime()
+    return S.utc_timestamp(value).to_pydatetime()
 
 
 class AuditTrail:

@@ -213,7 +213,11 @@ class ModelRegistry:
     # ------------------------------------------------------------------ read
     def champion_version(self, strategy: str) -> int | None:
         """The champion's version (None before the first publish); refuses torn pointers."""
-        raw = [self.store.backend.call("get", self._k(strategy, f)) for f in POINTERS]
+        keys = [self._k(strategy, f) for f in POINTERS]
+        # one watched snapshot: a publish flipping the pointers between three separate reads
+        # would otherwise look like torn pointers
+        raw = self.store.backend.atomic(keys, lambda c: [c.get(key) for key in keys],
+                                        lambda tx, plan: None)  # fmt: skip
         if raw[0] is None:
             return None
         if len(set(raw)) != 1:

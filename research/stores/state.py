@@ -91,14 +91,7 @@ class StateStore:
     def save_scorer(self, state: Mapping, *, threshold: float | None = None) -> None:
         """Write an :meth:`MLScorer.to_state` dict to ``ml:{strategy}:*`` in one transaction."""
         k, s = self.keys, state["strategy"]
-        values = {
-            "completed_trades": int(state["completed_trades"]),
-            "last_train_count": int(state["last_train_count"]),
-            "ev_buckets": canonical_json(state["ev_buckets"]),
-            "nn_enabled": "1" if state["nn_enabled"] else "0",
-            "last_train_ts": state["last_train_ts"] or "",
-            "model_version": int(state.get("model_version", 0)),
-        }
+        values = _scorer_values(state)
         if threshold is not None:
             values["threshold"] = float(threshold)
         trades = [canonical_json(t)
@@ -122,14 +115,12 @@ class StateStore:
         trade = state["trades"][-1]
         payload = canonical_json(trade)
 
+        values = _scorer_values(state)
+
         def write(tx, _):
             tx.rpush(k.ml(s, "trades"), payload)
-            tx.set(k.ml(s, "completed_trades"), int(state["completed_trades"]))
-            tx.set(k.ml(s, "last_train_count"), int(state["last_train_count"]))
-            tx.set(k.ml(s, "ev_buckets"), canonical_json(state["ev_buckets"]))
-            tx.set(k.ml(s, "model_version"), int(state.get("model_version", 0)))
-            tx.set(k.ml(s, "nn_enabled"), "1" if state["nn_enabled"] else "0")
-            tx.set(k.ml(s, "last_train_ts"), state["last_train_ts"] or "")
+            for field, value in values.items():
+                tx.set(k.ml(s, field), value)
 
         self.backend.atomic((), lambda c: None, write)
 
@@ -141,7 +132,9 @@ class StateStore:
             fields = {f: c.get(k.ml(strategy, f)) for f in SCORER_FIELDS if f != "trades"}
             return fields, c.lrange(k.ml(strategy, "trades"), 0, -1)
 
-        fields, trades = self.backend.atomic((), read, lambda tx, plan: None)
+        # watched: a snapshot of the fields and trades that one save_scorer wrote together
+        watch = [k.ml(strategy, f) for f in SCORER_FIELDS]
+        fields, trades = self.backend.atomic(watch, read, lambda tx, plan: None)
         if fields["completed_trades"] is None:
             return None
         return {
@@ -251,6 +244,18 @@ class StateStore:
         if doomed:
             self.backend.atomic((), lambda c: None, lambda tx, _: tx.delete(*doomed))
         return len(doomed)
+
+
+def _scorer_values(state: Mapping) -> dict:
+    """The scalar ``ml:{strategy}:*`` fields of an :meth:`MLScorer.to_state` dict, as stored."""
+    return {
+        "completed_trades": int(state["completed_trades"]),
+        "last_train_count": int(state["last_train_count"]),
+        "ev_buckets": canonical_json(state["ev_buckets"]),
+        "nn_enabled": "1" if state["nn_enabled"] else "0",
+        "last_train_ts": state["last_train_ts"] or "",
+        "model_version": int(state.get("model_version", 0)),
+    }
 
 
 def open_state(url: str | None = None, *, namespace: str | None = None) -> StateStore:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 
@@ -50,9 +49,7 @@ class UTCDateTime(sa.TypeDecorator):
             return None
         if type(value) is datetime:  # fast path: what trade_records produces
             return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        ts = pd.Timestamp(value)
-        ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-        return ts.floor("us").to_pydatetime()  # the databases keep microseconds
+        return S.utc_timestamp(value).floor("us").to_pydatetime()  # the databases keep microseconds
 
     def process_result_value(self, value, dialect):
         if value is None:
