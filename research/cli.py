@@ -125,12 +125,11 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, report)
 
     click.echo("\nRunning the report pipeline (pipelines/report.ipynb) ...")
     run = run_report(res, workdir=workdir)
-    index = run.run_dir.parents[1] / "index.html"
     click.echo(f"report {run.status}: {run.html}")
     if not run.ok:
         click.echo(f"Error: the report pipeline failed: {run.error}", err=True)
         sys.exit(1)
-    click.echo(f"\nOpen the reports index: {index.resolve().as_uri()}")
+    click.echo(f"\nOpen the reports index: {run.index.resolve().as_uri()}")
 
 
 @main.group()
@@ -179,13 +178,14 @@ def rebuild(state_url, database_url, journal_path) -> None:
 # --------------------------------------------------------------------------------------------
 # Production notebooks (pipelines/): phantomlab pipeline run|list, phantomlab reports
 # --------------------------------------------------------------------------------------------
+# No default here: None lets the runner resolve it (research.runner.catalog.default_reports_dir),
+# the one place that reads PHANTOMLAB_REPORTS_DIR.
 _REPORTS_OPTION = click.option(
     "--reports-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    envvar="PHANTOMLAB_REPORTS_DIR",
-    default=Path("reports"),
-    show_default=True,
-    help="Root of the run folders and index.html (env PHANTOMLAB_REPORTS_DIR).",
+    default=None,
+    help="Root of the run folders and index.html (default: env PHANTOMLAB_REPORTS_DIR, "
+    "else ./reports).",
 )
 _PIPELINES_OPTION = click.option(
     "--pipelines-dir",

@@ -24,12 +24,13 @@ DEFAULT_DATABASE_URL = "sqlite:///phantomlab.db"
 class Settings:
     """Where things live. Every URL is configurable through the environment.
 
+    The reports folder (``PHANTOMLAB_REPORTS_DIR``) is not here: the pipeline runner owns it
+    (:func:`research.runner.catalog.default_reports_dir`).
+
     Attributes
     ----------
     data_dir : Path or None
         Folder of user CSV/Parquet candles (``PHANTOMLAB_DATA_DIR``); ``None`` = synthetic market.
-    reports_dir : Path
-        Executed notebooks and HTML reports (``PHANTOMLAB_REPORTS_DIR``, default ``reports``).
     redis_url : str
         State store (``PHANTOMLAB_REDIS_URL``).
     database_url : str
@@ -37,7 +38,6 @@ class Settings:
     """
 
     data_dir: Path | None = None
-    reports_dir: Path = Path("reports")
     redis_url: str = DEFAULT_REDIS_URL
     database_url: str = DEFAULT_DATABASE_URL
 
@@ -47,7 +47,6 @@ class Settings:
         data_dir = env.get("PHANTOMLAB_DATA_DIR")
         return cls(
             data_dir=Path(data_dir) if data_dir else None,
-            reports_dir=Path(env.get("PHANTOMLAB_REPORTS_DIR", "reports")),
             redis_url=env.get("PHANTOMLAB_REDIS_URL", DEFAULT_REDIS_URL),
             database_url=env.get("PHANTOMLAB_DATABASE_URL", DEFAULT_DATABASE_URL),
         )

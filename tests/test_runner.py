@@ -309,6 +309,20 @@ def test_report_html_shows_parameters_and_outputs_but_no_code(ok_run):
     _assert_offline(res.html)
 
 
+def test_a_password_in_a_url_parameter_stays_out_of_manifest_and_html(tmp_path):
+    path = _notebook(tmp_path, 'database_url: str = "sqlite://"  # audit trail', name="masked")
+    reports = tmp_path / "reports"
+    result = CliRunner().invoke(main, ["pipeline", "run", str(path), "--reports-dir",
+                                       str(reports), "--run-id", "r", "-p",
+                                       "database_url=postgresql://u:secret@127.0.0.1:1/x"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    run_dir = reports / "masked" / "r"
+    manifest = (run_dir / "manifest.json").read_text(encoding="utf-8")
+    assert "postgresql://u:***@127.0.0.1:1/x" in manifest, "the parameter is there, masked"
+    assert "secret" not in manifest
+    assert "secret" not in (run_dir / "masked.html").read_text(encoding="utf-8")
+
+
 def _chromium() -> str:
     for name in ("chromium", "chromium-browser", "google-chrome"):
         if path := shutil.which(name):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import nbformat
 
-from research.runner.params import Parameter, ParameterError, parse_parameters
+from research.runner.params import Parameter, ParameterError, parse_parameters, read_notebook
 
 PIPELINES_ENV = "PHANTOMLAB_PIPELINES_DIR"
 REPORTS_ENV = "PHANTOMLAB_REPORTS_DIR"
@@ -37,7 +37,12 @@ def default_pipelines_dir() -> Path:
 
 
 def default_reports_dir() -> Path:
-    """``$PHANTOMLAB_REPORTS_DIR``, else ``reports`` (relative to the current directory)."""
+    """``$PHANTOMLAB_REPORTS_DIR``, else ``reports`` (relative to the current directory).
+
+    The one definition of the default: the CLI, :func:`~research.runner.run_pipeline` and
+    :func:`~research.runner.build_index` all resolve a missing reports folder here. An empty
+    variable counts as unset (``reports``), not as the current directory.
+    """
     return Path(os.environ.get(REPORTS_ENV) or "reports")
 
 
@@ -66,11 +71,16 @@ class PipelineInfo:
     error: str | None = None
 
 
-def _description(path: Path) -> str:
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError):
-        return ""
+def _notebooks(folder: Path) -> list[Path]:
+    """The pipeline notebooks of ``folder``, sorted; JupyterLab's autosaves are not pipelines."""
+    return [
+        p
+        for p in sorted(folder.glob("*.ipynb"))
+        if p.is_file() and not p.name.endswith("-checkpoint.ipynb")
+    ]
+
+
+def _description(nb: nbformat.NotebookNode) -> str:
     for cell in nb.cells:
         if cell.cell_type == "markdown":
             for line in cell.source.splitlines():
@@ -87,19 +97,21 @@ def list_pipelines(pipelines_dir: str | Path | None = None) -> list[PipelineInfo
     """
     folder = Path(pipelines_dir) if pipelines_dir is not None else default_pipelines_dir()
     out = []
-    for path in sorted(folder.glob("*.ipynb")):
-        if path.name.endswith("-checkpoint.ipynb"):  # JupyterLab autosaves, not pipelines
-            continue
+    for path in _notebooks(folder):
+        params: list[Parameter] = []
+        description, error = "", None
         try:
-            params, error = parse_parameters(path), None
+            nb = read_notebook(path)  # once: parameters and description come from it
+            description = _description(nb)
+            params = parse_parameters(nb, name=path.name)
         except ParameterError as exc:
-            params, error = [], str(exc)
+            error = str(exc)
         out.append(
             PipelineInfo(
                 name=path.stem,
                 path=path,
                 parameters=params,
-                description=_description(path),
+                description=description,
                 error=error,
             )
         )
@@ -123,10 +135,10 @@ def resolve_pipeline(name_or_path: str | Path, pipelines_dir: str | Path | None 
             f"notebook {path} does not exist. Fix: pass an existing .ipynb or a pipeline name."
         )
     folder = Path(pipelines_dir) if pipelines_dir is not None else default_pipelines_dir()
-    path = folder / f"{text}.ipynb"
-    if path.is_file():
-        return path
-    names = [p.stem for p in sorted(folder.glob("*.ipynb"))]
+    found = {p.stem: p for p in _notebooks(folder)}
+    if text in found:
+        return found[text]
+    names = list(found)
     close = difflib.get_close_matches(text, names, n=3)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     available = ", ".join(names) if names else f"none (no .ipynb in {folder})"

@@ -2,23 +2,16 @@
 
 :func:`run_pipeline` writes ``<reports>/<pipeline>/<run-id>/`` with the executed notebook,
 its HTML report, ``manifest.json`` and ``runner.log`` (the executor's output). papermill runs in
-a child process (``python -m research.runner.executor``) in its own session, because papermill's
-``execution_timeout`` is per cell: on the wall-clock limit the whole process tree (papermill and
-its kernel) is killed, and the notebook papermill saved as cells finished is kept and marked.
+a child process under a wall-clock limit (:mod:`~research.runner.supervise`); on a timeout the
+notebook papermill saved as cells finished is kept and marked.
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import hashlib
 import logging
-import os
 import re
 import secrets
-import signal
-import subprocess
-import sys
-import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -47,13 +40,14 @@ from research.runner.params import (
     ParameterError,
     find_parameters_cell,
     parse_parameters,
+    read_notebook,
     validate_parameters,
 )
+from research.runner.supervise import run_executor
 
 logger = logging.getLogger(__name__)
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
-_KILL_GRACE_SEC = 3.0  # SIGTERM first so the kernel can exit cleanly, then SIGKILL
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +67,8 @@ class RunResult:
         The content of ``manifest.json``.
     error : str or None
         ``"<ename>: <evalue>"`` of a failed run, else ``None``.
+    index : Path or None
+        The reports index (``<reports>/index.html``) rebuilt after the run.
     """
 
     status: str
@@ -83,6 +79,7 @@ class RunResult:
     html: Path
     manifest: dict
     error: str | None = None
+    index: Path | None = None
 
     @property
     def ok(self) -> bool:
@@ -140,7 +137,9 @@ def run_pipeline(
     pipelines_dir : str or Path, optional
         Default: :func:`~research.runner.catalog.default_pipelines_dir`.
     reports_dir : str or Path, optional
-        Root of the run folders; default ``$PHANTOMLAB_REPORTS_DIR``, else ``reports``.
+        Root of the run folders; default
+        :func:`~research.runner.catalog.default_reports_dir` (``$PHANTOMLAB_REPORTS_DIR``,
+        else ``reports``).
     timeout_sec : float
         Wall-clock limit of the whole run in seconds (kernel start included).
     run_id : str, optional
@@ -168,29 +167,41 @@ def run_pipeline(
         but leaves the same audit trail as a failed run.
     ValueError
         A malformed or already used ``run_id``.
+    OSError
+        The notebook file cannot be read, or the kernelspec cannot be registered (nothing
+        is written).
     """
     source = resolve_pipeline(name_or_path, pipelines_dir)
     pipeline = source.stem
+    # Read once, as the run starts: the manifest's hash is of the notebook as it was then (not
+    # as it is when a long run ends), and the parameters are parsed from those same bytes.
+    content = source.read_bytes()
     reports = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     kernel = ensure_kernel()  # before the run folder: an environment problem leaves no husk
     rid, run_dir = _make_run_dir(reports, pipeline, run_id)
     started = datetime.now(UTC)
     clock = time.monotonic()
-    out_nb = run_dir / f"{pipeline}.ipynb"
     run = {"pipeline": pipeline, "run_id": rid, "run_dir": run_dir, "source": source,
-           "started": started, "clock": clock, "timeout_sec": timeout_sec}  # fmt: skip
+           "source_sha256": hashlib.sha256(content).hexdigest(), "started": started,
+           "clock": clock, "timeout_sec": timeout_sec, "notebook": f"{pipeline}.ipynb",
+           "html": f"{pipeline}.html"}  # fmt: skip
+    out_nb = run_dir / run["notebook"]
+    source_nb: nbformat.NotebookNode | None = None
     declared: list[Parameter] | None = None
     try:
-        declared = parse_parameters(source)
+        source_nb = read_notebook(source, content)
+        declared = parse_parameters(source_nb, name=source.name)
         overrides = validate_parameters(declared, parameters or {})
     except ParameterError as exc:
-        exc.result = _fail_before_start(run, exc, declared, parameters or {})
+        exc.result = _fail_before_start(run, exc, source_nb, declared, parameters or {})
         raise
     effective = {p.name: p.default for p in declared} | overrides
     workdir = Path(cwd) if cwd is not None else Path.cwd()
     logger.info("running %s as %s (timeout %.0f s)", source, run_dir, timeout_sec)
-    rc, stopped = _execute(source, out_nb, effective, kernel, workdir, run, progress)
-    nb = nbformat.read(out_nb, as_version=4) if out_nb.is_file() else nbformat.read(source, 4)
+    rc, stopped = run_executor(source, out_nb, effective, kernel, workdir, run, progress)
+    # No output notebook when the executor died before papermill's first save: report the
+    # un-executed source (parsing it above did not change it).
+    nb = nbformat.read(out_nb, as_version=4) if out_nb.is_file() else source_nb
     if stopped:  # "timeout" or "interrupted": the notebook is partial, the running cell marked
         evalue = {
             "timeout": f"the run exceeded its wall-clock limit of {timeout_sec:g} s, stopped",
@@ -216,17 +227,25 @@ def run_pipeline(
 
 
 def _fail_before_start(
-    run: dict, exc: ParameterError, declared: list[Parameter] | None, raw: Mapping[str, Any]
+    run: dict,
+    exc: ParameterError,
+    nb: nbformat.NotebookNode | None,
+    declared: list[Parameter] | None,
+    raw: Mapping[str, Any],
 ) -> RunResult:
-    """Leave the un-executed notebook, its HTML and a failed manifest for a bad parameter."""
-    source, out_nb = run["source"], run["run_dir"] / f"{run['pipeline']}.ipynb"
-    nb = nbformat.read(source, as_version=4)
+    """Leave the un-executed notebook, its HTML and a failed manifest for a bad parameter.
+
+    ``nb`` is the source notebook as read at the start (marked here), or ``None`` when the
+    file is not a notebook at all; then an empty one carries the error banner.
+    """
+    if nb is None:
+        nb = nbformat.v4.new_notebook()
     try:
-        index: int | None = find_parameters_cell(nb, source.name)
+        index: int | None = find_parameters_cell(nb, run["source"].name)
     except ParameterError:
         index = None
     index = mark_failed(nb, f"**This run did not start: bad parameters.** {exc}", index)
-    nbformat.write(nb, out_nb)
+    nbformat.write(nb, run["run_dir"] / run["notebook"])
     error = {"ename": ERROR_NAMES["parameters"], "evalue": str(exc)}
     if index is not None:
         error |= {"cell": index, "cell_id": nb.cells[index].get("id")}
@@ -251,7 +270,7 @@ def _finish(
     manifest = build_manifest(
         run, status, error, parameters, overrides, collect_results(nb), kernel
     )
-    html_path = run_dir / manifest["html"]
+    html_path = run_dir / run["html"]
     try:
         write_report(nb, manifest, html_path, declared=declared)
     except Exception as exc:  # noqa: BLE001 - a report bug must not lose the run's manifest
@@ -262,7 +281,7 @@ def _finish(
     if status != "ok":
         _close_pipeline_run(manifest, parameters, message or status)
     write_json_atomic(run_dir / MANIFEST_NAME, manifest)
-    build_index(run_dir.parents[1])
+    index = build_index(run_dir.parents[1])
     if status != "ok":
         logger.info("run %s %s: %s", run_dir, status, message)
     return RunResult(
@@ -270,10 +289,11 @@ def _finish(
         pipeline=run["pipeline"],
         run_id=run["run_id"],
         run_dir=run_dir,
-        notebook=run_dir / manifest["notebook"],
+        notebook=run_dir / run["notebook"],
         html=html_path,
         manifest=manifest,
         error=message,
+        index=index,
     )
 
 
@@ -297,92 +317,3 @@ def _close_pipeline_run(manifest: dict, parameters: Mapping, message: str) -> No
     except Exception as exc:  # noqa: BLE001 - the run's own artefacts matter more
         logger.warning("pipeline_runs row %s left open: %s", run_id, exc)
         manifest["pipeline_run_closed"] = f"{type(exc).__name__}: {exc}"
-
-
-def _pump(stream, log_path: Path, echo: bool) -> None:
-    """Copy the executor's output to ``runner.log`` (and to stderr when showing progress)."""
-    with open(log_path, "ab") as log:
-        for chunk in iter(lambda: stream.read1(4096), b""):
-            log.write(chunk)
-            log.flush()
-            if echo:
-                sys.stderr.buffer.write(chunk)
-                sys.stderr.buffer.flush()
-
-
-def _execute(
-    source: Path,
-    out_nb: Path,
-    params: dict,
-    kernel: str,
-    workdir: Path,
-    run: dict,
-    progress: bool,
-) -> tuple[int, str | None]:
-    """Run the executor child; return its exit code and why it was stopped, if it was.
-
-    The reason is ``"timeout"`` (the wall-clock limit) or ``"interrupted"`` (a
-    KeyboardInterrupt in this process: the child runs in its own session, so Ctrl-C does not
-    reach it and it is killed here instead).
-    """
-    cmd = [sys.executable, "-m", "research.runner.executor", "--input", str(source),
-           "--output", str(out_nb), "--kernel", kernel, "--cwd", str(workdir),
-           "--parameters", json.dumps(params)] + (["--progress"] if progress else [])  # fmt: skip
-    env = dict(os.environ)
-    # A pipeline report needs inline figures even when the caller runs headless with Agg.
-    env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    env |= {"PYTHONUNBUFFERED": "1", "PHANTOMLAB_RUN_ID": run["run_id"],
-            "PHANTOMLAB_RUN_DIR": str(Path(run["run_dir"]).resolve())}  # fmt: skip
-    proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env, start_new_session=True
-    )
-    pump = threading.Thread(
-        target=_pump, args=(proc.stdout, run["run_dir"] / "runner.log", progress), daemon=True
-    )
-    pump.start()
-    remaining = run["timeout_sec"] - (time.monotonic() - run["clock"])
-    stopped = None
-    try:
-        rc = proc.wait(timeout=max(remaining, 0.0))
-    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:
-        stopped = "timeout" if isinstance(exc, subprocess.TimeoutExpired) else "interrupted"
-        _kill_tree(proc)
-        rc = proc.wait()
-    pump.join(timeout=_KILL_GRACE_SEC)
-    return rc, stopped
-
-
-def _descendants(pid: int) -> list:
-    """The executor's child processes (its kernel runs in a session of its own)."""
-    try:
-        import psutil  # a dependency of ipykernel
-    except ImportError:  # pragma: no cover - then the process-group kill has to do
-        return []
-    try:
-        return psutil.Process(pid).children(recursive=True)
-    except psutil.Error:  # the executor exited meanwhile
-        return []
-
-
-def _kill_tree(proc: subprocess.Popen) -> None:
-    """Stop the executor, its process group and its kernel: SIGTERM, then SIGKILL."""
-    kids = _descendants(proc.pid)  # before signalling: orphans are no one's children
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, sig)
-        for kid in kids:
-            with contextlib.suppress(Exception):  # psutil.NoSuchProcess: already gone
-                kid.send_signal(sig)
-        try:
-            proc.wait(timeout=_KILL_GRACE_SEC)
-        except subprocess.TimeoutExpired:
-            continue
-        if kids:
-            import psutil
-
-            _, alive = psutil.wait_procs(kids, timeout=_KILL_GRACE_SEC)
-            kids = alive
-        if not kids:
-            return
-        if sig == signal.SIGTERM:
-            logger.warning("process(es) %s outlived SIGTERM; killing", [k.pid for k in kids])

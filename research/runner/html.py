@@ -89,6 +89,27 @@ def render_cells(nb: nbformat.NotebookNode) -> str:
     return _EXTERNAL.sub("", body)
 
 
+def page(title: str, body: str) -> str:
+    """A whole offline HTML page: inline :data:`CSS`, ``title`` as its title and heading.
+
+    ``body`` is HTML placed after the heading; the run reports and the index share this one
+    scaffold so they look alike.
+    """
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{html.escape(title)}</title><style>{CSS}</style></head><body>"
+        f"<h1>{html.escape(title)}</h1>{body}</body></html>\n"
+    )
+
+
+def status_badge(status: str, tooltip: str | None = None) -> str:
+    """The coloured status pill (``ok`` green, ``failed`` red, ``timeout`` orange)."""
+    colour = STATUS_COLOURS.get(status, "#59636e")
+    hover = f' title="{html.escape(tooltip)}"' if tooltip else ""
+    return f'<span class="status" style="background:{colour}"{hover}>{html.escape(status)}</span>'
+
+
 def _cell(value: Any) -> str:
     if isinstance(value, str):
         return html.escape(value)
@@ -197,11 +218,10 @@ def write_report(
         The notebook's declared parameters, for types and help in the parameters table.
     """
     status = str(manifest.get("status", "failed"))
-    colour = STATUS_COLOURS.get(status, "#59636e")
     title = f"{manifest.get('pipeline', '?')} · {manifest.get('run_id', '?')}"
     duration = manifest.get("duration_sec")
     meta = (
-        f'<span class="status" style="background:{colour}">{_cell(status)}</span> '
+        f"{status_badge(status)} "
         f"started {_cell(format_time(manifest.get('started_at')))} UTC"
         + (f", {float(duration):.1f} s" if duration is not None else "")
         + f' · notebook <a href="{_cell(manifest.get("notebook", ""))}">'
@@ -210,17 +230,14 @@ def write_report(
     params = parameters_table(
         manifest.get("parameters", {}), manifest.get("overrides", {}), declared
     )
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{_cell(title)}</title><style>{CSS}</style></head><body>"
-        f'<h1>{_cell(title)}</h1><div class="meta">{meta}</div>'
+    body = (
+        f'<div class="meta">{meta}</div>'
         f"{_banner(manifest.get('error'), status)}"
         "<h2>Parameters</h2>"
         f"{params}"
         f"{_results_table(manifest.get('results') or {})}"
-        f'<section class="report">{render_cells(nb)}</section></body></html>\n'
+        f'<section class="report">{render_cells(nb)}</section>'
     )
     out = Path(path)
-    out.write_text(page, encoding="utf-8")
+    out.write_text(page(title, body), encoding="utf-8")
     return out

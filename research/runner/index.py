@@ -5,13 +5,12 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
+from research.runner.atomic import write_text_atomic
 from research.runner.catalog import default_reports_dir
-from research.runner.html import CSS, STATUS_COLOURS, format_time
+from research.runner.html import format_time, page, status_badge
 from research.runner.manifest import MANIFEST_NAME
 
 logger = logging.getLogger(__name__)
@@ -20,8 +19,12 @@ INDEX_NAME = "index.html"
 _MAX_METRICS = 4  # the index is an overview; the run's page has them all
 
 
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
 def _e(value: Any) -> str:
-    return html.escape("" if value is None else str(value))
+    return html.escape(_text(value))
 
 
 def _metrics(value: Any) -> str:
@@ -43,15 +46,14 @@ def _link(run_rel: str, name: Any, label: str) -> str:
 
 def _row(run_rel: str, m: dict) -> str:
     status = str(m.get("status", "?"))
-    colour = STATUS_COLOURS.get(status, "#59636e")
     duration = m.get("duration_sec")
     duration_text = f"{float(duration):.1f} s" if isinstance(duration, int | float) else ""
     error = m.get("error") or {}
-    title = f' title="{_e(error.get("ename"))}: {_e(error.get("evalue"))}"' if error else ""
+    tooltip = f"{_text(error.get('ename'))}: {_text(error.get('evalue'))}" if error else None
     version = m.get("model_version")
     return (
         f"<tr><td>{_e(m.get('pipeline'))}</td><td><code>{_e(m.get('run_id'))}</code></td>"
-        f'<td><span class="status" style="background:{colour}"{title}>{_e(status)}</span></td>'
+        f"<td>{status_badge(status, tooltip)}</td>"
         f'<td class="nowrap">{_e(format_time(m.get("started_at")))}</td><td>{duration_text}</td>'
         f"<td>{'' if version is None else _e(version)}</td><td>{_metrics(m.get('metrics'))}</td>"
         f"<td>{_link(run_rel, m.get('html'), 'report')} "
@@ -105,19 +107,12 @@ def build_index(reports_dir: str | Path | None = None) -> Path:
             '<div class="banner"><strong>Unreadable manifests (skipped):</strong>'
             f"<ul>{items}</ul></div>"
         )
-    page = (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>Phantom Lab runs</title><style>{CSS}</style></head><body>"
-        f'<h1>Phantom Lab runs</h1><div class="meta">{len(runs)} run(s) in '
-        f"<code>{_e(root)}</code>, newest first.</div>{table}{note}</body></html>\n"
+    body = (
+        f'<div class="meta">{len(runs)} run(s) in <code>{_e(root)}</code>, newest first.</div>'
+        f"{table}{note}"
     )
-    out = root / INDEX_NAME
     # Two runs finishing together both rebuild the page: replace it whole, never interleave.
-    fd, tmp = tempfile.mkstemp(dir=root, prefix=".index-", suffix=".html")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(page)
-    os.replace(tmp, out)
+    out = write_text_atomic(root / INDEX_NAME, page("Phantom Lab runs", body))
     if broken:
         logger.warning("reports index: skipped %d unreadable manifest(s)", len(broken))
     return out

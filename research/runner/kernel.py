@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import sys
-import tempfile
 from pathlib import Path
+
+from research.runner.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -61,10 +61,7 @@ def ensure_kernel() -> str:
         if target.is_file() and target.read_text(encoding="utf-8") == text:
             return KERNEL_NAME
         folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".kernel-", suffix=".json")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
+        write_text_atomic(target, text)
     except OSError as exc:
         raise OSError(
             f"cannot register the {KERNEL_NAME!r} Jupyter kernel in {folder}: {exc}. Fix: run "

@@ -5,21 +5,22 @@ The manifest is the machine-readable record of one run (the HTML is the human on
     {"pipeline", "run_id", "status": "ok" | "failed" | "timeout",
      "parameters": effective values (defaults merged with overrides), "overrides",
      "started_at", "finished_at" (ISO 8601, UTC), "duration_sec", "timeout_sec",
-     "notebook", "html", "log" (file names inside the run folder), "source" (input notebook),
+     "notebook", "html", "log" (file names inside the run folder),
+     "source": {"path", "sha256"} (the input notebook, hashed as read when the run started),
      "error": {"ename", "evalue", "cell", "cell_id", "execution_count"} | null,
      "results": merged `record(...)` values, "model_version", "metrics" (from results),
      "kernel", "host", "versions"}
+
+Passwords in URL parameters (``postgresql://u:***@host/db``) are masked in ``parameters`` and
+``overrides``: the manifest, like the HTML drawn from it, is meant to be shared.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import platform
 import socket
 import sys
-import tempfile
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -27,7 +28,9 @@ from typing import Any
 
 import nbformat
 
+from research.runner.atomic import write_text_atomic
 from research.runner.html import RUNNER_ERROR_TAG
+from research.stores.backends import mask_url  # stdlib only at import: no redis, no SQLAlchemy
 
 MANIFEST_NAME = "manifest.json"
 LOG_NAME = "runner.log"
@@ -101,8 +104,21 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+def mask_secrets(value: Any) -> Any:
+    """``value`` with the password of any URL text (also inside a list) replaced by ``***``.
+
+    Parameters such as ``database_url`` may carry a password; the manifest and the HTML
+    report are shared and kept, so they show ``postgresql://u:***@host/db`` instead. Other
+    values are returned as they are.
+    """
+    if isinstance(value, list):
+        return [mask_secrets(v) for v in value]
+    if not isinstance(value, str) or "@" not in value:  # no userinfo, nothing to hide
+        return value
+    try:
+        return mask_url(value)
+    except ValueError:  # urlsplit refuses e.g. an unbalanced "[": then it is no URL
+        return value
 
 
 def build_manifest(
@@ -114,26 +130,30 @@ def build_manifest(
     results: dict,
     kernel: str | None,
 ) -> dict[str, Any]:
-    """The manifest of a finished run (see the module docstring for its fields)."""
+    """The manifest of a finished run (see the module docstring for its fields).
+
+    ``run`` holds ``pipeline``, ``run_id``, ``started``, ``timeout_sec``, the file names
+    ``notebook`` and ``html``, and ``source`` / ``source_sha256`` (the input notebook as read
+    when the run started). Passwords in URL parameters are masked (:func:`mask_secrets`).
+    """
     from research.stores.jsonable import to_jsonable
 
     finished = datetime.now(UTC)
     started: datetime = run["started"]
-    pipeline = run["pipeline"]
     manifest = {
-        "pipeline": pipeline,
+        "pipeline": run["pipeline"],
         "run_id": run["run_id"],
         "status": status,
-        "parameters": parameters,
-        "overrides": overrides,
+        "parameters": {k: mask_secrets(v) for k, v in parameters.items()},
+        "overrides": {k: mask_secrets(v) for k, v in overrides.items()},
         "started_at": started.isoformat(timespec="seconds"),
         "finished_at": finished.isoformat(timespec="seconds"),
         "duration_sec": round((finished - started).total_seconds(), 3),
         "timeout_sec": run["timeout_sec"],
-        "notebook": f"{pipeline}.ipynb",
-        "html": f"{pipeline}.html",
+        "notebook": run["notebook"],
+        "html": run["html"],
         "log": LOG_NAME,
-        "source": {"path": str(Path(run["source"]).resolve()), "sha256": _sha256(run["source"])},
+        "source": {"path": str(Path(run["source"]).resolve()), "sha256": run["source_sha256"]},
         "error": error,
         "results": results,
         "model_version": results.get("model_version"),
@@ -151,10 +171,4 @@ def build_manifest(
 
 def write_json_atomic(path: Path, data: Any) -> Path:
     """Write ``data`` as JSON to ``path`` via a temporary file (readers never see half)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, ensure_ascii=False)
-        fh.write("\n")
-    os.replace(tmp, path)
-    return path
+    return write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")

@@ -110,13 +110,37 @@ def find_parameters_cell(nb: nbformat.NotebookNode, label: str) -> int:
     return tagged[0]
 
 
-def parse_parameters(notebook_path: str | Path) -> list[Parameter]:
+def read_notebook(path: str | Path, content: bytes | None = None) -> nbformat.NotebookNode:
+    """The notebook at ``path`` (parsed from ``content`` when its bytes are already read).
+
+    Raises
+    ------
+    ParameterError
+        When the file cannot be read or is not a notebook, saying so.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8") if content is None else content.decode("utf-8")
+        return nbformat.reads(text, as_version=4)
+    except (OSError, ValueError) as exc:  # NotJSONError and UnicodeDecodeError are ValueErrors
+        raise ParameterError(
+            f"cannot read notebook {path}: {exc}. Fix: pass an existing .ipynb file."
+        ) from exc
+
+
+def parse_parameters(
+    notebook: str | Path | nbformat.NotebookNode, *, name: str | None = None
+) -> list[Parameter]:
     """The parameters a pipeline notebook declares, in cell order.
 
     Parameters
     ----------
-    notebook_path : str or Path
-        An ``.ipynb`` file with exactly one code cell tagged ``parameters``.
+    notebook : str, Path or NotebookNode
+        An ``.ipynb`` file, or a notebook already read, with exactly one code cell tagged
+        ``parameters``.
+    name : str, optional
+        File name used in messages; default the path's name (``"the notebook"`` for a
+        NotebookNode).
 
     Returns
     -------
@@ -125,19 +149,17 @@ def parse_parameters(notebook_path: str | Path) -> list[Parameter]:
     Raises
     ------
     ParameterError
-        Naming the notebook, cell line and fix, when the cell is missing or duplicated, or a
-        statement is not ``name: type = literal`` with a supported type and a default of it.
+        Naming the notebook, cell line and fix, when the file cannot be read, the cell is
+        missing or duplicated, or a statement is not ``name: type = literal`` with a supported
+        type and a default of it.
     """
-    path = Path(notebook_path)
-    try:
-        nb = nbformat.read(path, as_version=4)
-    except (OSError, ValueError) as exc:  # nbformat raises NotJSONError, a ValueError
-        raise ParameterError(
-            f"cannot read notebook {path}: {exc}. Fix: pass an existing .ipynb file."
-        ) from exc
-    index = find_parameters_cell(nb, path.name)
-    label = f"{path.name}, parameters cell (cell {index})"
-    return parse_cell(nb.cells[index].source, label, notebook=path.name)
+    if isinstance(notebook, nbformat.NotebookNode):
+        nb, label_name = notebook, name or "the notebook"
+    else:
+        nb, label_name = read_notebook(notebook), name or Path(notebook).name
+    index = find_parameters_cell(nb, label_name)
+    label = f"{label_name}, parameters cell (cell {index})"
+    return parse_cell(nb.cells[index].source, label, notebook=label_name)
 
 
 def parse_cell(source: str, label: str, *, notebook: str = "the notebook") -> list[Parameter]:

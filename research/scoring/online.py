@@ -127,10 +127,6 @@ class MLScorer:
             scores[~ml] = self._heuristic(features.loc[~ml] if n else features)
         return scores, np.where(ml, "ml", "heuristic")
 
-    def heuristic_score(self, features: Mapping) -> float:
-        """The rule-based score of one signal (50 if even that fails)."""
-        return float(self._heuristic(pd.DataFrame([dict(features)]))[0])
-
     @staticmethod
     def _heuristic(frame: pd.DataFrame) -> np.ndarray:
         try:

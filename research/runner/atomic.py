@@ -1,0 +1,42 @@
+"""Whole-file replacement: a reader sees the old content or the new one, never half.
+
+Kept free of nbformat and the rest of the runner so :mod:`research.runner.kernel` (imported on
+every run, and cheap on purpose) can use it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from pathlib import Path
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` through a temporary file in the same folder.
+
+    Parameters
+    ----------
+    path : str or Path
+        The file to (re)place; its folder must exist.
+    text : str
+        The whole new content.
+
+    Returns
+    -------
+    Path
+        ``path``.
+    """
+    path = Path(path)
+    # Same folder, so os.replace is a rename on one filesystem (atomic), not a copy.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        # A failed write (disk full, Ctrl-C) must not leave hidden temporaries behind.
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    return path
