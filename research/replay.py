@@ -36,12 +36,20 @@ from tqdm.auto import tqdm
 from research import schema as S
 from research.analysis.uplift import filter_uplift, replay_summary
 from research.config import ScorerConfig, SimulatorConfig
-from research.phantom import simulate
+from research.costs import CostModel, apply_costs, signal_costs
 from research.pipeline import StudyData, run_signals_and_phantoms
 from research.scoring.online import MLScorer
-from research.thresholds import ThresholdConfig, ThresholdPolicy
+from research.thresholds import COST_R, ThresholdConfig, ThresholdPolicy
 
 logger = logging.getLogger(__name__)
+
+THRESHOLD_SEED = "threshold_seed"  # the seed rule's threshold beside the rule in force
+PASSED_SEED = "passed_seed"  # score >= threshold_seed: what the seed's rule would have taken
+RR_GROSS = "rr_gross"  # R of the trade before any cost (what the bars alone gave)
+
+
+def _rigorous() -> ThresholdConfig:
+    return ThresholdConfig(rule="rigorous")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -53,18 +61,24 @@ class ReplayConfig:
     scorer : ScorerConfig
         The online scorer's rules (retrain every 50 outcomes after 30, as the seed). Over long
         histories a larger ``retrain_every`` and a lighter ensemble keep a replay quick.
+    retrain_every : mapping of strategy -> int, optional
+        Per-strategy override of ``scorer.retrain_every`` (a rare strategy, e.g. range, needs a
+        shorter cadence to train at all).
     thresholds : ThresholdConfig
-        Threshold learning (seed or rigorous rule, floor/ceiling, static 70).
+        The decision rule in force. Default: the rigorous rule — execute where expected R net
+        of the signal's own costs is >= 0, with bucket curves fitted on the scores of the model
+        in force (:mod:`research.thresholds`). The seed rule (fixed 60/95 clamp, decision-time
+        scores) is always computed beside it (``threshold_seed``, ``passed_seed``).
     simulator : SimulatorConfig
-        Bar rules of the phantoms (their P&L carries no costs, as in the seed).
-    fee_percent, slippage_percent : float
-        Costs of executed trades, percent: round-trip fees of the notional and adverse slippage
-        per fill. Default 0.08 % and 0.01 % (taker fees of 0.04 % a side on a major crypto
-        perpetual-futures venue, where the seed's bot can go short).
+        Bar rules of every trade (phantoms carry their gross R, as in the seed).
+    costs : CostModel
+        Venue costs per symbol (:mod:`research.costs`; default crypto perpetual, FX pairs by
+        spread). Executed trades pay them; ``rr_if_executed`` is every signal's R net of them.
     exploration : float
         Share (0-1) of below-threshold signals executed anyway; 0 turns exploration off.
     threshold_every : int, optional
-        Closed trades between threshold refits; default ``scorer.retrain_every``.
+        Closed trades between threshold refits; default the strategy's retrain cadence. A
+        retrain always refits the thresholds too (they belong to the model in force).
     seed : int
         Seeds the exploration draws and the bootstrap (the models use ``scorer.random_state``).
     n_boot, block, confidence :
@@ -72,10 +86,10 @@ class ReplayConfig:
     """
 
     scorer: ScorerConfig = field(default_factory=ScorerConfig)
-    thresholds: ThresholdConfig = field(default_factory=ThresholdConfig)
+    retrain_every: Mapping[str, int] = field(default_factory=dict, hash=False)
+    thresholds: ThresholdConfig = field(default_factory=_rigorous)
     simulator: SimulatorConfig = field(default_factory=SimulatorConfig)
-    fee_percent: float = 0.08
-    slippage_percent: float = 0.01
+    costs: CostModel = field(default_factory=CostModel)
     exploration: float = 0.0
     threshold_every: int | None = None
     seed: int = 0
@@ -91,12 +105,19 @@ class ReplayConfig:
             )
         if self.threshold_every is not None and self.threshold_every < 1:
             raise ValueError(f"threshold_every must be >= 1, got {self.threshold_every}")
+        bad = {k: v for k, v in self.retrain_every.items() if not int(v) >= 1}
+        if bad:
+            raise ValueError(f"retrain_every must be >= 1 outcomes, got {bad}")
 
-    @property
-    def execution(self) -> SimulatorConfig:
-        """The simulator of executed trades: the phantoms' rules plus costs."""
-        return dataclasses.replace(self.simulator, fee_percent=self.fee_percent,
-                                   slippage_percent=self.slippage_percent)  # fmt: skip
+    def scorer_for(self, strategy: str) -> ScorerConfig:
+        """The scorer config of ``strategy`` (its cadence override applied)."""
+        every = self.retrain_every.get(strategy)
+        return self.scorer if every is None else dataclasses.replace(self.scorer,
+                                                                     retrain_every=int(every))
+
+    def refit_every(self, strategy: str) -> int:
+        """Closed trades between threshold refits of ``strategy``."""
+        return self.threshold_every or self.scorer_for(strategy).retrain_every
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -124,6 +145,8 @@ class ReplayResult:
         The final :class:`MLScorer` per strategy (its state is what a store would persist).
     policies : dict
         The final :class:`ThresholdPolicy` per strategy.
+    config : ReplayConfig
+        The settings it ran with (the verdict states its cost basis from them).
     """
 
     decisions: pd.DataFrame
@@ -133,6 +156,7 @@ class ReplayResult:
     uplift: pd.DataFrame
     scorers: dict[str, MLScorer]
     policies: dict[str, ThresholdPolicy]
+    config: ReplayConfig | None = None
 
 
 def replay(
@@ -160,9 +184,12 @@ def replay(
         Show a progress bar over the events.
     """
     config = config or ReplayConfig()
-    unknown = sorted(set(strategies) - set(S.STRATEGIES))
+    known = list(S.STRATEGIES)
+    if study is not None:  # a study of a user's own signals: its strategy names too
+        known += sorted(set(study.signals[S.STRATEGY]) - set(S.STRATEGIES))
+    unknown = sorted(set(strategies) - set(known))
     if unknown:
-        raise ValueError(f"unknown strategies {unknown}. Fix: choose from {list(S.STRATEGIES)}.")
+        raise ValueError(f"unknown strategies {unknown}. Fix: choose from {known}.")
     if study is None:
         study = run_signals_and_phantoms(candles, strategies, simulator=config.simulator,
                                          progress=progress)  # fmt: skip
@@ -170,8 +197,10 @@ def replay(
     signals = study.signals.loc[keep].sort_values(S.SIGNAL_TIME, kind="stable")
     signals = signals.reset_index(drop=True)
     phantom = study.outcomes.set_index(S.SIGNAL_ID).loc[signals[S.SIGNAL_ID]].reset_index()
-    executed = simulate(candles, signals, config.execution)
-    features = study.features.loc[signals[S.SIGNAL_ID]]
+    cost = signal_costs(signals, config.costs)
+    executed = apply_costs(phantom, cost)  # the same bars, net of the venue's costs
+    # the model sees the costs this replay charges (the study may have used other ones)
+    features = study.features.loc[signals[S.SIGNAL_ID]].assign(cost_r=cost["cost_r"].to_numpy())
     # One uniform per signal, drawn in time order: the same draws however the loop batches.
     draws = np.random.default_rng(config.seed).random(len(signals))
 
@@ -202,12 +231,40 @@ def replay(
         decisions=decisions,
         retrains=retrain_frame,
         threshold_fits=pd.DataFrame(fits, columns=["strategy", S.THRESHOLD_VERSION, "at",
-                                                   "n_trades", "data_until", "buckets"]),
+                                                   "n_trades", "data_until", "buckets",
+                                                   "scores"]),
         summary=replay_summary(decisions),
         uplift=uplift,
         scorers=scorers,
         policies=policies,
+        config=config,
     )  # fmt: skip
+
+
+def threshold_trades(scorer: MLScorer, closed: list[dict], gross_rr: Mapping[str, float],
+                     rule: str) -> tuple[pd.DataFrame, str]:  # fmt: skip
+    """The trades a threshold refit learns from, and which scores they carry.
+
+    Under the rigorous rule, once the scorer has a model with out-of-fold scores
+    (:attr:`EnsembleScorer.oof_scores_`), the model's own training rows with the score *its*
+    rule gave each of them out of fold (``'oof'``): thresholds then belong to the model in
+    force instead of mixing heuristic and older models' scores. Otherwise (seed rule, no model
+    yet, a model without them) every closed trade with the score it was decided on
+    (``'decision'``). R is gross (``gross_rr`` by ``signal_id``): costs enter per signal.
+    """
+    oof = getattr(scorer.model, "oof_scores_", None)
+    if rule == "rigorous" and oof is not None and np.isfinite(oof).sum() >= 20:
+        rows = []
+        for trade, q in zip(scorer.trades[: len(oof)], oof, strict=True):  # its training rows
+            if np.isfinite(q):
+                f = trade["features"]
+                rows.append({S.QSCORE: float(q), S.OUTCOME: trade[S.OUTCOME],
+                             S.SESSION: f.get(S.SESSION), S.VOLATILITY_REGIME:
+                             f.get(S.VOLATILITY_REGIME), COST_R: f.get(COST_R),
+                             S.REALIZED_RR: gross_rr[trade[S.SIGNAL_ID]],
+                             S.PNL_PERCENT: trade[S.PNL_PERCENT]})  # fmt: skip
+        return pd.DataFrame(rows), "oof"
+    return pd.DataFrame(closed), "decision"
 
 
 class _StrategyLoop:
@@ -215,8 +272,12 @@ class _StrategyLoop:
 
     def __init__(self, strategy, config: ReplayConfig, model_factory, bar) -> None:
         self.strategy, self.config, self.bar = strategy, config, bar
-        self.scorer = MLScorer(strategy, config=config.scorer, model_factory=model_factory)
+        # the replay scores in batches: an ONNX export per retrain would never be used
+        scorer_config = dataclasses.replace(config.scorer_for(strategy), fast_path=False)
+        self.scorer = MLScorer(strategy, config=scorer_config, model_factory=model_factory)
         self.policy = ThresholdPolicy(config=config.thresholds)
+        self.seed_config = dataclasses.replace(config.thresholds, rule="seed")
+        self.seed_policy = ThresholdPolicy(config=self.seed_config)
         self.threshold_version = 0
         self.qcal_last = 0  # closed trades at the last threshold refit
         self.closed: list[dict] = []  # every closed trade, timeouts included (threshold data)
@@ -234,11 +295,15 @@ class _StrategyLoop:
         cols = (S.SIGNAL_ID, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR, S.EXIT_TIME)
         self.phantom_cols = {c: self.phantom[c].to_numpy() for c in cols}
         self.executed_cols = {c: self.executed[c].to_numpy() for c in cols}
+        self.gross_rr = dict(zip(self.phantom_cols[S.SIGNAL_ID],
+                                 self.phantom_cols[S.REALIZED_RR].astype(float), strict=True))  # fmt: skip
         self.t_sig_ts = self.sig[S.SIGNAL_TIME].to_numpy()
         self.out = {k: np.empty(n, dtype=object) for k in (S.SCORE_SOURCE, S.THRESHOLD_SOURCE)}
-        self.num = {k: np.full(n, np.nan) for k in (S.ML_SCORE, S.THRESHOLD, S.P_EXECUTE)}
+        self.num = {k: np.full(n, np.nan) for k in (S.ML_SCORE, S.THRESHOLD, S.P_EXECUTE,
+                                                     THRESHOLD_SEED)}  # fmt: skip
         self.ints = {k: np.zeros(n, dtype=np.int64) for k in (S.MODEL_VERSION, S.THRESHOLD_VERSION)}
-        self.flags = {k: np.zeros(n, dtype=bool) for k in (S.PASSED, S.EXPLORED, S.WAS_EXECUTED)}
+        self.flags = {k: np.zeros(n, dtype=bool) for k in (S.PASSED, S.EXPLORED, S.WAS_EXECUTED,
+                                                            PASSED_SEED)}  # fmt: skip
 
         t_sig = pd.DatetimeIndex(self.sig[S.SIGNAL_TIME]).as_unit("ns").asi8
         closed = ~self.phantom[S.CENSORED].to_numpy(bool)
@@ -249,20 +314,21 @@ class _StrategyLoop:
         order = np.lexsort((np.arange(n), t_sig, t_exit))
         order = order[closed[order]]
         learnable = (self.phantom[S.OUTCOME] != "timeout").to_numpy()
-        if self.config.scorer.learn_from_timeouts:
+        if self.scorer.config.learn_from_timeouts:
             learnable = np.ones(n, dtype=bool)
 
         decided = i = 0  # signals [0, decided) have a decision; [decided, i) are queued
         queued: list[int] = []  # closed outcomes not yet learnt (positions into sig)
         n_learn = 0
-        thr_every = self.config.threshold_every or self.config.scorer.retrain_every
+        thr_every = self.config.refit_every(self.strategy)
+        min_trades = self.scorer.config.min_trades
         for k in order:
             while i < n and t_sig[i] <= t_exit[k]:  # signals first on equal timestamps
                 i += 1
             queued.append(int(k))
             n_learn += int(learnable[k])
             refit_due = (len(self.closed) + len(queued) - self.qcal_last >= thr_every
-                         and len(self.closed) + len(queued) >= self.config.scorer.min_trades)  # fmt: skip
+                         and len(self.closed) + len(queued) >= min_trades)  # fmt: skip
             if n_learn >= self.scorer.records_until_retrain() or refit_due:
                 decided = self._decide(decided, i)
                 self._learn(queued, refit_due)
@@ -278,19 +344,17 @@ class _StrategyLoop:
             return lo
         feats = self.feats.iloc[lo:hi]
         scores, source = self.scorer.score_frame(feats)
-        ctx = pd.MultiIndex.from_arrays([feats[S.SESSION].astype(str),
-                                         feats[S.VOLATILITY_REGIME].astype(str)])  # fmt: skip
-        table = {c: self.policy.threshold({S.SESSION: c[0], S.VOLATILITY_REGIME: c[1]})
-                 for c in ctx.unique()}  # fmt: skip
-        thr = np.array([table[c][0] for c in ctx])
+        thr, thr_source = self.policy.thresholds(feats)
         passed = scores >= thr
         eps = self.config.exploration
         explored = ~passed & (self.draws[lo:hi] < eps)
         sl = slice(lo, hi)
         self.num[S.ML_SCORE][sl], self.num[S.THRESHOLD][sl] = scores, thr
+        self.num[THRESHOLD_SEED][sl] = self.seed_policy.thresholds(feats)[0]
+        self.flags[PASSED_SEED][sl] = scores >= self.num[THRESHOLD_SEED][sl]
         self.num[S.P_EXECUTE][sl] = np.where(passed, 1.0, eps)
         self.out[S.SCORE_SOURCE][sl] = source
-        self.out[S.THRESHOLD_SOURCE][sl] = [table[c][1] for c in ctx]
+        self.out[S.THRESHOLD_SOURCE][sl] = thr_source
         self.ints[S.MODEL_VERSION][sl] = self.scorer.model_version
         self.ints[S.THRESHOLD_VERSION][sl] = self.threshold_version
         self.flags[S.PASSED][sl], self.flags[S.EXPLORED][sl] = passed, explored
@@ -314,21 +378,33 @@ class _StrategyLoop:
                 S.QSCORE: self.num[S.ML_SCORE][k], S.OUTCOME: str(outcome),
                 S.SESSION: str(feats[S.SESSION]),
                 S.VOLATILITY_REGIME: str(feats[S.VOLATILITY_REGIME]),
-                S.PNL_PERCENT: float(pnl), S.REALIZED_RR: float(rr), S.EXIT_TIME: exit_time,
+                S.PNL_PERCENT: float(pnl), S.REALIZED_RR: float(self.gross_rr[sid]),
+                COST_R: feats.get(COST_R), S.EXIT_TIME: exit_time,
             })  # fmt: skip
         self.bar.update(len(queued))
         at = self.closed[-1][S.EXIT_TIME] if queued else None
-        if self.scorer.model_version != version:
+        retrained = self.scorer.model_version != version
+        if retrained:
             self.retrains.append((self.strategy, self.scorer.model_version, at,
                                   self.scorer.last_train_count, self.scorer.train_until))  # fmt: skip
-        if refit:
-            trades = pd.DataFrame(self.closed)
-            self.policy = ThresholdPolicy.from_trades(trades, config=self.config.thresholds)
-            self.threshold_version += 1
-            self.qcal_last = len(self.closed)
-            n_buckets = len(self.policy.adapter.to_dict()) if self.policy.adapter else 0
-            self.fits.append((self.strategy, self.threshold_version, at, len(trades),
-                              trades[S.EXIT_TIME].max(), n_buckets))  # fmt: skip
+        if refit or (retrained and len(self.closed) >= self.scorer.config.min_trades):
+            self._refit(at)
+
+    def _refit(self, at) -> None:
+        """Refit the rule in force (on the model's own scores) and the seed rule beside it."""
+        rule = self.config.thresholds.rule
+        trades, scores = threshold_trades(self.scorer, self.closed, self.gross_rr, rule)
+        self.policy = ThresholdPolicy.from_trades(trades, config=self.config.thresholds)
+        if rule == "seed":
+            self.seed_policy = self.policy
+        else:
+            self.seed_policy = ThresholdPolicy.from_trades(pd.DataFrame(self.closed),
+                                                           config=self.seed_config)  # fmt: skip
+        self.threshold_version += 1
+        self.qcal_last = len(self.closed)
+        n_buckets = len(self.policy.adapter.to_dict()) if self.policy.adapter else 0
+        self.fits.append((self.strategy, self.threshold_version, at, len(trades),
+                          self.closed[-1][S.EXIT_TIME], n_buckets, scores))  # fmt: skip
 
     def _frame(self) -> pd.DataFrame:
         ids = self.sig[[S.SIGNAL_ID, S.STRATEGY, S.SYMBOL, S.SIDE, S.SIGNAL_TIME]]
@@ -342,6 +418,8 @@ class _StrategyLoop:
                 pd.DataFrame(pick),
                 pd.DataFrame({
                     S.RR_IF_EXECUTED: self.executed[S.REALIZED_RR].to_numpy(),
+                    RR_GROSS: self.phantom[S.REALIZED_RR].to_numpy(),
+                    COST_R: self.feats[COST_R].to_numpy(np.float64),
                     S.CENSORED: self.phantom[S.CENSORED].to_numpy(bool),
                 }),
             ],

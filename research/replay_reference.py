@@ -8,16 +8,18 @@ Not used by the product: it scores each signal with its own model call.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
 
 from research import schema as S
-from research.phantom import simulate
+from research.costs import apply_costs, signal_costs
 from research.pipeline import StudyData
+from research.replay import threshold_trades
 from research.scoring.online import MLScorer
-from research.thresholds import ThresholdPolicy
+from research.thresholds import COST_R, ThresholdPolicy
 
 COLUMNS = (S.ML_SCORE, S.THRESHOLD, S.THRESHOLD_SOURCE, S.MODEL_VERSION, S.THRESHOLD_VERSION,
            S.PASSED, S.WAS_EXECUTED)  # fmt: skip
@@ -41,11 +43,14 @@ def replay_one_by_one(
     rows = np.flatnonzero((allsig[S.STRATEGY] == strategy).to_numpy())
     sig, draws = allsig.iloc[rows].reset_index(drop=True), draws[rows]
     phantom = study.outcomes.set_index(S.SIGNAL_ID).loc[sig[S.SIGNAL_ID]].reset_index()
-    executed = simulate(candles, sig, config.execution)
-    feats = study.features.loc[sig[S.SIGNAL_ID]]
-    scorer = MLScorer(strategy, config=config.scorer, model_factory=model_factory)
+    cost = signal_costs(sig, config.costs)
+    executed = apply_costs(phantom, cost)
+    feats = study.features.loc[sig[S.SIGNAL_ID]].assign(cost_r=cost["cost_r"].to_numpy())
+    gross = dict(zip(phantom[S.SIGNAL_ID], phantom[S.REALIZED_RR].astype(float), strict=True))
+    scorer_config = dataclasses.replace(config.scorer_for(strategy), fast_path=False)
+    scorer = MLScorer(strategy, config=scorer_config, model_factory=model_factory)
     policy, t_version, closed, q_last = ThresholdPolicy(config=config.thresholds), 0, [], 0
-    every = config.threshold_every or config.scorer.retrain_every
+    every = config.refit_every(strategy)
     # Events: (time, 0 = signal | 1 = outcome, signal time, position); signals first on ties.
     events = [(t, 0, t, i) for i, t in enumerate(sig[S.SIGNAL_TIME])]
     events += [(phantom.at[i, S.EXIT_TIME], 1, sig.at[i, S.SIGNAL_TIME], i)
@@ -61,13 +66,19 @@ def replay_one_by_one(
                       passed or draws[i] < config.exploration)  # fmt: skip
             continue
         row = (executed if out[i][-1] else phantom).iloc[i]
+        version = scorer.model_version
         scorer.record_outcome(sig.iloc[i].to_dict(), str(row[S.OUTCOME]), row[S.PNL_PERCENT],
                               features=f, exit_time=row[S.EXIT_TIME])  # fmt: skip
         closed.append({S.QSCORE: out[i][0], S.OUTCOME: str(row[S.OUTCOME]),
                        S.SESSION: f[S.SESSION], S.VOLATILITY_REGIME: f[S.VOLATILITY_REGIME],
-                       S.PNL_PERCENT: row[S.PNL_PERCENT], S.REALIZED_RR: row[S.REALIZED_RR]})  # fmt: skip
-        if len(closed) - q_last >= every and len(closed) >= config.scorer.min_trades:
-            policy = ThresholdPolicy.from_trades(pd.DataFrame(closed), config=config.thresholds)
+                       S.PNL_PERCENT: row[S.PNL_PERCENT], COST_R: f[COST_R],
+                       S.REALIZED_RR: gross[sig.at[i, S.SIGNAL_ID]]})  # fmt: skip
+        due = len(closed) - q_last >= every and len(closed) >= scorer.config.min_trades
+        retrained = scorer.model_version != version and len(closed) >= scorer.config.min_trades
+        if due or retrained:
+            rule = config.thresholds.rule
+            trades, _ = threshold_trades(scorer, closed, gross, rule)
+            policy = ThresholdPolicy.from_trades(trades, config=config.thresholds)
             t_version, q_last = t_version + 1, len(closed)
     frame = pd.DataFrame([out[i] for i in range(len(sig))], columns=list(COLUMNS))
     return frame.assign(**{S.SIGNAL_ID: sig[S.SIGNAL_ID].to_numpy()}), scorer

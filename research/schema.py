@@ -39,6 +39,7 @@ SL = "sl"
 TP = "tp"
 QSCORE = "qscore"
 TIMEOUT_HOURS = "timeout_hours"  # optional per-signal override of the strategy timeout
+EXTRA_PREFIX = "x_"  # a user signals file's own feature columns (research.signals.external)
 SIGNAL_COLUMNS: tuple[str, ...] = (SIGNAL_ID, SYMBOL, STRATEGY, SIDE, SIGNAL_TIME, ENTRY, SL, TP)
 
 STRATEGIES: tuple[str, ...] = ("trend", "range", "scalp")

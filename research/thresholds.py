@@ -10,8 +10,17 @@ Scores are 0-100 = 100 x calibrated P(win); a signal is executed when ``score >=
 - ``'seed'``: each bucket with >= 20 win/loss trades gets its own isotonic P(win | qscore) and
   ``p_min = avg_loss / (avg_win + avg_loss)`` from its ``pnl_percent``; timeouts are left out.
 - ``'rigorous'``: each bucket curve is shrunk toward the global (pooled) curve with weight
-  ``n / (n + k)``; ``p_min`` is the pooled break-even in R (``realized_rr``) net of ``cost_r``,
-  where break-even exits and timeouts count as trades that did not win.
+  ``n / (n + k)``; ``p_min`` is the break-even in R, **per signal, net of its own costs**:
+  ``p_min = (L + cost_r) / (W + L)`` with ``W`` the mean gross R of winning trades and ``L`` the
+  mean gross R given up by the others (break-even exits and timeouts count as not winning), so
+  a signal is executed where its expected R net of costs, ``p W - (1 - p) L - cost_r``, is
+  >= 0 — the seed's EV rule done in R net of costs. ``cost_r`` is the signal's registered
+  feature (fees and slippage over its stop distance); ``ThresholdConfig.cost_r`` adds a
+  constant cost per trade on top. A bucket
+  whose P(win) never reaches a signal's break-even does **not** trade (threshold ``inf``), and
+  learnt thresholds are clamped to ``[break-even - below_be, break-even + above_be]`` score
+  points instead of the seed's fixed [60, 95], which on a calibrated scale would forbid every
+  trade whose P(win) is below 60 %.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ BUCKETS: tuple[str, ...] = tuple(
 #: Columns of :attr:`QscoreAdapter.bucket_stats_` (indexed by ``bucket``), one place for
 #: callers that show an empty table when no adapter could be fitted.
 BUCKET_STATS_COLUMNS: tuple[str, ...] = ("n", "wins", "weight", "p_min", "threshold", "note")
+COST_R = "cost_r"  # the registered signal-time feature: round-trip costs in R
 _FALLBACK = "so there is no EV threshold and the policy falls back to the static threshold"
 
 
@@ -52,8 +62,10 @@ class ThresholdConfig:
     needs for its own curve under the seed rule (20); ``shrink_k``: pseudo-count k of the
     rigorous weight ``n / (n + k)``, trades (50); ``cost_r``: rigorous cost per trade in R not
     already in ``realized_rr`` (the simulator deducts its own fees and slippage); ``floor`` and
-    ``ceiling`` clamp a learnt threshold (60, 95); ``static_threshold``: last fallback (70);
-    ``clamp_ev``: clamp the EV fallback to ``[floor, ceiling]`` as well.
+    ``ceiling`` clamp a learnt threshold under the seed rule (60, 95); ``below_be`` and
+    ``above_be`` clamp it under the rigorous rule to ``[100 p_min - below_be, 100 p_min +
+    above_be]`` (score points; 10 and 30); ``static_threshold``: last fallback (70);
+    ``clamp_ev``: clamp the EV fallback as well.
     """
 
     rule: Rule = "seed"
@@ -64,6 +76,8 @@ class ThresholdConfig:
     ceiling: float = 95.0
     static_threshold: float = 70.0
     clamp_ev: bool = True
+    below_be: float = 10.0
+    above_be: float = 30.0
 
     def __post_init__(self) -> None:
         if self.rule not in ("seed", "rigorous"):
@@ -72,6 +86,8 @@ class ThresholdConfig:
             raise ValueError("need min_records >= 1, shrink_k > 0 and cost_r >= 0")
         if not 0 <= self.floor <= self.ceiling <= 100 or not 0 <= self.static_threshold <= 100:
             raise ValueError("need 0 <= floor <= ceiling <= 100 and static_threshold in [0, 100]")
+        if min(self.below_be, self.above_be) < 0:
+            raise ValueError("below_be and above_be are score points >= 0")
 
 
 def bucket_key(context: Mapping) -> str:
@@ -116,6 +132,14 @@ class EVThreshold:
     def score(self) -> float:
         """The threshold in score points, ``100 * p_min`` (0-100)."""
         return 100.0 * self.p_min
+
+    def p_min_at(self, cost_r) -> np.ndarray:
+        """Break-even P(win) of trades paying ``cost_r`` more R each (clipped to [0, 1]).
+
+        ``p W - (1 - p) L - c = 0``  gives  ``p = (L + c) / (W + L)``.
+        """
+        c = np.nan_to_num(np.asarray(cost_r, dtype=np.float64), nan=0.0)
+        return np.clip((self.avg_loss + c) / (self.avg_win + self.avg_loss), 0.0, 1.0)
 
 
 def ev_threshold(outcomes_or_pnl, won=None, *, rule: Rule = "seed", cost_r: float = 0.0):
@@ -175,6 +199,22 @@ def _isotonic(q: np.ndarray, won: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0)
     iso.fit(q, won.astype(np.float64))
     return iso.X_thresholds_.astype(np.float64), iso.y_thresholds_.astype(np.float64)
+
+
+def _crossings(x: np.ndarray, y: np.ndarray, p_min: np.ndarray) -> np.ndarray:
+    """Vectorised :func:`_crossing` over many ``p_min`` (``inf`` where y never reaches it).
+
+    ``y`` is non-decreasing (an isotonic fit, or a blend of two).
+    """
+    p_min = np.asarray(p_min, dtype=np.float64)
+    i = np.searchsorted(y, p_min, side="left")
+    out = np.full(p_min.shape, np.inf)
+    first = i == 0
+    out[first] = x[0]
+    mid = (i > 0) & (i < len(y))
+    j = i[mid]
+    out[mid] = x[j - 1] + (p_min[mid] - y[j - 1]) * (x[j] - x[j - 1]) / (y[j] - y[j - 1])
+    return out
 
 
 def _crossing(x: np.ndarray, y: np.ndarray, p_min: float) -> float | None:
@@ -238,7 +278,10 @@ class QscoreAdapter(BaseEstimator):
         pooled = p_min
         if pooled is None:
             try:
-                pooled = ev_threshold(df, rule=cfg.rule, cost_r=cfg.cost_r).p_min
+                ev = ev_threshold(df, rule=cfg.rule, cost_r=cfg.cost_r)
+                pooled = ev.p_min
+                if rigorous and COST_R in df:  # the stored thresholds_: at the typical cost
+                    pooled = float(ev.p_min_at(np.nanmedian(df[COST_R].to_numpy(np.float64))))
             except InsufficientDataError:
                 if rigorous:
                     raise
@@ -356,8 +399,59 @@ class ThresholdPolicy:
 
     def threshold(self, context: Mapping) -> tuple[float, str]:
         """``(threshold in score points, source)``; a missing bucket falls through, an unknown
-        session or volatility regime raises SchemaError."""
+        session or volatility regime raises SchemaError. Under the rigorous rule ``context``
+        may carry the signal's ``cost_r`` (R; missing = 0) and the threshold may be ``inf``
+        (the bucket never breaks even: do not trade)."""
         bucket_key(context)
+        cfg = self.config
+        if cfg.rule == "rigorous":
+            thr, source = self.thresholds(pd.DataFrame([dict(context)]))
+            return float(thr[0]), str(source[0])
+        return self._seed_threshold(context)
+
+    def thresholds(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Threshold (score points, ``inf`` = never) and source of every row of ``features``.
+
+        Needs ``session`` and ``volatility_regime`` columns; the rigorous rule also reads
+        ``cost_r`` (R per trade; a missing column or value counts as 0, i.e. a gross decision).
+        The seed rule gives each bucket its one clamped threshold, as :meth:`threshold` does.
+        """
+        S.require_columns(features, [S.SESSION, S.VOLATILITY_REGIME], "features")
+        keys = _bucket_keys(features)
+        n, cfg = len(features), self.config
+        if cfg.rule == "seed":
+            table = {}
+            for key in pd.unique(keys):
+                session, _, regime = key.partition(S.BUCKET_SEP)
+                table[key] = self._seed_threshold({S.SESSION: session,
+                                                   S.VOLATILITY_REGIME: regime})  # fmt: skip
+            return (np.array([table[k][0] for k in keys], dtype=np.float64),
+                    np.array([table[k][1] for k in keys], dtype=object))  # fmt: skip
+        thr = np.full(n, float(cfg.static_threshold))
+        source = np.full(n, "static", dtype=object)
+        if self.ev is None:
+            return thr, source
+        cost = features[COST_R].to_numpy(np.float64) if COST_R in features else np.zeros(n)
+        p_min = self.ev.p_min_at(cost)  # the EV already carries config.cost_r
+        thr[:], source[:] = 100.0 * p_min, "ev"
+        adapter = self.adapter
+        if adapter is None:
+            return thr, source
+        for key in pd.unique(keys):
+            rows = np.flatnonzero(keys == key)
+            if key in adapter.curves_:
+                t = _crossings(*adapter.curves_[key], p_min[rows])
+            elif key in adapter.thresholds_:  # restored from qcal:*:thr, no curve
+                t = np.full(len(rows), adapter.thresholds_[key])
+            else:
+                continue
+            never = np.isinf(t)
+            be = 100.0 * p_min[rows]
+            t = np.clip(t, be - cfg.below_be, be + cfg.above_be)
+            thr[rows], source[rows] = np.where(never, np.inf, t), "bucket"
+        return thr, source
+
+    def _seed_threshold(self, context: Mapping) -> tuple[float, str]:
         cfg = self.config
         if self.adapter is not None:
             thr = self.adapter.get_threshold(context, cfg.floor, cfg.ceiling)

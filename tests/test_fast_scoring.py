@@ -48,11 +48,9 @@ def fitted(request, data):
     train = x.iloc[:N_TRAIN].copy()
     gaps = ["rsi_14", "adx_14", "volume_zscore"]  # missing in training: indicator columns
     train[gaps] = train[gaps].mask(np.random.default_rng(0).random((N_TRAIN, 3)) < 0.1)
-    with warnings.catch_warnings():  # the MLP's ConvergenceWarning is irrelevant here
-        warnings.simplefilter("ignore")
-        model = EnsembleScorer(**SMALL, nn_enabled=nn, calibration=calibration).fit(
-            train, y[:N_TRAIN], signal_times=sig[S.SIGNAL_TIME].iloc[:N_TRAIN],
-            exit_times=out[S.EXIT_TIME].iloc[:N_TRAIN])  # fmt: skip
+    model = EnsembleScorer(**SMALL, nn_enabled=nn, calibration=calibration).fit(
+        train, y[:N_TRAIN], signal_times=sig[S.SIGNAL_TIME].iloc[:N_TRAIN],
+        exit_times=out[S.EXIT_TIME].iloc[:N_TRAIN])  # fmt: skip
     assert ("nn" in model.members_) == nn
     assert len(model.members_["rf"][0].indicator_.features_) == len(gaps)
     assert (model.calibrator_ is not None) == (calibration == "oof")

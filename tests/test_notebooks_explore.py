@@ -130,6 +130,23 @@ def test_replay_notebook_on_synthetic_market(tmp_path):
     assert _tables(outputs, "mean_threshold"), "decisions by model version table missing"
 
 
+def test_replay_notebook_on_a_users_signals_file(tmp_path):
+    from external_files import write_signals
+
+    from research.pipeline import load_market
+
+    # a user's file of signals on the notebook's own synthetic market (same n_bars and seed)
+    written = write_signals(tmp_path / "signals.csv", load_market(n_bars=3000, seed=2))
+    nb = _execute(tmp_path, "07_replay", n_bars=3000, seed=2, signals_path=str(tmp_path /
+                  "signals.csv"), retrain_every=120, n_estimators=15, gb_max_iter=15, n_boot=200)  # fmt: skip
+    outputs = _check_clean_run(nb, n_images=5)
+    assert f"{len(written):,} signals of ['mybot'] on 3 symbol(s)" in _stdout(outputs)
+    uplift = _tables(outputs, "ci_low")
+    assert len(uplift) == 1 and re.search(r"^mybot\s", uplift[0], flags=re.MULTILINE)
+    retrains = _tables(outputs, "train_until")
+    assert len(retrains) == 1 and re.search(r"^\d+\s+mybot\s+1\s", retrains[0], re.MULTILINE)
+
+
 # --------------------------------------------------------------------------------------------
 # the explorer's pure functions
 # --------------------------------------------------------------------------------------------

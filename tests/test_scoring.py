@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import roc_auc_score
 from sklearn.utils.estimator_checks import parametrize_with_checks
 from support import closed_scalp_dataset
@@ -89,6 +92,26 @@ def test_single_class_is_refused_with_a_fix(planted):
     _, _, x, _ = planted
     with pytest.raises(ValueError, match="both classes"):
         EnsembleScorer(**FAST).fit(x.iloc[:60], np.ones(60, int))
+
+
+@pytest.fixture(scope="module")
+def scalp_trades():
+    # closed scalp trades of a default synthetic market: ~1,200 rows, about 1/3 wins
+    return closed_scalp_dataset(make_market(n_bars=12_000, seed=1))
+
+
+@pytest.mark.parametrize("n", [50, 300, 1000])
+def test_default_ensemble_converges_on_small_and_larger_sets(scalp_trades, n):
+    sig, out, x, y = scalp_trades
+    assert len(y) >= 1000 and 0.2 < y[:n].mean() < 0.45
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = EnsembleScorer().fit(x.iloc[:n], y[:n], signal_times=sig[S.SIGNAL_TIME].iloc[:n],
+                                     exit_times=out[S.EXIT_TIME].iloc[:n])  # fmt: skip
+    nn = model.members_["nn"][-1]
+    assert model.calibration_ == "oof" and nn.n_iter_ < nn.max_iter
+    # early stopping needs a real validation split (500+ rows); below, L-BFGS
+    assert (nn.solver, nn.early_stopping) == (("adam", True) if n >= 500 else ("lbfgs", False))
 
 
 def test_encoding_fixed_vocabulary_unknown_and_missing():

@@ -22,7 +22,7 @@ from research import schema as S
 from research.analysis.calibration import probability_metrics
 from research.analysis.importance import _proba, check_xy, default_model
 from research.features import FEATURES, build_features
-from research.scoring.encode import encode, entry_features
+from research.scoring.encode import availability, encode, entry_features
 from research.splits import PurgedWalkForward, oof_predict
 
 logger = logging.getLogger(__name__)
@@ -122,8 +122,8 @@ def leakage_check(
         )
     # the leaky variant is built on purpose here
     registered = entry_features(frame, allow_after_entry=True)
-    entry = [c for c in registered if FEATURES[c].available == "signal"]
-    late = [c for c in registered if FEATURES[c].available == "after_entry"]
+    entry = [c for c in registered if availability(c) == "signal"]
+    late = [c for c in registered if availability(c) == "after_entry"]
     if not entry:
         raise ValueError("no entry feature columns. Fix: pass build_features(...) joined.")
     factory = model_factory or (lambda: default_model(random_state))
@@ -159,9 +159,9 @@ def leakage_check(
     table = []
     for f in registered:
         uni = _univariate_auc(frame[f], y)
-        row = {"feature": f, "available": FEATURES[f].available, "univariate_auc": uni}
+        row = {"feature": f, "available": availability(f), "univariate_auc": uni}
         reasons = []
-        if FEATURES[f].available == "after_entry":
+        if availability(f) == "after_entry":
             added = variants.loc[f"{S.ENTRY_VARIANT}+{f}", "auc_oos"]
             row.update(auc_oos_added=added, auc_jump=added - base)
             if added - base > max_jump:

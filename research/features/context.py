@@ -37,8 +37,8 @@ def volatility_regime(rank: pd.Series | np.ndarray) -> np.ndarray:
 class SymbolClusterer:
     """Cluster symbols by their return and volatility profile (k-means on standardised stats).
 
-    Fit it on a period *before* the one you study (``end=``) so the cluster label is known at
-    signal time. Labels are ordered by daily volatility (0 = calmest cluster), so they are stable
+    Fit it on a period *before* the one you study (``end=``, or ``ends=`` per symbol) so the
+    symbol's profile is known at signal time. Labels are ordered by daily volatility (0 = calmest cluster), so they are stable
     across refits with the same data.
 
     Parameters
@@ -55,7 +55,11 @@ class SymbolClusterer:
         bar returns). Each is comparable across timeframes; kurtosis is not (it grows as bars
         shrink), so it is left out.
     labels_ : dict
-        symbol -> cluster label.
+        symbol -> cluster label (symbols with too little history are absent: -1).
+    ends_ : dict
+        symbol -> the cut-off its profile used (None = all bars).
+    skipped_ : list of str
+        Symbols left out for too little history before their cut-off.
     """
 
     def __init__(self, n_clusters: int = 3, random_state: int = 0) -> None:
@@ -74,22 +78,46 @@ class SymbolClusterer:
             "autocorr": float(r.autocorr(1)) if len(r) > 2 else 0.0,
         }
 
-    def fit(self, candles_by_symbol: Mapping[str, pd.DataFrame], end=None) -> SymbolClusterer:
-        """Profile each symbol on bars opening before ``end`` (all bars if None) and cluster."""
+    def fit(self, candles_by_symbol: Mapping[str, pd.DataFrame], end=None, *,
+            ends: Mapping[str, object] | None = None, min_bars: int = 3) -> SymbolClusterer:  # fmt: skip
+        """Profile each symbol on bars opening before its cut-off and cluster the profiles.
+
+        Parameters
+        ----------
+        candles_by_symbol : mapping of symbol -> candles
+        end : datetime-like, optional
+            One cut-off for every symbol (naive = UTC); None = all bars.
+        ends : mapping of symbol -> datetime-like, optional
+            Each symbol's own cut-off, overriding ``end`` (files of different periods in one
+            folder: each symbol is profiled on its own early history).
+        min_bars : int
+            Bars a symbol needs before its cut-off (at least 3). A symbol with fewer is left
+            out, logged, and predicted as -1; if every symbol has too few, a ``ValueError``.
+        """
         from sklearn.cluster import KMeans
 
-        if end is not None:
-            end = pd.Timestamp(end)
-            end = end.tz_localize("UTC") if end.tz is None else end.tz_convert("UTC")
-        rows = {}
+        ends = dict(ends or {})
+        rows, skipped, self.ends_ = {}, {}, {}
         for symbol, candles in candles_by_symbol.items():
-            bars = candles if end is None else candles[candles.index < end]
-            if len(bars) < 3:
-                raise ValueError(
-                    f"{symbol}: {len(bars)} bars before {end}; cannot profile it. "
-                    "Fix: choose a later end or load more history."
-                )
+            cut = ends.get(symbol, end)
+            cut = None if cut is None else S.utc_timestamp(cut)
+            bars = candles if cut is None else candles[candles.index < cut]
+            self.ends_[symbol] = cut
+            if len(bars) < max(min_bars, 3):
+                skipped[symbol] = f"{len(bars)} bars before {cut}"
+                continue
             rows[symbol] = self.profile(bars)
+        self.skipped_ = sorted(skipped)
+        if not rows:
+            raise ValueError(
+                f"no symbol can be profiled ({'; '.join(f'{k}: {v}' for k, v in skipped.items())}"
+                f"; at least {max(min_bars, 3)} needed). Fix: choose a later end or load more "
+                "history."
+            )
+        if skipped:
+            logger.warning("symbol clusters: %s have too little history (%s; need %d); "
+                           "their cluster is -1", self.skipped_, "; ".join(skipped.values()),
+                           max(min_bars, 3))  # fmt: skip
         self.profiles_ = pd.DataFrame.from_dict(rows, orient="index").fillna(0.0)
         k = min(self.n_clusters, len(self.profiles_))
         x = self.profiles_.to_numpy()

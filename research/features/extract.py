@@ -17,6 +17,7 @@ from research import indicators as ind
 from research import schema as S
 from research.candles import timeframe_of
 from research.config import FeatureConfig
+from research.costs import CostModel, signal_costs
 from research.features.context import SymbolClusterer, session_of, volatility_regime
 from research.features.registry import CATEGORIES, FEATURES, feature_names
 
@@ -60,6 +61,15 @@ def bar_table(candles: pd.DataFrame, config: FeatureConfig | None = None) -> pd.
     rng = (h - lo).where(h > lo)
     atr_pct = atr / c * 100
     step = c.diff()
+    ratio = ind.volume_ratio(v, cfg.volume_lookback)
+    body_sign = np.sign(c - o)
+    # volume spikes: the latest bar of the last 12 whose volume is >= 2x its 20-bar mean
+    bar_no = pd.Series(np.arange(len(c), dtype=np.float64), index=c.index)
+    spike = (ratio >= 2.0).to_numpy()
+    last = bar_no.where(spike).ffill()
+    age = bar_no - last
+    recent = age <= 11
+    spike_sign = body_sign.where(spike).ffill()
     return pd.DataFrame(
         {
             "atr": atr,
@@ -79,7 +89,10 @@ def bar_table(candles: pd.DataFrame, config: FeatureConfig | None = None) -> pd.
             "volume_zscore": ((v - vol_mean) / vol_sd)
             .where(vol_sd > 0, 0.0)
             .where(vol_mean.notna()),
-            "volume_ratio": ind.volume_ratio(v, cfg.volume_lookback),
+            "volume_ratio": ratio,
+            "signed_volume_12": (ratio * body_sign).rolling(12, min_periods=12).mean(),
+            "spike_dir_12": spike_sign.where(recent, 0.0).where(ratio.notna()),
+            "spike_age_12": age.where(recent, 12.0).where(ratio.notna()),
             "body_ratio": ind.body_ratio(candles),
             "upper_wick_ratio": ((h - np.maximum(o, c)) / rng).fillna(0.0),
             "lower_wick_ratio": ((np.minimum(o, c) - lo) / rng).fillna(0.0),
@@ -102,13 +115,15 @@ def bar_table(candles: pd.DataFrame, config: FeatureConfig | None = None) -> pd.
 
 
 _SIDE_AWARE = ("ema_stack_score", "ema_slope_atr", "ema50_slope_atr", "dist_ema200_atr",
-               "divergence", "macd_hist_atr", "vwap_dist_atr", "return_1_atr", "return_12_atr")  # fmt: skip
+               "divergence", "macd_hist_atr", "vwap_dist_atr", "return_1_atr", "return_12_atr",
+               "signed_volume_12", "spike_dir_12")  # fmt: skip
 _PLAIN = ("atr_pct", "rsi_14", "range_position", "volume_zscore", "volume_ratio", "body_ratio",
           "upper_wick_ratio", "lower_wick_ratio", "bb_width_pct", "bb_position",
-          "bbw_percentile", "adx_14", "realized_vol_pct", "atr_ratio", "donchian_width_atr")  # fmt: skip
+          "bbw_percentile", "adx_14", "realized_vol_pct", "atr_ratio", "donchian_width_atr",
+          "spike_age_12")  # fmt: skip
 
 
-def _symbol_features(candles, sig, config, clusters) -> pd.DataFrame:
+def _symbol_features(candles, sig, config, clusters, costs) -> pd.DataFrame:
     table = bar_table(candles, config)
     open_ns = candles.index.as_unit("ns").asi8
     signal_ns = pd.DatetimeIndex(sig[S.SIGNAL_TIME]).as_unit("ns").asi8
@@ -134,6 +149,7 @@ def _symbol_features(candles, sig, config, clusters) -> pd.DataFrame:
     out["sl_dist_atr"] = risk / rows["atr"].to_numpy()
     out["tp_r"] = np.abs(tp - entry) / risk
     out["is_long"] = long.astype(float)
+    out["cost_r"] = signal_costs(sig, costs)["cost_r"].to_numpy()
     times = pd.DatetimeIndex(sig[S.SIGNAL_TIME])
     out["session"] = session_of(times)
     out["volatility_regime"] = volatility_regime(rows["vol_rank"])
@@ -161,6 +177,7 @@ def build_features(
     *,
     clusters: SymbolClusterer | Mapping[str, int] | None = None,
     config: FeatureConfig | None = None,
+    costs: CostModel | None = None,
 ) -> pd.DataFrame:
     """Every ``signal``-available registered feature of every signal, at its signal time.
 
@@ -172,6 +189,9 @@ def build_features(
     clusters : SymbolClusterer or mapping, optional
         Symbol -> cluster label, fitted on data before the studied period; -1 without it.
     config : FeatureConfig, optional
+    costs : CostModel, optional
+        Venue costs per symbol, for ``cost_r`` (default :class:`research.costs.CostModel`:
+        crypto perpetual, FX pairs by spread).
 
     Returns
     -------
@@ -196,7 +216,7 @@ def build_features(
             raise S.SchemaError(
                 f"no candles for symbol {symbol!r}; given: {sorted(candles)}. Fix: load it."
             )
-        frames.append(_symbol_features(S.validate_candles(bars), sig, config, clusters))
+        frames.append(_symbol_features(S.validate_candles(bars), sig, config, clusters, costs))
     names = feature_names(available="signal")
     out = pd.concat(frames) if frames else pd.DataFrame(columns=names)
     out = out.reindex(index=pd.Index(signals[S.SIGNAL_ID], name=S.SIGNAL_ID), columns=names)

@@ -82,6 +82,15 @@ _ENTRIES = (
     _f("sl_dist_atr", "technical", "float64", "ATR", "|entry - sl| / ATR(14)"),
     _f("tp_r", "technical", "float64", "R", "|tp - entry| / |entry - sl|"),
     _f("is_long", "technical", "float64", "0/1", "1 for a long, 0 for a short"),
+    _f("signed_volume_12", "technical", "float64", "ratio",
+       "mean over the last 12 bars of volume_ratio x sign of the bar's body; side-aware"),
+    _f("spike_dir_12", "technical", "float64", "-1, 0, 1",
+       "body sign of the latest bar of the last 12 whose volume is >= 2x its 20-bar mean "
+       "(a volume spike); 0 if none; side-aware"),
+    _f("spike_age_12", "technical", "float64", "bars",
+       "bars since that volume spike (0 = the signal bar; 12 if none in the last 12)"),
+    _f("cost_r", "technical", "float64", "R",
+       "round-trip costs of the signal's venue (fees, slippage, spread) / |entry - sl|"),
     _f("session", "context", "category", "", "trading session of signal_time (asia, london, "
        "overlap, us; UTC hours [22,7), [7,12), [12,16), [16,22))"),
     _f("volatility_regime", "context", "category", "",

@@ -4,6 +4,11 @@ Categorical features are one-hot encoded against the registry's fixed vocabulari
 so training and live scoring can never disagree on columns); an unknown or missing category
 is all-zeros in its block. Numeric features pass through as float64 with NaN kept: the models'
 imputer fills them and adds missing indicators (the seed's "(Missing)" path).
+
+Columns named ``x_*`` (:data:`research.schema.EXTRA_PREFIX`) are a user signals file's own
+features (:mod:`research.signals.external`): unregistered, numeric (categoricals arrive already
+one-hot), known at signal time; they pass through like numeric features, after the registered
+ones.
 """
 
 from __future__ import annotations
@@ -14,13 +19,29 @@ import numpy as np
 import pandas as pd
 
 from research.features import CATEGORIES, FEATURES, check_entry_columns
+from research.schema import EXTRA_PREFIX
+
+
+def is_extra(name) -> bool:
+    """True for a user file's own feature column (``x_*``, not a registered name)."""
+    return isinstance(name, str) and name.startswith(EXTRA_PREFIX) and name not in FEATURES
+
+
+def is_categorical(name: str) -> bool:
+    """True for a registered categorical feature (one-hot block); extras are numeric."""
+    return not is_extra(name) and FEATURES[name].dtype == "category"
+
+
+def availability(name: str) -> str:
+    """The registry's ``available`` of a feature; ``'signal'`` for a user file's extras."""
+    return "signal" if is_extra(name) else FEATURES[name].available
 
 
 def encoded_columns(features: Sequence[str]) -> list[str]:
     """Names of the matrix columns produced for ``features`` (one-hot blocks expanded)."""
     out = []
     for name in features:
-        if FEATURES[name].dtype == "category":
+        if is_categorical(name):
             out.extend(f"{name}={v}" for v in CATEGORIES[name])
         else:
             out.append(name)
@@ -39,7 +60,7 @@ def encode(frame: pd.DataFrame | Mapping, features: Sequence[str]) -> np.ndarray
     blocks = []
     for name in features:
         col = frame[name] if name in frame else pd.Series([np.nan] * n, index=frame.index)
-        if FEATURES[name].dtype == "category":
+        if is_categorical(name):
             values = col.astype(object).to_numpy()
             blocks.append(np.column_stack([values == v for v in CATEGORIES[name]]).astype(float))
         else:
@@ -48,6 +69,8 @@ def encode(frame: pd.DataFrame | Mapping, features: Sequence[str]) -> np.ndarray
 
 
 def entry_features(frame: pd.DataFrame, *, allow_after_entry: bool = False) -> list[str]:
-    """The registered feature columns of ``frame`` an entry model may use (registry order)."""
+    """The feature columns of ``frame`` an entry model may use: registered ones (registry
+    order), then the user file's extras (``x_*``, frame order)."""
     names = [c for c in FEATURES if c in frame.columns]
-    return check_entry_columns(names, allow_after_entry=allow_after_entry)
+    names = check_entry_columns(names, allow_after_entry=allow_after_entry)
+    return names + [c for c in frame.columns if is_extra(c)]

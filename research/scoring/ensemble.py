@@ -28,7 +28,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from research.features import FEATURES
-from research.scoring.encode import encode, encoded_columns, entry_features
+from research.scoring.encode import encode, encoded_columns, entry_features, is_extra
 from research.splits import PurgedWalkForward, oof_predict
 
 logger = logging.getLogger(__name__)
@@ -69,6 +69,11 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         What was actually done (``'none'`` when there were too few records).
     feature_names_ : list of str or None
         Registered features used, when fitted on a DataFrame.
+    oof_scores_ : ndarray
+        Per training row, the calibrated score (0-100) of the fold model that did not see it
+        (``calibration='oof'``); NaN for rows no fold predicted (the first walk-forward block)
+        and for the other calibrations. The scores of *this* model's rule on trades it did not
+        learn from — what thresholds are fitted on (the isotonic map itself saw them).
     n_features_in_, classes_
     """
 
@@ -96,7 +101,11 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ helpers
-    def _members(self) -> dict:
+    def _members(self, y: np.ndarray) -> dict:
+        """Unfitted member pipelines for training labels ``y`` (the MLP's solver depends on them).
+
+        The same settings serve the final fit and every out-of-fold fit of the calibration.
+        """
         rs = self.random_state
         # add_indicator: a missing value is information of its own (the seed's "(Missing)")
         imputer = SimpleImputer(strategy="median", add_indicator=True, keep_empty_features=True)
@@ -108,16 +117,34 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
                 l2_regularization=1.0, random_state=rs)),
         }  # fmt: skip
         if self.nn_enabled:
-            members["nn"] = make_pipeline(clone(imputer), StandardScaler(), MLPClassifier(
-                hidden_layer_sizes=self.hidden_layer_sizes, alpha=1e-3, max_iter=300,
-                early_stopping=False, random_state=rs))  # fmt: skip
+            # Converge, never stop at max_iter (a ConvergenceWarning). Adam with early stopping
+            # on a held-out 10 % needs a validation split worth the name: from 500 rows (>= 50
+            # validation rows; the smallest walk-forward fold then still has ~80 rows) with 50+
+            # of the rarer class (the stratified split needs >= 2 per class in every fold). It
+            # stops after 10 epochs without a better validation accuracy, typically after
+            # 20-40 epochs of the 200 allowed. The validation rows are drawn at random (a
+            # stratified shuffle), not the latest 10 %: acceptable for a stopping rule, the
+            # calibration stays out-of-fold in time. Below that, e.g. the seed's first
+            # retrain at 50 outcomes, L-BFGS (scikit-learn's advice for small data sets): full
+            # batch, deterministic, converges in < 100 iterations on up to 500 rows.
+            counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=2)
+            if len(y) >= 500 and counts.min() >= 50:
+                nn = MLPClassifier(hidden_layer_sizes=self.hidden_layer_sizes, alpha=1e-3,
+                                   max_iter=200, early_stopping=True, validation_fraction=0.1,
+                                   n_iter_no_change=10, random_state=rs)  # fmt: skip
+            else:
+                nn = MLPClassifier(hidden_layer_sizes=self.hidden_layer_sizes, alpha=1e-3,
+                                   solver="lbfgs", max_iter=500, random_state=rs)  # fmt: skip
+            members["nn"] = make_pipeline(clone(imputer), StandardScaler(), nn)
         return members
 
     def _matrix(self, X, *, fitting: bool) -> np.ndarray:
         # A frame with registered feature columns is encoded through the registry (extra
         # columns such as ids are ignored); anything else is taken as a plain numeric matrix.
         if fitting:
-            registered = isinstance(X, pd.DataFrame) and any(c in FEATURES for c in X.columns)
+            registered = isinstance(X, pd.DataFrame) and any(
+                c in FEATURES or is_extra(c) for c in X.columns
+            )
             self.feature_names_ = (
                 entry_features(X, allow_after_entry=self.allow_after_entry) if registered else None
             )
@@ -155,21 +182,24 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
                 f"{np.unique(y).tolist()}. Fix: wait for both wins and losses before training."
             )
         self.classes_, y = np.unique(y, return_inverse=True)
-        self.members_ = {k: m.fit(matrix, y) for k, m in self._members().items()}
+        self.members_ = {k: m.fit(matrix, y) for k, m in self._members(y).items()}
         self.calibrator_, self.calibration_ = None, "none"
+        self.oof_scores_ = np.full(len(y), np.nan)
         if self.calibration != "none" and len(y) >= self.min_calibration_records:
-            raw, target = self._calibration_data(matrix, y, signal_times, exit_times)
+            raw, target, seen = self._calibration_data(matrix, y, signal_times, exit_times)
             if len(raw) >= 20 and len(np.unique(target)) == 2:
                 iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
                 self.calibrator_ = iso.fit(raw, target)
                 self.calibration_ = self.calibration
+                if seen is not None:  # calibrated out-of-fold scores of the training rows
+                    self.oof_scores_[seen] = 100.0 * self.calibrator_.predict(raw)
             else:
                 logger.warning("too few out-of-fold rows (%d) to calibrate; raw scores", len(raw))
         return self
 
     def _calibration_data(self, matrix, y, signal_times, exit_times):
         if self.calibration == "in_sample":  # the seed's rule
-            return self._average(self.members_, matrix), y
+            return self._average(self.members_, matrix), y, None
         n = len(y)
         if signal_times is None:
             signal_times = pd.date_range("2000-01-01", periods=n, freq="min", tz="UTC")
@@ -177,7 +207,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         elif exit_times is None:
             raise ValueError("exit_times must be given with signal_times (to purge the folds)")
         splitter = PurgedWalkForward(self.n_splits, min_train_size=max(20, n // 10))
-        members = self._members()
+        members = self._members(y)
 
         def factory():
             return _Averaged({k: clone(m) for k, m in members.items()})
@@ -186,9 +216,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
             oof = oof_predict(factory, matrix, y, splitter, signal_times, exit_times)
         except ValueError as exc:  # too few rows for any fold: no calibration
             logger.warning("no out-of-fold predictions (%s)", exc)
-            return np.empty(0), np.empty(0)
+            return np.empty(0), np.empty(0), None
         seen = ~np.isnan(oof)
-        return oof[seen], y[seen]
+        return oof[seen], y[seen], seen
 
     def predict_proba(self, X) -> np.ndarray:
         """Calibrated ``[[P(loss), P(win)]]`` per row."""

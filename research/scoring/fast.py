@@ -31,7 +31,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from research.features import CATEGORIES, FEATURES
-from research.scoring.encode import encode, encoded_columns
+from research.scoring.encode import encode, encoded_columns, is_categorical, is_extra
 
 logger = logging.getLogger(__name__)
 
@@ -311,8 +311,8 @@ class FastScorer:
         return None if self._calib is None else (self._calib[0].copy(), self._calib[1].copy())
 
     def _check_and_prepare(self) -> None:
-        unknown = [f for f in self.feature_names if f not in FEATURES]
-        cols = encoded_columns([f for f in self.feature_names if f in FEATURES])
+        unknown = [f for f in self.feature_names if f not in FEATURES and not is_extra(f)]
+        cols = encoded_columns([f for f in self.feature_names if f not in unknown])
         meta = self._session.get_modelmeta().custom_metadata_map.get("encoded_columns")
         if unknown or len(cols) != self.n_columns or (meta and json.loads(meta) != cols):
             raise OnnxModelError(f"feature_names encode to {len(cols)} columns (unregistered: "
@@ -324,7 +324,7 @@ class FastScorer:
         self._template, self._numeric, self._categorical = [], [], []
         for name in self.feature_names:
             col = len(self._template)
-            if FEATURES[name].dtype == "category":
+            if is_categorical(name):
                 cats = CATEGORIES[name]
                 simple = all(isinstance(c, str) for c in cats)  # then numbers never match
                 self._categorical.append((name, col, {c: j for j, c in enumerate(cats)}, simple))

@@ -127,10 +127,9 @@ class MLScorer:
             scores[~ml] = self._heuristic(features.loc[~ml] if n else features)
         return scores, np.where(ml, "ml", "heuristic")
 
-    @staticmethod
-    def _heuristic(frame: pd.DataFrame) -> np.ndarray:
-        try:
-            return heuristic_scores(frame)
+    def _heuristic(self, frame: pd.DataFrame) -> np.ndarray:
+        try:  # the rule of this scorer's strategy (range: mean reversion; else the trend rule)
+            return heuristic_scores(frame, strategy=self.strategy)
         except Exception:
             logger.exception("heuristic failed; neutral score 50 used")
             return np.full(len(frame), 50.0)

@@ -1,0 +1,165 @@
+"""Efficacy on known answers: how much of a planted edge the product recovers, and what it
+"finds" where there is nothing.
+
+:func:`efficacy` replays the product (signals -> features -> phantoms -> online scorer ->
+thresholds -> decisions) on :mod:`research.known_answer` markets and compares it with an
+oracle that knows the planted rule:
+
+* ``planted``: the edge is real. Reported per strategy: the oracle's AUC and the product's
+  decision-time (out-of-sample) AUC for "the trade's gross R is > 0", the **share of the
+  oracle's AUC lift** ``(AUC - 0.5) / (AUC_oracle - 0.5)``, the oracle's gross uplift (it takes
+  a signal when its expected gross R, known from the rule, beats the signal's cost) and the
+  product's **skill** (gross uplift) with its interval, and the share of the oracle's uplift.
+* ``null``: the same market without the edge: skill must be ~0, its interval covering 0.
+* ``shuffled``: the planted market, but every model learns from permuted labels: skill ~0.
+
+Figures are gross R per trade over the model era (signals scored by a trained model), closed
+signals only; the net uplift (after the venue's costs) is beside them. ``benchmarks/
+bench_efficacy.py`` prints this over many seeds; notebooks call :func:`efficacy` directly.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.metrics import roc_auc_score
+
+from research import schema as S
+from research.analysis.uplift import filter_uplift
+from research.known_answer import known_answer_market, oracle_scores
+from research.pipeline import run_signals_and_phantoms
+from research.replay import ReplayConfig, replay
+from research.scoring.online import ensemble_from
+
+logger = logging.getLogger(__name__)
+
+KINDS = ("planted", "null", "shuffled")
+CALIBRATION_SEED_OFFSET = 1_000  # the oracle's map is learnt on an independent market
+
+
+class ShuffledLabels(ClassifierMixin, BaseEstimator):
+    """A model trained on permuted labels: any skill it shows is an artefact of the pipeline.
+
+    Parameters
+    ----------
+    estimator : estimator
+        Unfitted model with ``fit(X, y, signal_times=, exit_times=)`` and ``score_signals``.
+    seed : int
+    """
+
+    def __init__(self, estimator, seed: int = 0) -> None:
+        self.estimator = estimator
+        self.seed = seed
+
+    def fit(self, X, y, **kwargs) -> ShuffledLabels:
+        y = np.random.default_rng(self.seed + len(y)).permutation(np.asarray(y))
+        self.estimator_ = self.estimator.fit(X, y, **kwargs)
+        self.classes_ = getattr(self.estimator_, "classes_", np.unique(y))
+        self.oof_scores_ = getattr(self.estimator_, "oof_scores_", None)
+        return self
+
+    def score_signals(self, X) -> np.ndarray:
+        return self.estimator_.score_signals(X)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.estimator_.predict_proba(X)
+
+
+def oracle_map(kind_seed: int, *, n_bars: int, strategies: Sequence[str]) -> dict:
+    """Per strategy, the oracle's expected gross R as a function of its score, learnt on an
+    independent planted market (seed ``kind_seed + 1000``): an isotonic fit of R on score."""
+    candles = known_answer_market("planted", seed=kind_seed + CALIBRATION_SEED_OFFSET,
+                                  n_bars=n_bars)  # fmt: skip
+    study = run_signals_and_phantoms(candles, strategies, progress=False)
+    score = oracle_scores(candles, study.signals).to_numpy()
+    ok = ~study.outcomes[S.CENSORED].to_numpy(bool)
+    maps = {}
+    for strategy in strategies:
+        m = ok & (study.signals[S.STRATEGY] == strategy).to_numpy()
+        iso = IsotonicRegression(out_of_bounds="clip")
+        maps[strategy] = iso.fit(score[m], study.outcomes[S.REALIZED_RR].to_numpy()[m])
+    return maps
+
+
+def _auc(label: np.ndarray, score: np.ndarray) -> float:
+    ok = np.isfinite(score)
+    if ok.sum() < 10 or label[ok].all() or not label[ok].any():
+        return np.nan
+    return float(roc_auc_score(label[ok], score[ok]))
+
+
+def efficacy_table(decisions: pd.DataFrame, oracle: pd.Series, maps: dict,
+                   *, n_boot: int = 500) -> pd.DataFrame:  # fmt: skip
+    """Per strategy and ``'all'``: oracle vs product, model era, gross R (see module doc)."""
+    d = decisions.loc[(~decisions[S.CENSORED].to_numpy(bool))
+                      & (decisions[S.SCORE_SOURCE] == "ml").to_numpy()].copy()  # fmt: skip
+    d["oracle"] = oracle.reindex(d[S.SIGNAL_ID]).to_numpy()
+    expected = np.full(len(d), np.nan)
+    for strategy, iso in maps.items():
+        m = (d[S.STRATEGY] == strategy).to_numpy()
+        if m.any():
+            expected[m] = iso.predict(d.loc[m, "oracle"].to_numpy())
+    d["oracle_pass"] = expected - d["cost_r"].to_numpy() > 0
+    product = filter_uplift(d, n_boot=n_boot)
+    oracle_up = filter_uplift(d, passed="oracle_pass", n_boot=50)
+    rows = {}
+    for key in product.index:
+        g = d if key == "all" else d.loc[(d[S.STRATEGY] == key).to_numpy()]
+        label = (g["rr_gross"] > 0).to_numpy()
+        auc_o, auc_p = _auc(label, g["oracle"].to_numpy()), _auc(label, g[S.ML_SCORE].to_numpy())
+        p, o = product.loc[key], oracle_up.loc[key]
+        rows[key] = {
+            "signals": len(g), "oracle_auc": auc_o, "product_auc": auc_p,
+            "auc_share": (auc_p - 0.5) / (auc_o - 0.5) if auc_o > 0.5 else np.nan,
+            "oracle_skill": o["skill"], "skill": p["skill"], "skill_low": p["skill_low"],
+            "skill_high": p["skill_high"],
+            "skill_share": p["skill"] / o["skill"] if o["skill"] > 0 else np.nan,
+            "uplift_net": p["uplift"], "uplift_low": p["ci_low"], "uplift_high": p["ci_high"],
+            "n_passed": p["n_passed"], "covers_0": bool(p["skill_low"] <= 0 <= p["skill_high"]),
+            "excludes_0_above": bool(p["skill_low"] > 0),
+        }  # fmt: skip
+    return pd.DataFrame.from_dict(rows, orient="index").rename_axis(S.STRATEGY)
+
+
+def efficacy(
+    kinds: Sequence[str] = KINDS,
+    *,
+    seed: int = 0,
+    n_bars: int = 20_000,
+    config: ReplayConfig | None = None,
+    strategies: Sequence[str] = S.STRATEGIES,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Replay the product on each known-answer market ``kinds`` of one ``seed``.
+
+    Returns a long frame: ``kind``, ``seed``, ``strategy`` and the columns of
+    :func:`efficacy_table`.
+    """
+    unknown = sorted(set(kinds) - set(KINDS))
+    if unknown:
+        raise ValueError(f"unknown efficacy markets {unknown}. Fix: use some of {KINDS}.")
+    config = config or ReplayConfig()
+    maps = oracle_map(seed, n_bars=n_bars, strategies=strategies)
+    frames = []
+    for kind in kinds:
+        candles = known_answer_market("null" if kind == "null" else "planted", seed=seed,
+                                      n_bars=n_bars)  # fmt: skip
+        study = run_signals_and_phantoms(candles, strategies, progress=progress)
+        factory = None
+        if kind == "shuffled":
+            def factory(strategy_config=config.scorer):  # noqa: E306 - one closure per market
+                return ShuffledLabels(ensemble_from(strategy_config), seed=seed)
+        result = replay(candles, strategies, config, study=study, model_factory=factory,
+                        progress=progress)  # fmt: skip
+        oracle = oracle_scores(candles, study.signals)
+        table = efficacy_table(result.decisions, oracle, maps, n_boot=config.n_boot)
+        frames.append(table.reset_index().assign(kind=kind, seed=seed))
+        logger.info("efficacy %s seed %d: skill %.3f", kind, seed, table.loc["all", "skill"])
+    out = pd.concat(frames, ignore_index=True)
+    return out[["kind", "seed", S.STRATEGY] + [c for c in out.columns
+                                               if c not in ("kind", "seed", S.STRATEGY)]]
