@@ -65,7 +65,9 @@ class CostProfile:
 
     def __post_init__(self) -> None:
         if min(self.fee_percent, self.slippage_percent, self.spread) < 0:
-            raise ValueError(f"cost profile {self.name!r}: costs must be >= 0. Fix: use 0 for none.")
+            raise ValueError(
+                f"cost profile {self.name!r}: costs must be >= 0. Fix: use 0 for none."
+            )
 
     def cost_price(self, entry) -> np.ndarray:
         """Cost of a round trip in price units at ``entry`` (price units)."""
@@ -78,7 +80,9 @@ def fx(pip: float = 0.0001, spread_pips: float = 1.0) -> CostProfile:
     return CostProfile(name="fx", spread=spread_pips * pip)
 
 
-def futures(tick_size: float, *, slippage_ticks: float = 1.0, fee_ticks: float = 0.2) -> CostProfile:
+def futures(
+    tick_size: float, *, slippage_ticks: float = 1.0, fee_ticks: float = 0.2
+) -> CostProfile:
     """A futures profile: slippage and fees in ticks a side (both fills)."""
     return CostProfile(name="futures", spread=2.0 * (slippage_ticks + fee_ticks) * tick_size)
 
@@ -189,9 +193,13 @@ def apply_costs(outcomes: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     outcome = out[S.OUTCOME]
     closed = outcome.notna().to_numpy() & (outcome != "timeout").to_numpy()
     new = np.where(rr > 0, "win", "loss")
-    out[S.OUTCOME] = pd.Categorical(
-        np.where(closed, new, outcome.astype(object)), categories=outcome.cat.categories
-    ) if isinstance(outcome.dtype, pd.CategoricalDtype) else np.where(closed, new, outcome)
+    out[S.OUTCOME] = (
+        pd.Categorical(
+            np.where(closed, new, outcome.astype(object)), categories=outcome.cat.categories
+        )
+        if isinstance(outcome.dtype, pd.CategoricalDtype)
+        else np.where(closed, new, outcome)
+    )
     return out
 
 

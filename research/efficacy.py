@@ -152,8 +152,10 @@ def efficacy(
         study = run_signals_and_phantoms(candles, strategies, progress=progress)
         factory = None
         if kind == "shuffled":
+
             def factory(strategy_config=config.scorer):  # noqa: E306 - one closure per market
                 return ShuffledLabels(ensemble_from(strategy_config), seed=seed)
+
         result = replay(candles, strategies, config, study=study, model_factory=factory,
                         progress=progress)  # fmt: skip
         oracle = oracle_scores(candles, study.signals)
@@ -161,5 +163,7 @@ def efficacy(
         frames.append(table.reset_index().assign(kind=kind, seed=seed))
         logger.info("efficacy %s seed %d: skill %.3f", kind, seed, table.loc["all", "skill"])
     out = pd.concat(frames, ignore_index=True)
-    return out[["kind", "seed", S.STRATEGY] + [c for c in out.columns
-                                               if c not in ("kind", "seed", S.STRATEGY)]]
+    return out[
+        ["kind", "seed", S.STRATEGY]
+        + [c for c in out.columns if c not in ("kind", "seed", S.STRATEGY)]
+    ]

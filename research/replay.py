@@ -112,8 +112,11 @@ class ReplayConfig:
     def scorer_for(self, strategy: str) -> ScorerConfig:
         """The scorer config of ``strategy`` (its cadence override applied)."""
         every = self.retrain_every.get(strategy)
-        return self.scorer if every is None else dataclasses.replace(self.scorer,
-                                                                     retrain_every=int(every))
+        return (
+            self.scorer
+            if every is None
+            else dataclasses.replace(self.scorer, retrain_every=int(every))
+        )
 
     def refit_every(self, strategy: str) -> int:
         """Closed trades between threshold refits of ``strategy``."""

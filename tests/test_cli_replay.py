@@ -67,7 +67,7 @@ def test_replay_of_a_users_signals_as_a_subprocess(user_files, tmp_path):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PHANTOMLAB_REPORTS_DIR": str(tmp_path)}
     proc = subprocess.run(
         [str(PHANTOMLAB), "replay", "--signals", str(root / "signals.csv"), "--data",
-         str(root / "data"), "--out", str(out), "--timeout-hours", "24", "--seed", "1", *FAST],
+         str(root / "data"), "--out", str(out), "--timeout-hours", "12", "--seed", "1", *FAST],
         capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -94,3 +94,65 @@ def test_importance_plots_from_real_frames():
     assert len(ax.patches) == 8 and "noise probe" in [t.get_text() for t in
                                                        ax.get_legend().get_texts()]  # fmt: skip
     plt.close(fig)
+
+
+def test_uplift_plot_draws_skill_against_its_null_and_net_and_says_too_few():
+    """Skill (gross) with its interval over the null band, net uplift apart; a row the
+    analysis gave no interval (note "too few") is drawn without one and labelled so."""
+    from matplotlib.container import ErrorbarContainer
+
+    from research.analysis.uplift import TOO_FEW
+    from research.plots import plot_uplift
+
+    uplift = pd.DataFrame({
+        "rule": ["in force"] * 3, "era": ["heuristic", "model", "model"],
+        S.STRATEGY: ["scalp", "scalp", "all"], "n": [100, 400, 50], "n_passed": [12, 200, 0],
+        "uplift": [0.30, 0.05, np.nan], "ci_low": [np.nan, -0.02, np.nan],
+        "ci_high": [np.nan, 0.12, np.nan], "skill": [0.35, 0.08, np.nan],
+        "skill_low": [np.nan, 0.01, np.nan], "skill_high": [np.nan, 0.15, np.nan],
+        "null_low": [np.nan, -0.04, np.nan], "null_high": [np.nan, 0.05, np.nan],
+        "note": [TOO_FEW, "", TOO_FEW],
+    })  # fmt: skip
+    fig = plot_uplift(uplift)
+    ax = fig.axes[0]
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels == ["heuristic · scalp (12/100 passed): too few",
+                      "model · scalp (200/400 passed)", "model · all (0/50 passed)"]  # fmt: skip
+    bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
+    assert len(bars) == 2, "only the row with enough passed trades has intervals"
+    assert {b.lines[0].get_xdata()[0] for b in bars} == {0.08, 0.05}  # skill and net uplift
+    assert len(ax.patches) == 1 and ax.patches[0].get_x() == pytest.approx(-0.04)  # null band
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("R gross" in t for t in legend) and any("R net of costs" in t for t in legend)
+    assert any("null" in t for t in legend) and any("too few" in t for t in legend)
+    assert any(t.get_text() == "no signal passed" for t in ax.texts)
+    plt.close(fig)
+
+
+def test_cumulative_r_figures_name_their_basis_and_draw_one():
+    from research.analysis.activity import cumulative_r
+    from research.plots import plot_cumulative_r, plot_cumulative_r_by_decision
+
+    t0 = pd.Timestamp("2026-01-05", tz="UTC")
+    decisions = pd.DataFrame({
+        S.EXIT_TIME: t0 + pd.to_timedelta(np.arange(4), unit="h"),
+        S.CENSORED: [False] * 4, S.WAS_EXECUTED: [True, False, True, False],
+        S.RR_IF_EXECUTED: [1.0, -1.2, -0.2, 0.8], "rr_gross": [1.1, -1.0, -0.1, 1.0],
+    })  # fmt: skip
+    for basis, words, total in (("net", "R net of costs", 0.4), ("gross", "R gross", 1.0)):
+        fig = plot_cumulative_r(decisions, basis=basis)
+        ax = fig.axes[0]
+        assert words in ax.get_ylabel() and words in ax.get_title()
+        assert ax.lines[1].get_label().startswith("all signals")
+        assert ax.lines[1].get_ydata()[-1] == pytest.approx(total)
+        plt.close(fig)
+    trades = decisions.rename(columns={S.RR_IF_EXECUTED: S.REALIZED_RR}).assign(
+        **{S.OUTCOME: ["win", "loss", "loss", "win"], "cost_r": [0.1, 0.2, 0.1, 0.2]}
+    )
+    trades.loc[~trades[S.WAS_EXECUTED], S.REALIZED_RR] = [-1.0, 1.0]  # phantoms: gross
+    fig = plot_cumulative_r_by_decision(cumulative_r(trades, basis="net"))
+    assert "R net of costs" in fig.axes[0].get_ylabel()
+    plt.close(fig)
+    mixed = pd.concat([cumulative_r(trades, basis="net"), cumulative_r(trades, basis="gross")])
+    with pytest.raises(ValueError, match="mixes cost bases"):
+        plot_cumulative_r_by_decision(mixed)

@@ -172,7 +172,9 @@ def _bootstrap(rs, passed, *, n_boot, block, confidence, seed) -> dict:
         with np.errstate(invalid="ignore", divide="ignore"):
             stat = tot[:, 1 + j] / tot[:, 0] - tot[:, 1 + m + j] / length
         stat = stat[np.isfinite(stat)]
-        out["ci_low"][j], out["ci_high"][j] = (float(q) for q in np.quantile(stat, [alpha, 1 - alpha]))
+        out["ci_low"][j], out["ci_high"][j] = (
+            float(q) for q in np.quantile(stat, [alpha, 1 - alpha])
+        )
         out["p_le_0"][j] = float((stat <= 0).mean())
     return out
 
@@ -339,8 +341,15 @@ def uplift_table(decisions: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
     rules = [("in force", S.PASSED)] + ([("seed", PASSED_SEED)] if PASSED_SEED in decisions else [])
     for rule, col in rules:
         for era in ERAS:
-            sub = decisions if era == "all" else decisions.loc[
-                (decisions[S.SCORE_SOURCE] == ("ml" if era == "model" else "heuristic")).to_numpy()]
+            sub = (
+                decisions
+                if era == "all"
+                else decisions.loc[
+                    (
+                        decisions[S.SCORE_SOURCE] == ("ml" if era == "model" else "heuristic")
+                    ).to_numpy()
+                ]
+            )
             if (~sub[S.CENSORED].to_numpy(bool)).sum() == 0:
                 continue
             t = filter_uplift(sub, passed=col, n_boot=n_boot, seed=seed, confidence=confidence)

@@ -1,7 +1,9 @@
 """Figures of a period's activity: trades per period by decision, cumulative R, win rates.
 
 Each takes a frame of :mod:`research.analysis.activity` and returns the Figure (``ax=``
-draws into an existing axis).
+draws into an existing axis). A figure of R draws one cost basis and names it in its title
+and axis label ("R net of costs" or "R gross"): executed and phantom trades are never drawn
+on different bases side by side.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from research import schema as S
 from research.plots.trades import _axis
 
 _DECISION_COLOURS = {"executed": "tab:green", "phantom": "tab:grey", "all signals": "tab:blue"}
+_BASIS_LABEL = {"net": "R net of costs", "gross": "R gross (before costs)"}
+_RECORDED = "R as recorded (executed net, phantoms gross)"
 
 
 def plot_activity(by_period: pd.DataFrame, ax: Axes | None = None) -> Figure:
@@ -40,25 +44,48 @@ def plot_activity(by_period: pd.DataFrame, ax: Axes | None = None) -> Figure:
 
 
 def plot_cumulative_r_by_decision(cum: pd.DataFrame, ax: Axes | None = None) -> Figure:
-    """Cumulative R in exit order: executed (net), phantoms (gross) and all signals.
+    """Cumulative R in exit order: executed, phantoms and all signals, on one cost basis.
 
-    ``cum`` is :func:`research.analysis.activity.cumulative_r` output.
+    Parameters
+    ----------
+    cum : DataFrame
+        :func:`research.analysis.activity.cumulative_r` output: ``time``, ``series``,
+        ``cum_r`` (R) and ``basis`` (``'net'`` or ``'gross'``, named in the title and the
+        axis label).
+    ax : matplotlib Axes, optional
+
+    Returns
+    -------
+    Figure
+        One line per series, legend ``series (trades, total R)``: the last point of each line
+        is that series' total R on the figure's basis. A frame without ``basis`` (an older
+        caller) is labelled "as recorded: executed net, phantoms gross".
     """
     fig, ax = _axis(ax, (9.0, 3.6))
+    bases = set(cum["basis"]) if "basis" in cum else set()
+    if len(bases) > 1:
+        raise ValueError(f"cum mixes cost bases {sorted(bases)}. Fix: draw one basis per figure.")
+    basis = _BASIS_LABEL.get(next(iter(bases)), "R") if bases else _RECORDED
     for series, g in cum.groupby("series", sort=False):
-        ax.plot(g["time"], g["cum_r"], label=f"{series} ({len(g)})",
-                color=_DECISION_COLOURS.get(series), lw=1.6)  # fmt: skip
+        ax.plot(g["time"], g["cum_r"], color=_DECISION_COLOURS.get(series), lw=1.6,
+                label=f"{series} ({len(g)} trades, {g['cum_r'].iloc[-1]:+.1f} R)")  # fmt: skip
+    if cum.empty:
+        ax.text(0.5, 0.5, f"no trade with a known {basis}", transform=ax.transAxes,
+                ha="center", va="center", color="grey")  # fmt: skip
     ax.axhline(0, color="black", lw=0.8)
-    ax.set(ylabel="cumulative R", title="Cumulative R by decision (exit order)")
-    ax.legend(loc="upper left")
+    ax.set(ylabel=f"cumulative {basis}", title=f"Cumulative {basis} by decision (exit order)")
+    if not cum.empty:
+        ax.legend(loc="upper left", fontsize=8)
     fig.autofmt_xdate()
     return fig
 
 
 def plot_win_rates(table: pd.DataFrame, ax: Axes | None = None) -> Figure:
-    """Win rate with its 95 % interval per strategy, executed vs phantom.
+    """Win rate with its 95 % interval per strategy, executed vs phantom, net of costs.
 
-    ``table`` is :func:`research.analysis.activity.executed_vs_phantom` output.
+    ``table`` is :func:`research.analysis.activity.executed_vs_phantom` output: a win is a
+    trade whose R net of costs is > 0 (phantoms as if executed); a bar is missing where the
+    net outcome is unknown (trades without ``cost_r``).
     """
     fig, ax = _axis(ax, (7.0, 3.6))
     groups = list(dict.fromkeys(table[S.STRATEGY]))
@@ -72,6 +99,7 @@ def plot_win_rates(table: pd.DataFrame, ax: Axes | None = None) -> Figure:
         err = np.vstack([rows["win_rate"] - rows["wr_low"], rows["wr_high"] - rows["win_rate"]])
         ax.errorbar(pos, rows["win_rate"], yerr=err, fmt="none", ecolor="black", capsize=3)
     ax.set_xticks(x, groups)
-    ax.set(ylim=(0, 1), ylabel="win rate (95 % interval)", title="Executed vs phantom")
+    ax.set(ylim=(0, 1), ylabel="win rate net of costs (95 % interval)",
+           title="Executed vs phantom: wins net of costs")  # fmt: skip
     ax.legend(loc="upper right")
     return fig

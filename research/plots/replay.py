@@ -3,9 +3,10 @@
 Each function takes one of the replay's plain frames — ``decisions``, ``retrains``,
 ``threshold_fits`` or ``uplift`` — so a report can draw them from frames it loaded from disk as
 well as from a live :class:`~research.replay.ReplayResult`. Expected columns are listed per
-function (names from :mod:`research.schema`). R is ``realized_rr``, in multiples of the initial
-risk; cumulative curves use ``rr_if_executed`` (R net of execution costs) for every set, so
-executed + phantoms = all signals exactly.
+function (names from :mod:`research.schema`). R is in multiples of the initial risk, and every
+figure of R draws one cost basis and names it: ``rr_if_executed`` (R net of the venue's costs
+for every signal, phantoms as if executed) or ``rr_gross`` (before costs), so executed +
+phantoms = all signals exactly and a net figure is never set beside a gross one unlabelled.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import pandas as pd
 import seaborn as sns
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
 
 from research import schema as S
 from research.plots.trades import _axis
@@ -23,6 +26,10 @@ _RETRAIN_COLUMNS = ("strategy", S.MODEL_VERSION, "at", "n_trades")
 _FIT_COLUMNS = ("strategy", S.THRESHOLD_VERSION, "at", "n_trades", "buckets")
 _UPLIFT_COLUMNS = ("uplift", "ci_low", "ci_high", "n", "n_passed")
 _SOURCE_COLORS = {"bucket": "tab:blue", "ev": "tab:orange", "static": "grey"}
+_BASIS_LABEL = {"net": "R net of costs", "gross": "R gross (before costs)"}
+_RR_GROSS, _COST_R = "rr_gross", "cost_r"
+_SKILL = {"marker": "o", "color": "tab:blue"}
+_NET = {"marker": "s", "color": "tab:orange"}
 
 
 def plot_decisions_over_time(decisions: pd.DataFrame, *, freq: str = "W",
@@ -76,33 +83,52 @@ def plot_decisions_over_time(decisions: pd.DataFrame, *, freq: str = "W",
     return fig
 
 
-def plot_cumulative_r(decisions: pd.DataFrame, *, by: str | None = None,
+def _r_on_basis(d: pd.DataFrame, basis: str) -> np.ndarray:
+    """R per signal on ``basis``: ``rr_if_executed`` (net) or ``rr_gross`` (gross; frames
+    without it: net + ``cost_r``)."""
+    if basis == "net":
+        return d[S.RR_IF_EXECUTED].to_numpy(np.float64)
+    if _RR_GROSS in d:
+        return d[_RR_GROSS].to_numpy(np.float64)
+    S.require_columns(d, (_COST_R,), "decisions (for R gross)")
+    return d[S.RR_IF_EXECUTED].to_numpy(np.float64) + d[_COST_R].to_numpy(np.float64)
+
+
+def plot_cumulative_r(decisions: pd.DataFrame, *, by: str | None = None, basis: str = "net",
                       ax: Axes | None = None) -> Figure:  # fmt: skip
-    """Cumulative R net of costs over exit time: executed vs all signals vs phantoms.
+    """Cumulative R over exit time on one cost basis: executed vs all signals vs phantoms.
 
     Parameters
     ----------
     decisions : DataFrame
         ``ReplayResult.decisions``: ``exit_time``, ``censored``, ``was_executed`` and
-        ``rr_if_executed`` (R net of execution costs, whatever the decision).
+        ``rr_if_executed`` (R net of execution costs, whatever the decision) or, for
+        ``basis='gross'``, ``rr_gross`` (R before costs; or ``cost_r`` to add back).
     by : str, optional
         A column (e.g. ``'strategy'``) to draw one executed line per value as well.
+    basis : {'net', 'gross'}
+        R net of the venue's costs for every signal (phantoms as if executed), or R gross;
+        named in the title and the axis label.
     ax : matplotlib Axes, optional
 
     Returns
     -------
     Figure
         Step lines in R, counted when each trade closes; censored signals are left out. The
-        filter adds value where the executed line ends above the one of all signals *per
-        trade* — compare slopes, and read the uplift table for the interval.
+        last point of each set's line is its ``total_r`` (net) or ``total_r_gross`` in
+        :func:`research.analysis.uplift.replay_summary`. The filter adds value where the
+        executed line ends above the one of all signals *per trade* — compare slopes, and read
+        the uplift table for the interval.
     """
+    if basis not in _BASIS_LABEL:
+        raise ValueError(f"basis={basis!r} is unknown. Fix: use 'net' or 'gross'.")
     S.require_columns(decisions, (S.EXIT_TIME, S.CENSORED, S.WAS_EXECUTED, S.RR_IF_EXECUTED),
                       "decisions")  # fmt: skip
     d = decisions.loc[~decisions[S.CENSORED].to_numpy(bool)].sort_values(S.EXIT_TIME,
                                                                         kind="stable")  # fmt: skip
     fig, ax = _axis(ax, (8.0, 4.0))
     executed = d[S.WAS_EXECUTED].to_numpy(bool)
-    r = d[S.RR_IF_EXECUTED].to_numpy(np.float64)
+    r = _r_on_basis(d, basis)
     t = d[S.EXIT_TIME].to_numpy()
     lines = [("executed", executed, "tab:green", "-"), ("all signals", np.ones_like(executed),
              "black", "--"), ("phantoms", ~executed, "tab:red", "-")]  # fmt: skip
@@ -117,49 +143,111 @@ def plot_cumulative_r(decisions: pd.DataFrame, *, by: str | None = None,
             ax.step(t[mask], np.cumsum(r[mask]), where="post", color=color, lw=0.9, alpha=0.8,
                     label=f"executed {value} ({r[mask].sum():+.1f} R)")  # fmt: skip
     ax.axhline(0.0, color="black", lw=0.6)
-    ax.set(xlabel="exit time (UTC)", ylabel="cumulative R (net of costs)",
-           title="Cumulative R: executed vs all signals vs phantoms")  # fmt: skip
+    words = _BASIS_LABEL[basis]
+    ax.set(xlabel="exit time (UTC)", ylabel=f"cumulative {words}",
+           title=f"Cumulative {words}: executed vs all signals vs phantoms")  # fmt: skip
     ax.tick_params(axis="x", labelrotation=30)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
+def _finite(*values) -> bool:
+    return all(isinstance(v, (int, float, np.number)) and np.isfinite(v) for v in values)
+
+
+def _too_few(row: pd.Series) -> bool:
+    """A row the analysis gave no interval: its note says "too few" (older frames without a
+    note: a point without a finite interval)."""
+    note = row.get("note")
+    if isinstance(note, str) and note:
+        return "too few" in note
+    return not _finite(row.get("ci_low"), row.get("ci_high"))
+
+
+def _row_name(name, row: pd.Series, varying: list[str]) -> str:
+    """``era · strategy (rule)`` for rows of a long :func:`uplift_table` (era and rule only
+    where they vary), else the index value."""
+    strategy = str(row[S.STRATEGY]) if S.STRATEGY in row.index else str(name)
+    label = f"{row['era']} · {strategy}" if "era" in varying else strategy
+    return f"{label} ({row['rule']} rule)" if "rule" in varying else label
+
+
+def _estimate(ax: Axes, value: float, low: float, high: float, y: float, *, interval: bool,
+              **style) -> None:  # fmt: skip
+    """A point with its interval (hollow and without one when ``interval`` is False)."""
+    if interval and _finite(low, high):
+        ax.errorbar(value, y, xerr=[[value - low], [high - value]], capsize=3, fmt=style["marker"],
+                    color=style["color"])  # fmt: skip
+    else:
+        ax.plot(value, y, ls="none", marker=style["marker"], color=style["color"],
+                markerfacecolor="white")  # fmt: skip
+
+
 def plot_uplift(uplift: pd.DataFrame, ax: Axes | None = None) -> Figure:
-    """The filter's uplift in R per trade with its block-bootstrap interval, per row.
+    """Skill (gross) beside its null band, and the net uplift, per row, with their intervals.
 
     Parameters
     ----------
     uplift : DataFrame
-        ``ReplayResult.uplift`` (:func:`research.analysis.uplift.filter_uplift`): index
-        strategy and ``'all'``; columns ``uplift``, ``ci_low``, ``ci_high`` (R per trade),
-        ``n``, ``n_passed``.
+        :func:`research.analysis.uplift.filter_uplift` (``ReplayResult.uplift``: index
+        strategy and ``'all'``) or rows of :func:`research.analysis.uplift.uplift_table`
+        (columns ``rule``, ``era``, ``strategy``; the ones that vary name the rows). Columns,
+        R per trade: ``uplift`` with ``ci_low``, ``ci_high`` (net of costs), ``n``,
+        ``n_passed`` and, when present, ``skill`` with ``skill_low``, ``skill_high`` (gross),
+        ``null_low``, ``null_high`` (rotation null of the skill) and ``note``.
     ax : matplotlib Axes, optional
 
     Returns
     -------
     Figure
-        A point and interval per row (green when the interval is above 0, red below, grey
-        across it); rows where no signal passed say so instead of a point.
+        Per row, a circle for the skill (mean gross R of the passed signals minus that of all
+        signals) over a grey bar spanning the null control's 95 % band — the skill the same
+        choices get when shifted in time against the outcomes — and a square for the net
+        uplift (the same difference in R net of costs); lines are 95 % block-bootstrap
+        intervals. Rows the analysis gave no interval (fewer than 30 passed trades) are drawn
+        hollow, without an interval, their label ending in "too few"; rows where no signal
+        passed say so instead of a point.
     """
     S.require_columns(uplift, _UPLIFT_COLUMNS, "uplift")
-    fig, ax = _axis(ax, (6.5, 0.5 * len(uplift) + 1.6))
+    fig, ax = _axis(ax, (9.0, 0.62 * len(uplift) + 1.9))
+    varying = [c for c in ("era", "rule") if c in uplift and uplift[c].nunique() > 1]
+    has_skill = "skill" in uplift
     y = np.arange(len(uplift))[::-1]
     labels = []
     for yi, (name, row) in zip(y, uplift.iterrows(), strict=True):
-        labels.append(f"{name} ({int(row['n_passed'])}/{int(row['n'])} passed)")
-        if not np.isfinite(row["uplift"]):
+        label = f"{_row_name(name, row, varying)} ({int(row['n_passed'])}/{int(row['n'])} passed)"
+        skill = row["skill"] if has_skill else np.nan
+        if not _finite(row["uplift"]) and not _finite(skill):
+            labels.append(label)
             ax.text(0.0, yi, "no signal passed", va="center", ha="center", fontsize=8, color="grey")
             continue
-        color = ("tab:green" if row["ci_low"] > 0 else "tab:red" if row["ci_high"] < 0
-                 else "grey")  # fmt: skip
-        ax.errorbar(row["uplift"], yi, xerr=[[row["uplift"] - row["ci_low"]],
-                                             [row["ci_high"] - row["uplift"]]],
-                    fmt="o", color=color, capsize=3)  # fmt: skip
+        interval = not _too_few(row)
+        labels.append(label if interval else f"{label}: too few")
+        y_net = yi - 0.17 if has_skill else yi
+        if has_skill and _finite(row.get("null_low"), row.get("null_high")):
+            ax.barh(yi + 0.17, row["null_high"] - row["null_low"], left=row["null_low"],
+                    height=0.26, color="lightgrey", zorder=0)  # fmt: skip
+        if has_skill and _finite(skill):
+            _estimate(ax, skill, row.get("skill_low"), row.get("skill_high"), yi + 0.17,
+                      interval=interval, **_SKILL)  # fmt: skip
+        if _finite(row["uplift"]):
+            _estimate(ax, row["uplift"], row["ci_low"], row["ci_high"], y_net, interval=interval,
+                      **_NET)  # fmt: skip
     ax.axvline(0.0, color="black", lw=0.8)
+    ax.margins(x=0.06)
     ax.set_yticks(y, labels)
     ax.set_ylim(-0.7, len(uplift) - 0.3)
-    ax.set(xlabel="uplift: mean R passed - mean R all (R per trade, 95 % interval)",
-           title="Filter uplift (block bootstrap)")  # fmt: skip
+    handles = [Line2D([], [], ls="none", label="net uplift: R net of costs", **_NET)]
+    if has_skill:
+        handles = [Line2D([], [], ls="none", label="skill: R gross (before costs)", **_SKILL),
+                   Patch(color="lightgrey", label="null band: skill of shifted choices"),
+                   *handles]  # fmt: skip
+    if not all(map(_finite, uplift["ci_low"], uplift["ci_high"])):
+        handles.append(Line2D([], [], ls="none", marker="o", color="grey", markerfacecolor="white",
+                              label="hollow: too few passed trades, no interval"))  # fmt: skip
+    ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set(xlabel="mean R of passed - mean R of all signals (R per trade, 95 % interval)",
+           title="Filter uplift: skill (R gross) against its null, and net of costs")  # fmt: skip
     return fig
 
 

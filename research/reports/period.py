@@ -28,6 +28,9 @@ logger = logging.getLogger(__name__)
 
 #: Frames a replay folder holds (``<name>.parquet``); ``decisions`` is required.
 REPLAY_FRAMES: tuple[str, ...] = ("decisions", "retrains", "threshold_fits", "uplift")
+#: Plain facts about the replay saved beside its frames (``meta.parquet``: ``key``, ``value``),
+#: e.g. ``costs``, the cost basis in words that the verdict states.
+META = "meta"
 #: Outcome columns every trade of a period has.
 WIN = "win"  # 1 when the outcome is a win, else 0 (timeouts are not wins, as in the seed)
 
@@ -108,18 +111,24 @@ def expand_features(trades: pd.DataFrame, column: str = FEATURES) -> tuple[pd.Da
 
 
 def save_replay_frames(result, folder: str | Path) -> Path:
-    """Write a :class:`~research.replay.ReplayResult`'s frames as Parquet into ``folder``."""
+    """Write a :class:`~research.replay.ReplayResult`'s frames as Parquet into ``folder``,
+    and its cost basis in words (``meta.parquet``) for the report's verdict."""
+    from research.analysis.verdict import costs_basis
+
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for name in REPLAY_FRAMES:
         frame = getattr(result, name)
         frame = frame.reset_index() if name == "uplift" else frame
         frame.to_parquet(folder / f"{name}.parquet", index=False)
+    meta = pd.DataFrame({"key": ["costs"], "value": [costs_basis(result)]})
+    meta.to_parquet(folder / f"{META}.parquet", index=False)
     return folder
 
 
 def load_replay_frames(folder: str | Path) -> dict[str, pd.DataFrame]:
-    """The frames :func:`save_replay_frames` wrote (``uplift`` indexed by strategy again)."""
+    """The frames :func:`save_replay_frames` wrote (``uplift`` indexed by strategy again;
+    ``meta`` when the folder has it)."""
     folder = Path(folder)
     if not (folder / "decisions.parquet").is_file():
         raise FileNotFoundError(
@@ -128,7 +137,7 @@ def load_replay_frames(folder: str | Path) -> dict[str, pd.DataFrame]:
             "replay sections out."
         )
     frames = {}
-    for name in REPLAY_FRAMES:
+    for name in (*REPLAY_FRAMES, META):
         path = folder / f"{name}.parquet"
         if path.is_file():
             frames[name] = pd.read_parquet(path)

@@ -2,7 +2,10 @@
 
 A section returns a :class:`Section` (notes, tables, figures); ``section.show()`` displays it
 in a notebook. ``pipelines/report.ipynb`` calls one section per cell, so the notebook holds no
-logic and the same sections can be rendered elsewhere (tests, other reports).
+logic and the same sections can be rendered elsewhere (tests, other reports). The report
+opens with :func:`verdict` (one paragraph, above any table). Every table and figure of R is on
+one cost basis and says which — R net of costs or R gross — so executed trades and phantoms
+are compared like for like, and each cumulative-R line ends on a total its section prints.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from research import plots
 from research import schema as S
 from research.analysis import activity as act
 from research.analysis.calibration import probability_metrics, reliability_table
-from research.reports.period import WIN, PeriodData, gate_frame
+from research.analysis.uplift import replay_summary, uplift_table
+from research.analysis.verdict import LABELS, classify, verdict_text
+from research.reports.period import META, WIN, PeriodData, gate_frame
 from research.stores.tables import CREATED_AT
 
 logger = logging.getLogger(__name__)
@@ -51,6 +56,112 @@ class Section:
             plt.close(fig)
 
 
+def _decisions(period: PeriodData) -> pd.DataFrame | None:
+    """The period's replay decisions with at least one closed signal, else None."""
+    dec = period.replay.get("decisions") if period.replay else None
+    if dec is None or not (~dec[S.CENSORED].to_numpy(bool)).any():
+        return None
+    return dec
+
+
+def _uplift_table(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """:func:`uplift_table` of the period's decisions, computed once per period."""
+    key = f"_uplift_table:{n_boot}:{seed}"
+    if key not in period.replay:
+        period.replay[key] = uplift_table(_decisions(period), n_boot=n_boot, seed=seed)
+    return period.replay[key]
+
+
+def _costs_words(period: PeriodData, dec: pd.DataFrame) -> str:
+    """The cost basis in words (the replay's own when saved) with the median cost in R."""
+    meta = period.replay.get(META)
+    words = "the replay's costs"
+    if meta is not None and "costs" in set(meta["key"]):
+        words = str(meta.set_index("key").at["costs", "value"])
+    if act.COST_R in dec and np.isfinite(dec[act.COST_R].to_numpy(np.float64)).any():
+        words += f", a median {np.nanmedian(dec[act.COST_R].to_numpy(np.float64)):.2f} R per trade"
+    return words
+
+
+def _market_words(dec: pd.DataFrame) -> str:
+    times = pd.to_datetime(dec[S.SIGNAL_TIME], utc=True)
+    symbols = ", ".join(sorted(map(str, pd.unique(dec[S.SYMBOL])))) if S.SYMBOL in dec else "?"
+    return (f"{symbols}, {len(dec):,} signals from {times.min():%Y-%m-%d} to "
+            f"{times.max():%Y-%m-%d}")  # fmt: skip
+
+
+def _interval(low: float, high: float) -> str:
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return "too few"
+    return f"[{low:+.3f}, {high:+.3f}]"
+
+
+def uplift_display(table: pd.DataFrame) -> pd.DataFrame:
+    """An :func:`uplift_table` as the report prints it: R per trade, intervals in words.
+
+    One row per era x strategy x rule, the seed's rule right below the rule in force; skill
+    (R gross) with its 95 % interval beside the rotation null's band, cost selection and the
+    net uplift (R net of costs) apart; "too few" instead of an interval under 30 passed trades.
+    """
+    era_order = {e: i for i, e in enumerate(("all", "heuristic", "model"))}
+    order = table.assign(_e=table["era"].map(era_order), _s=table[S.STRATEGY].eq("all"),
+                         _r=table["rule"].ne("in force"))  # fmt: skip
+    order = order.sort_values(["_e", "_s", S.STRATEGY, "_r"], kind="stable")
+    order = order.reset_index(drop=True)
+    return pd.DataFrame({
+        "era": order["era"], S.STRATEGY: order[S.STRATEGY], "rule": order["rule"],
+        "passed": [f"{int(p):,}/{int(n):,}" for p, n in zip(order["n_passed"], order["n"],
+                                                              strict=True)],
+        "skill (R gross)": order["skill"],
+        "skill 95 %": list(map(_interval, order["skill_low"], order["skill_high"])),
+        "null 95 % (R gross)": list(map(_interval, order["null_low"], order["null_high"])),
+        "null p": order["null_p"],
+        "cost selection (R)": order["cost_selection"],
+        "uplift (R net)": order["uplift"],
+        "uplift 95 %": list(map(_interval, order["ci_low"], order["ci_high"])),
+        "mean R net passed": order["mean_r_passed"], "mean R net all": order["mean_r_all"],
+        "total R net passed": order["total_r_passed"], "total R net all": order["total_r_all"],
+        "AUC": order["auc"], "PSR": order["psr"],
+    })  # fmt: skip
+
+
+def verdict(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
+    """The filter's verdict in one paragraph, first, with the null control beside the result.
+
+    From the replay frames only (:func:`research.analysis.verdict.verdict_text` of the
+    period's decisions: skill gross, cost selection and net uplift apart, the model era apart
+    from the heuristic one, the cost basis stated); the audit trail alone cannot give one.
+    """
+    dec = _decisions(period)
+    if dec is None:
+        return Section(title="Verdict", notes=[
+            "No verdict: this report has no replay frames with a closed signal (production "
+            "audit trail only), and the audit trail alone records phantoms before costs and "
+            "has no costed no-filter baseline to judge the filter against."])  # fmt: skip
+    table = _uplift_table(period, n_boot=n_boot, seed=seed)
+    text = verdict_text(table, costs=_costs_words(period, dec), market=_market_words(dec))
+    rows = table.loc[(table["rule"] == "in force") & (table[S.STRATEGY] == "all")]
+    control = pd.DataFrame({
+        "era": rows["era"].to_numpy(),
+        "passed": [f"{int(p):,}/{int(n):,}" for p, n in zip(rows["n_passed"], rows["n"],
+                                                              strict=True)],
+        "skill (R gross)": rows["skill"].to_numpy(),
+        "skill 95 %": list(map(_interval, rows["skill_low"], rows["skill_high"])),
+        "null 95 %": list(map(_interval, rows["null_low"], rows["null_high"])),
+        "null p": rows["null_p"].to_numpy(),
+        "verdict": [LABELS[classify(r)] for _, r in rows.iterrows()],
+    })  # fmt: skip
+    notes = [
+        text,
+        "The null control beside the result: skill is the mean gross R of the signals the "
+        "filter passed minus that of every signal; the null band is where that skill falls "
+        "when the same choices are shifted in time against the outcomes (no information). "
+        "Skill inside the band is what chance gives.",
+    ]
+    return Section(title="Verdict", notes=notes, tables={"null_control": control},
+                   figures={"null_control": plots.plot_uplift(rows)})  # fmt: skip
+
+
 def overview(period: PeriodData) -> Section:
     """Where the data came from, the period, and how much of it there is."""
     t = period.trades
@@ -65,69 +176,106 @@ def overview(period: PeriodData) -> Section:
 
 
 def activity(period: PeriodData, *, freq: str = "W") -> Section:
-    """Trades per period, executed vs phantom win rates and R, cumulative R."""
+    """Trades per period, executed vs phantom win rates and R, cumulative R — one cost basis.
+
+    The audit trail records executed trades net of costs and phantoms gross; both are put on
+    each basis with the trades' ``cost_r`` (:func:`research.analysis.activity.restate`), so
+    the table's ``total_r`` / ``total_r_gross`` are the last points of the net / gross lines.
+    """
     t = period.trades
     table = act.executed_vs_phantom(t)
     notes = [
-        "Executed trades carry R **net of costs**, phantoms their hypothetical R without costs "
-        "(as the seed records them). A filter is doing its job when executed trades win more "
-        "often than phantoms by more than the intervals' overlap."
+        "Executed and phantom trades on the **same cost basis**: `win_rate`, `mean_r` and "
+        "`total_r` are R **net of costs** for every trade (phantoms charged their `cost_r` as "
+        "if they had been executed), `mean_r_gross`/`total_r_gross` the same trades before "
+        "costs. A filter is doing its job when executed trades win more often than phantoms "
+        "by more than the intervals' overlap."
     ]
+    missing = act.missing_cost(t)
+    if missing:
+        notes.append(
+            f"{missing:,} of {len(t):,} trades carry no `cost_r` (recorded before it was "
+            "stored): their R is known only as recorded (executed net, phantoms gross), so "
+            "figures that need them on the other basis are blank (NaN) and their lines are "
+            "left out."
+        )
     figures = {
         "activity": plots.plot_activity(act.activity_by_period(t, freq)),
         "win_rates": plots.plot_win_rates(table.loc[table[S.STRATEGY] != "all"]),
-        "cumulative_r": plots.plot_cumulative_r_by_decision(act.cumulative_r(t)),
-    }
+        "cumulative_r_net": plots.plot_cumulative_r_by_decision(act.cumulative_r(t,
+                                                                                 basis=act.NET)),
+        "cumulative_r_gross": plots.plot_cumulative_r_by_decision(
+            act.cumulative_r(t, basis=act.GROSS)),
+    }  # fmt: skip
     return Section(title="Activity", notes=notes, tables={"executed_vs_phantom": table},
                    figures=figures)  # fmt: skip
 
 
-def replay(period: PeriodData) -> Section:
-    """The replay's uplift (net of costs, block-bootstrap interval) and retrain timeline."""
+def replay(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
+    """The replay over the period: R per set on both cost bases, the filter's skill and net
+    uplift per era and rule with their intervals and null band, and the retrain timeline."""
     if not period.replay:
         return Section(title="Replay", notes=[
             "No replay frames were given (`replay_dir`), so the no-filter baseline net of costs "
             "and the retrain timeline are not shown."])  # fmt: skip
     frames = period.replay
-    tables = {}
-    if "uplift" in frames:
-        tables["uplift"] = frames["uplift"]
+    dec = _decisions(period)
+    tables, figures = {}, {}
+    notes = [
+        "`summary`: trades and R per strategy and set (executed, phantoms, all signals): "
+        "`mean_r`/`total_r` are R **net of costs** for every set (phantoms as if executed), "
+        "`mean_r_gross`/`total_r_gross` before costs — the cumulative-R figures end on these "
+        "totals, one figure per basis.",
+        "`uplift`: the filter's choice (`passed`: score >= threshold) against taking every "
+        "signal, in R per trade. **Skill** (R gross) asks whether it picked better price paths; "
+        "**cost selection** is what it gained by picking cheaper trades (net - gross: it pays, "
+        "but it is not forecasting); **uplift** is the net sum. Intervals are 95 % circular "
+        "block-bootstrap (blocks at least the trades' overlap); the null band is the skill of "
+        "the same choices shifted in time against the outcomes. The heuristic era (rule-based "
+        "score, before the first model) and the model era are apart, and the seed's 60-95 rule "
+        "sits below the rule in force. Under 30 passed trades there is no interval: "
+        '"too few".',
+    ]
+    if dec is not None:
+        tables["summary"] = replay_summary(dec)
+        table = _uplift_table(period, n_boot=n_boot, seed=seed)
+        tables["uplift"] = uplift_display(table)
     if "retrains" in frames:
         tables["retrains"] = frames["retrains"].groupby(S.STRATEGY).agg(
             retrains=(S.MODEL_VERSION, "size"), first=("at", "min"), last=("at", "max"),
             rows_at_last=("n_trades", "max"))  # fmt: skip
-    notes = [
-        "`uplift` = mean R of the signals the filter passed minus mean R of all signals, both "
-        "net of costs, with a circular block-bootstrap 95 % interval: an interval that "
-        "straddles 0 means the filter's value is not established. The cumulative-R figure "
-        "charges every signal the execution costs, so it shows the no-filter baseline "
-        "honestly; the timeline shows when models and thresholds changed."
-    ]
-    figures = {}
-    dec = frames["decisions"]
-    if len(dec):
+    if dec is not None:
         figures["decisions"] = plots.plot_decisions_over_time(dec)
-        figures["cumulative_r"] = plots.plot_cumulative_r(dec)
+        figures["cumulative_r_net"] = plots.plot_cumulative_r(dec, basis="net")
+        figures["cumulative_r_gross"] = plots.plot_cumulative_r(dec, basis="gross")
         figures["threshold_timeline"] = plots.plot_threshold_timeline(dec)
-    if "uplift" in frames and frames["uplift"]["uplift"].notna().any():
-        figures["uplift"] = plots.plot_uplift(frames["uplift"])
+        eras = table.loc[(table["rule"] == "in force") & (table["era"] != "all")]
+        shown = eras if len(eras) else table.loc[table["rule"] == "in force"]
+        if shown["n_passed"].gt(0).any():
+            figures["uplift"] = plots.plot_uplift(shown)
     if "retrains" in frames and len(frames["retrains"]):
         figures["retrains"] = plots.plot_retrain_timeline(frames["retrains"],
                                                           frames.get("threshold_fits"))  # fmt: skip
     return Section(title="Replay", notes=notes, tables=tables, figures=figures)
 
 
-def headline(period: PeriodData) -> dict[str, float | int]:
-    """A few numbers for the runner's manifest and the reports index (plain floats/ints)."""
+def headline(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float | int]:
+    """A few numbers for the runner's manifest and the reports index (plain floats/ints):
+    trades, win rates net of costs, and with replay frames the period's net uplift and skill
+    (R per trade, rule in force, every signal)."""
     t = period.trades
     table = act.executed_vs_phantom(t)
     rates = table.loc[table[S.STRATEGY] == "all"].set_index("decision")["win_rate"]
     out = {"trades": len(t), "executed": int(t[S.WAS_EXECUTED].astype(bool).sum())}
     for decision in (act.EXECUTED, act.PHANTOM):
-        out[f"wr_{decision}"] = round(float(rates[decision]), 4) if decision in rates else None
-    uplift = period.replay.get("uplift")
-    if uplift is not None and "all" in uplift.index and np.isfinite(uplift.loc["all", "uplift"]):
-        out["uplift_r"] = round(float(uplift.loc["all", "uplift"]), 4)
+        rate = float(rates[decision]) if decision in rates else np.nan
+        out[f"wr_{decision}"] = round(rate, 4) if np.isfinite(rate) else None
+    if _decisions(period) is not None:
+        up = _uplift_table(period, n_boot=n_boot, seed=seed)
+        row = up.loc[(up["rule"] == "in force") & (up["era"] == "all") & (up[S.STRATEGY] == "all")]
+        for key, col in (("uplift_r", "uplift"), ("skill_r", "skill")):
+            if len(row) and np.isfinite(row.iloc[0][col]):
+                out[key] = round(float(row.iloc[0][col]), 4)
     return out
 
 
