@@ -6,10 +6,13 @@ For every strategy an :class:`~research.scoring.online.MLScorer` and a
 * at each signal, the score comes from the model trained only on outcomes whose ``exit_time``
   is before that signal (strictly: an outcome closing at the signal's own timestamp is not yet
   known), and the threshold from trades closed before it, in the seed's order bucket -> EV ->
-  static 70;
-* ``score >= threshold`` executes the trade (the seed's "real position": the same bar
-  simulation plus fees and slippage, ``was_executed=True``); otherwise it is a phantom with its
-  hypothetical P&L. With ``exploration > 0`` a share of below-threshold signals is executed at
+  static 70 — by default the rigorous, cost-aware rule (expected R net of the signal's own
+  costs >= 0, curves fitted on the model in force's out-of-fold scores), with the seed's rule
+  computed beside it (``threshold_seed``, ``passed_seed``);
+* ``score >= threshold`` executes the trade (the seed's "real position": the same bars, net of
+  the venue's costs, ``was_executed=True``); otherwise it is a phantom with its hypothetical
+  P&L. Every signal also carries ``rr_gross`` and ``rr_if_executed`` (net), so every verdict
+  compares like with like. With ``exploration > 0`` a share of below-threshold signals is executed at
   random and the propensity ``p_execute`` is logged, so the no-filter policy stays estimable;
 * when an outcome closes it is fed back (``record_outcome``), which retrains by the seed's rule;
   the thresholds are refitted on the same schedule (``qcal:{strategy}:last_train_count``).

@@ -309,7 +309,7 @@ class QscoreAdapter(BaseEstimator):
                 thr = _crossing(*self.curves_[bucket], bucket_p)
                 if thr is None:
                     note = "P(win) never reaches p_min"
-                    logger.warning("bucket %s: P(win) never reaches p_min=%.3f", bucket, bucket_p)
+                    logger.info("bucket %s: P(win) never reaches p_min=%.3f", bucket, bucket_p)
                 else:
                     self.thresholds_[bucket] = thr
             rows.append((bucket, n, int(won[mask].sum()), weight, bucket_p, thr, note))

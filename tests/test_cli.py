@@ -43,6 +43,10 @@ def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkey
         assert strategy in result.output
     assert "win_rate" in result.output and "mean_r" in result.output
     assert "uplift" in result.output and "scalp: champion v1" in result.output
+    # the verdict in words comes before any table, and states its cost basis
+    out = result.output
+    assert "Verdict:" in out and out.index("Verdict:") < out.index("win_rate")
+    assert "crypto_perp" in out and "gross" in out and "net" in out
     outcomes = pd.read_parquet(tmp_path / "outcomes.parquet")
     signals = pd.read_parquet(tmp_path / "signals.parquet")
     assert len(outcomes) == len(signals) > 0

@@ -53,7 +53,9 @@ def _gross(d: pd.DataFrame) -> np.ndarray:
     """Gross R per signal (older frames without ``rr_gross``: net + cost_r if known)."""
     if RR_GROSS in d:
         return d[RR_GROSS].to_numpy(np.float64)
-    return d[S.RR_IF_EXECUTED].to_numpy(np.float64) + d.get("cost_r", 0.0)
+    if "cost_r" in d:
+        return d[S.RR_IF_EXECUTED].to_numpy(np.float64) + d["cost_r"].to_numpy(np.float64)
+    return np.full(len(d), np.nan)  # no way to know: never call net "gross"
 
 
 def _stats(gross: np.ndarray, net: np.ndarray, won: np.ndarray) -> dict[str, float]:
@@ -74,15 +76,18 @@ def replay_summary(decisions: pd.DataFrame, by: str = S.STRATEGY) -> pd.DataFram
     Columns ``[by, 'set', 'trades', 'win_rate', 'mean_r', 'total_r', 'mean_r_gross',
     'total_r_gross']``; ``set`` is one of :data:`GROUPS`. ``mean_r``/``total_r`` are R **net**
     of the venue's costs for every set (phantoms as if they had been executed), the ``_gross``
-    columns the same trades before costs; ``win_rate`` is the simulator's outcome (take-profit).
+    columns the same trades before costs; ``win_rate`` is the share of non-timeout trades with
+    R net of costs > 0 (the simulator's rule, on the net basis for every set).
     """
     closed = _closed(decisions)
     rows = []
     for key in [*sorted(pd.unique(closed[by])), "all"]:
         d = closed if key == "all" else closed.loc[(closed[by] == key).to_numpy()]
         executed = d[S.WAS_EXECUTED].to_numpy(bool)
-        won = (d[S.OUTCOME] == "win").to_numpy()
         gross, net = _gross(d), d[S.RR_IF_EXECUTED].to_numpy(np.float64)
+        # the simulator's rule on the net basis for every set (a phantom's recorded outcome
+        # is gross): not a timeout and R net of costs > 0
+        won = (net > 0) & (d[S.OUTCOME] != "timeout").to_numpy()
         sets = {
             "executed": _stats(gross[executed], net[executed], won[executed]),
             "phantoms": _stats(gross[~executed], net[~executed], won[~executed]),

@@ -64,6 +64,16 @@ def _decisions(period: PeriodData) -> pd.DataFrame | None:
     return dec
 
 
+#: Words for replay frames saved before ``rr_gross``/``cost_r`` travelled with the decisions.
+NO_GROSS = ("These replay frames carry neither `rr_gross` nor `cost_r` (saved by an older "
+            "version): R gross is unknown, so gross figures are left out and skill cannot be "
+            "told apart from cost selection. Fix: rerun the replay (`phantomlab demo`).")  # fmt: skip
+
+
+def _has_gross(dec: pd.DataFrame) -> bool:
+    return "rr_gross" in dec or act.COST_R in dec
+
+
 def _uplift_table(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """:func:`uplift_table` of the period's decisions, computed once per period."""
     key = f"_uplift_table:{n_boot}:{seed}"
@@ -153,6 +163,7 @@ def verdict(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section
     })  # fmt: skip
     notes = [
         text,
+        *([] if _has_gross(dec) else [NO_GROSS]),
         "The null control beside the result: skill is the mean gross R of the signals the "
         "filter passed minus that of every signal; the null band is where that skill falls "
         "when the same choices are shifted in time against the outcomes (no information). "
@@ -237,7 +248,11 @@ def replay(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
         '"too few".',
     ]
     if dec is not None:
-        tables["summary"] = replay_summary(dec)
+        summary = replay_summary(dec)
+        if not _has_gross(dec):
+            summary = summary.drop(columns=["mean_r_gross", "total_r_gross"])
+            notes.append(NO_GROSS)
+        tables["summary"] = summary
         table = _uplift_table(period, n_boot=n_boot, seed=seed)
         tables["uplift"] = uplift_display(table)
     if "retrains" in frames:
@@ -247,7 +262,8 @@ def replay(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
     if dec is not None:
         figures["decisions"] = plots.plot_decisions_over_time(dec)
         figures["cumulative_r_net"] = plots.plot_cumulative_r(dec, basis="net")
-        figures["cumulative_r_gross"] = plots.plot_cumulative_r(dec, basis="gross")
+        if _has_gross(dec):
+            figures["cumulative_r_gross"] = plots.plot_cumulative_r(dec, basis="gross")
         figures["threshold_timeline"] = plots.plot_threshold_timeline(dec)
         eras = table.loc[(table["rule"] == "in force") & (table["era"] != "all")]
         shown = eras if len(eras) else table.loc[table["rule"] == "in force"]
