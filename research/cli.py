@@ -103,7 +103,9 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, report)
 
     click.echo("\n" + textwrap.fill(replay_verdict(res.replay), width=100) + "\n")
     summary = outcome_summary(study.signals, study.outcomes)
-    click.echo("\nSignals and phantom outcomes per strategy (R = multiples of initial risk):")
+    click.echo(
+        "\nSignals and phantom outcomes per strategy (R = multiples of initial risk, gross: before costs):"
+    )
     click.echo(summary.to_string(float_format=lambda v: f"{v:.3f}"))
     click.echo(f"\n{study.features.shape[1]} features per signal; "
                f"{int(study.outcomes[S.CENSORED].sum())} trades still open at data end.")  # fmt: skip

@@ -19,7 +19,8 @@ from research.synthetic import edge, make_market, null_market
 N_BARS = 20_000
 # volume_momentum plants drift after a bar whose volume is >= 2x its 20-bar mean: the signal
 # bar's volume_ratio / volume_zscore carry it (its direction comes from the bar's body).
-PLANTED = ("volume_ratio", "volume_zscore")
+# the registered features that see the planted volume-spike edge at signal time
+PLANTED = ("spike_age_12", "spike_dir_12")
 FAST = {"n_splits": 8, "n_repeats": 3}
 
 
@@ -46,7 +47,7 @@ def test_planted_features_beat_the_noise_probe_out_of_sample(planted):
     assert imp["base_auc"].iloc[0] > 0.6
     for f in PLANTED:
         assert order.index(f) < order.index(NOISE), imp.head(10)
-    assert imp.loc["volume_ratio", "beats_probe"], imp.head(10)
+    assert imp.loc["spike_age_12", "beats_probe_fdr"], imp.head(10)
     assert not imp.loc[NOISE, "beats_probe"]
     assert set(imp.index) == set(feature_names(available="signal")) | {NOISE}
 

@@ -48,9 +48,20 @@ def oos_auc(data, **params):
 
 def test_planted_edge_is_learnt_out_of_sample_and_null_market_is_not(planted, null):
     auc_edge, model = oos_auc(planted)
-    auc_null, _ = oos_auc(null)
     assert auc_edge > 0.54, auc_edge
-    assert abs(auc_null - 0.5) < 0.035, auc_null
+    # On a null market P(win) still varies (a tight stop meets more bars that span both
+    # levels, which the simulator settles SL-first), so a win-AUC above 0.5 is no finding:
+    # what must be 0 is the link between the score and the trade's R.
+    sig, out, x, y = null
+    train, test = time_train_test_split(sig[S.SIGNAL_TIME], out[S.EXIT_TIME], test_size=0.3)
+    null_model = EnsembleScorer(**FAST).fit(
+        x.iloc[train], y[train], signal_times=sig[S.SIGNAL_TIME].iloc[train],
+        exit_times=out[S.EXIT_TIME].iloc[train])  # fmt: skip
+    p = null_model.predict_proba(x.iloc[test])[:, 1]
+    r = out[S.REALIZED_RR].to_numpy()[test]
+    top = p >= np.quantile(p, 2 / 3)
+    se = r.std(ddof=1) * np.sqrt(1 / top.sum() + 1 / len(r))
+    assert abs(r[top].mean() - r.mean()) < 2.5 * se, (r[top].mean(), r.mean(), se)
     assert model.calibration_ == "oof" and model.calibrator_ is not None
     scores = model.score_signals(planted[2])
     assert scores.min() >= 0 and scores.max() <= 100

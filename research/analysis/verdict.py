@@ -119,8 +119,17 @@ def verdict_text(table: pd.DataFrame, *, costs: str = "the venue's costs",
 
 def replay_verdict(result, *, market: str | None = None, n_boot: int = 1000) -> str:
     """:func:`verdict_text` of a :class:`research.replay.ReplayResult`."""
-    table = uplift_table(result.decisions, n_boot=n_boot)
-    return verdict_text(table, costs=costs_basis(result), market=market)
+    d = result.decisions
+    table = uplift_table(d, n_boot=n_boot)
+    text = verdict_text(table, costs=costs_basis(result), market=market)
+    executed = d[S.WAS_EXECUTED].to_numpy(bool) & ~d[S.EXPLORED].to_numpy(bool)
+    if executed.any():
+        by_model = float((d.loc[executed, S.SCORE_SOURCE] == "ml").mean())
+        text += (
+            f" Of the {int(executed.sum()):,} trades the filter executed, a trained model "
+            f"chose {by_model:.0%} and the rule-based fallback the rest."
+        )
+    return text
 
 
 def costs_basis(result) -> str:
