@@ -11,7 +11,9 @@ oracle that knows the planted rule:
   a signal when its expected gross R, known from the rule, beats the signal's cost) and the
   product's **skill** (gross uplift) with its interval, and the share of the oracle's uplift.
 * ``null``: the same market without the edge: skill must be ~0, its interval covering 0.
-* ``shuffled``: the planted market, but every model learns from permuted labels: skill ~0.
+* ``shuffled``: the planted market with its outcomes permuted among the signals of each
+  strategy (:func:`shuffle_outcomes`): models and thresholds learn from labels unrelated to
+  the features, and the verdict is judged on them: skill ~0.
 
 Figures are gross R per trade over the model era (signals scored by a trained model), closed
 signals only; the net uplift (after the venue's costs) is beside them. ``benchmarks/
@@ -20,12 +22,12 @@ bench_efficacy.py`` prints this over many seeds; notebooks call :func:`efficacy`
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.metrics import roc_auc_score
 
@@ -34,7 +36,6 @@ from research.analysis.uplift import filter_uplift
 from research.known_answer import known_answer_market, oracle_scores
 from research.pipeline import run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
-from research.scoring.online import ensemble_from
 
 logger = logging.getLogger(__name__)
 
@@ -42,32 +43,34 @@ KINDS = ("planted", "null", "shuffled")
 CALIBRATION_SEED_OFFSET = 1_000  # the oracle's map is learnt on an independent market
 
 
-class ShuffledLabels(ClassifierMixin, BaseEstimator):
-    """A model trained on permuted labels: any skill it shows is an artefact of the pipeline.
+#: outcome columns a shuffle moves between signals (exit times stay: point in time holds)
+SHUFFLED_COLUMNS = (S.OUTCOME, S.EXIT_REASON, S.PNL_PERCENT, S.REALIZED_RR, S.EXIT_PRICE)
 
-    Parameters
-    ----------
-    estimator : estimator
-        Unfitted model with ``fit(X, y, signal_times=, exit_times=)`` and ``score_signals``.
-    seed : int
+
+def shuffle_outcomes(study, seed: int = 0):
+    """A copy of ``study`` whose closed outcomes are permuted among the signals of each strategy.
+
+    Labels and R move together, exit times stay with their signal (so no outcome becomes known
+    before its signal), censored rows stay put. Everything the product learns from — the
+    models *and* the thresholds — then sees outcomes unrelated to the features: any skill it
+    reports is an artefact of the pipeline.
     """
-
-    def __init__(self, estimator, seed: int = 0) -> None:
-        self.estimator = estimator
-        self.seed = seed
-
-    def fit(self, X, y, **kwargs) -> ShuffledLabels:
-        y = np.random.default_rng(self.seed + len(y)).permutation(np.asarray(y))
-        self.estimator_ = self.estimator.fit(X, y, **kwargs)
-        self.classes_ = getattr(self.estimator_, "classes_", np.unique(y))
-        self.oof_scores_ = getattr(self.estimator_, "oof_scores_", None)
-        return self
-
-    def score_signals(self, X) -> np.ndarray:
-        return self.estimator_.score_signals(X)
-
-    def predict_proba(self, X) -> np.ndarray:
-        return self.estimator_.predict_proba(X)
+    out = study.outcomes.copy()
+    rng = np.random.default_rng(seed)
+    closed = ~out[S.CENSORED].to_numpy(bool)
+    for strategy in pd.unique(study.signals[S.STRATEGY]):
+        rows = np.flatnonzero(closed & (study.signals[S.STRATEGY] == strategy).to_numpy())
+        perm = rng.permutation(rows)
+        for col in SHUFFLED_COLUMNS:
+            if isinstance(out[col].dtype, pd.CategoricalDtype):
+                codes = out[col].cat.codes.to_numpy(copy=True)
+                codes[rows] = codes[perm]
+                out[col] = pd.Categorical.from_codes(codes, out[col].cat.categories)
+            else:
+                values = out[col].to_numpy(copy=True)
+                values[rows] = values[perm]
+                out[col] = values
+    return dataclasses.replace(study, outcomes=out)
 
 
 def oracle_map(kind_seed: int, *, n_bars: int, strategies: Sequence[str]) -> dict:
@@ -150,14 +153,9 @@ def efficacy(
         candles = known_answer_market("null" if kind == "null" else "planted", seed=seed,
                                       n_bars=n_bars)  # fmt: skip
         study = run_signals_and_phantoms(candles, strategies, progress=progress)
-        factory = None
         if kind == "shuffled":
-
-            def factory(strategy_config=config.scorer):  # noqa: E306 - one closure per market
-                return ShuffledLabels(ensemble_from(strategy_config), seed=seed)
-
-        result = replay(candles, strategies, config, study=study, model_factory=factory,
-                        progress=progress)  # fmt: skip
+            study = shuffle_outcomes(study, seed)
+        result = replay(candles, strategies, config, study=study, progress=progress)
         oracle = oracle_scores(candles, study.signals)
         table = efficacy_table(result.decisions, oracle, maps, n_boot=config.n_boot)
         frames.append(table.reset_index().assign(kind=kind, seed=seed))

@@ -99,7 +99,11 @@ def signal_scores(
         return pd.Series(signals[S.QSCORE].to_numpy(np.float64), index=ids, name=S.ML_SCORE)
     _require_features(features, ids)
     if source == "heuristic":
-        values = heuristic_scores(features.loc[ids])
+        feats, strat = features.loc[ids], signals[S.STRATEGY].to_numpy()
+        values = np.full(len(ids), np.nan)
+        for name in pd.unique(strat):  # each strategy's own rule (range: mean reversion)
+            rows = strat == name
+            values[rows] = heuristic_scores(feats.loc[rows], strategy=name)
         return pd.Series(values, index=ids, name=S.ML_SCORE)
 
     S.require_columns(outcomes, (S.SIGNAL_ID, S.OUTCOME, S.EXIT_TIME, S.CENSORED), "outcomes")

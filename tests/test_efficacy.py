@@ -150,3 +150,36 @@ def test_the_replay_learns_the_planted_edge_and_the_model_chooses():
     # thresholds of the rule in force come from the model's own out-of-fold scores
     assert (res.threshold_fits["scores"] == "oof").any()
     assert set(res.retrains["strategy"]) == {"trend", "range", "scalp"}  # range learns too
+
+
+def test_shuffled_outcomes_move_between_signals_of_a_strategy_and_keep_exit_times():
+    from research.efficacy import shuffle_outcomes
+
+    _, study = _study("planted", 4, 3_000)
+    shuffled = shuffle_outcomes(study, seed=1)
+    before, after = study.outcomes, shuffled.outcomes
+    assert after[S.EXIT_TIME].equals(before[S.EXIT_TIME])
+    assert after[S.CENSORED].equals(before[S.CENSORED])
+    assert (after[S.REALIZED_RR] != before[S.REALIZED_RR]).mean() > 0.4
+    by = study.signals[S.STRATEGY]
+    pd.testing.assert_series_equal(after.groupby(by)[S.REALIZED_RR].sum(),
+                                   before.groupby(by)[S.REALIZED_RR].sum())  # fmt: skip
+    won = (after[S.OUTCOME] == "win") == (after[S.EXIT_REASON] == "tp")
+    assert won.all(), "label and R travel together"
+
+
+def test_efficacy_reports_the_product_against_its_oracle():
+    from research.efficacy import efficacy
+
+    light = ReplayConfig(scorer=ScorerConfig(retrain_every=100, n_estimators=20, gb_max_iter=20,
+                                             nn_enabled=False, learn_from_timeouts=True),
+                         n_boot=100)  # fmt: skip
+    table = efficacy(("planted", "null"), seed=0, n_bars=3_000, config=light,
+                     strategies=("scalp",))  # fmt: skip
+    assert set(table["kind"]) == {"planted", "null"}
+    planted = table[(table["kind"] == "planted") & (table[S.STRATEGY] == "all")].iloc[0]
+    null = table[(table["kind"] == "null") & (table[S.STRATEGY] == "all")].iloc[0]
+    assert planted["oracle_auc"] > 0.55 and planted["oracle_skill"] > 0.05
+    assert np.isnan(null["oracle_auc"]) or abs(null["oracle_auc"] - 0.5) < 1e-9
+    for col in ("product_auc", "auc_share", "skill", "skill_low", "skill_high", "uplift_net"):
+        assert col in table
