@@ -33,7 +33,8 @@ from research.efficacy import KINDS, efficacy  # noqa: E402
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--seeds", type=int, default=3, help="seeds 0 .. N-1 (default 3)")
+    ap.add_argument("--seeds", type=int, default=3, help="how many seeds (default 3)")
+    ap.add_argument("--first-seed", type=int, default=0, help="seeds first .. first+N-1")
     ap.add_argument("--n-bars", type=int, default=20_000, help="hourly bars per symbol")
     ap.add_argument("--retrain-every", type=int, default=300)
     ap.add_argument("--kinds", nargs="+", default=list(KINDS), choices=KINDS)
@@ -42,7 +43,7 @@ def main() -> None:
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     pd.set_option("display.width", 200)
     frames = []
-    for seed in range(args.seeds):
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
         t = time.perf_counter()
         cfg = demo_config(args.retrain_every, seed=seed)
         frames.append(efficacy(args.kinds, seed=seed, n_bars=args.n_bars, config=cfg))
