@@ -118,10 +118,11 @@ def efficacy_table(decisions: pd.DataFrame, oracle: pd.Series, maps: dict,
         p, o = product.loc[key], oracle_up.loc[key]
         rows[key] = {
             "signals": len(g), "oracle_auc": auc_o, "product_auc": auc_p,
-            "auc_share": (auc_p - 0.5) / (auc_o - 0.5) if auc_o > 0.5 else np.nan,
+            # no oracle lift to share on a null or shuffled market (nor a pooled artefact)
+            "auc_share": (auc_p - 0.5) / (auc_o - 0.5) if auc_o > 0.53 else np.nan,
             "oracle_skill": o["skill"], "skill": p["skill"], "skill_low": p["skill_low"],
             "skill_high": p["skill_high"],
-            "skill_share": p["skill"] / o["skill"] if o["skill"] > 0 else np.nan,
+            "skill_share": p["skill"] / o["skill"] if o["skill"] > 0.05 else np.nan,
             "uplift_net": p["uplift"], "uplift_low": p["ci_low"], "uplift_high": p["ci_high"],
             "n_passed": p["n_passed"], "covers_0": bool(p["skill_low"] <= 0 <= p["skill_high"]),
             "excludes_0_above": bool(p["skill_low"] > 0),
