@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -157,9 +157,6 @@ class CostModel:
         )
 
 
-FREE = CostModel(default="none")
-
-
 def signal_costs(signals: pd.DataFrame, costs: CostModel | None = None) -> pd.DataFrame:
     """Cost of each signal's round trip: ``cost_pct`` (% of entry) and ``cost_r`` (R).
 
@@ -201,8 +198,3 @@ def apply_costs(outcomes: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
         else np.where(closed, new, outcome)
     )
     return out
-
-
-def with_profile(model: CostModel, **symbols) -> CostModel:
-    """A copy of ``model`` with per-symbol overrides added."""
-    return replace(model, symbols={**model.symbols, **symbols})

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from research import schema as S
-from research.synthetic import EDGES, edge, ground_truth, make_markets
+from research.synthetic import edge, ground_truth, make_markets
 
 KINDS: tuple[str, ...] = ("planted", "null")
 SYMBOLS: tuple[str, ...] = ("SYNTH_A", "SYNTH_B", "SYNTH_C")
@@ -92,8 +92,3 @@ def oracle_scores(candles: Mapping[str, pd.DataFrame], signals: pd.DataFrame) ->
         side = np.where(sig[S.SIDE].to_numpy() == S.LONG, 1.0, -1.0)
         out.loc[sig[S.SIGNAL_ID].to_numpy()] = side * ahead[pos]
     return out
-
-
-def planted_edges() -> list[str]:
-    """Names of the edges a synthetic market can plant (for docs and parameter checks)."""
-    return sorted(EDGES)
