@@ -96,6 +96,14 @@ def verdict_text(table: pd.DataFrame, *, costs: str = "the venue's costs",
             f"precision {head['precision']:.0%}, recall {head['recall']:.0%}, AUC of the score "
             f"{head['auc']:.3f}."
         )
+    ipw = head.get("mean_r_all_ipw", np.nan)
+    if label != "too_few" and np.isfinite(ipw):
+        parts.append(
+            f"Exploration lets executed trades alone estimate the no-filter value: "
+            f"{_r(ipw)} per signal by inverse-propensity weighting, against {_r(head['mean_r_all'])} "
+            "measured on every signal (the estimate rests on the few explored trades, each "
+            "weighted by one over its propensity: noisy when exploration is small)."
+        )
     heur = table[(table["rule"] == "in force") & (table["era"] == "heuristic")
                  & (table[S.STRATEGY] == "all")]  # fmt: skip
     if len(heur):
