@@ -173,28 +173,35 @@ def signal_costs(signals: pd.DataFrame, costs: CostModel | None = None) -> pd.Da
         price[mask] = costs.profile(symbol).cost_price(entry[mask])
     with np.errstate(divide="ignore", invalid="ignore"):
         return pd.DataFrame(
-            {"cost_pct": price / entry * 100.0, "cost_r": price / risk}, index=signals.index
+            {S.COST_PCT: price / entry * 100.0, S.COST_R: price / risk}, index=signals.index
         )
+
+
+def outcome_on_basis(recorded, rr) -> np.ndarray:
+    """Outcomes (object array) after R changed basis, by the simulator's rule.
+
+    A timeout stays a timeout, a missing outcome (censored) stays missing; any other trade is a
+    win when ``rr`` (R on the new basis) is > 0, else a loss — so a break-even exit net of
+    costs is a loss, and a take-profit smaller than its costs is one too.
+    """
+    recorded = pd.Series(recorded).astype(object).to_numpy()
+    rr = np.asarray(rr, dtype=np.float64)
+    derived = np.where(rr > 0, "win", "loss").astype(object)
+    keep = pd.isna(recorded) | (recorded == "timeout")
+    return np.where(keep, recorded, derived)
 
 
 def apply_costs(outcomes: pd.DataFrame, cost: pd.DataFrame) -> pd.DataFrame:
     """Outcomes net of ``cost`` (from :func:`signal_costs`, row-aligned): what an executed
-    trade earns. ``realized_rr -= cost_r``, ``pnl_percent -= cost_pct``; the outcome follows the
-    simulator's rule (a non-timeout trade wins when its net R is > 0), so a break-even exit is a
-    loss and a take-profit smaller than its costs is one too.
+    trade earns. ``realized_rr -= cost_r``, ``pnl_percent -= cost_pct``; the outcome follows
+    :func:`outcome_on_basis`.
     """
     out = outcomes.copy()
-    rr = out[S.REALIZED_RR].to_numpy(np.float64) - cost["cost_r"].to_numpy(np.float64)
+    rr = out[S.REALIZED_RR].to_numpy(np.float64) - cost[S.COST_R].to_numpy(np.float64)
     out[S.REALIZED_RR] = rr
-    out[S.PNL_PERCENT] = out[S.PNL_PERCENT].to_numpy(np.float64) - cost["cost_pct"].to_numpy()
+    out[S.PNL_PERCENT] = out[S.PNL_PERCENT].to_numpy(np.float64) - cost[S.COST_PCT].to_numpy()
     outcome = out[S.OUTCOME]
-    closed = outcome.notna().to_numpy() & (outcome != "timeout").to_numpy()
-    new = np.where(rr > 0, "win", "loss")
-    out[S.OUTCOME] = (
-        pd.Categorical(
-            np.where(closed, new, outcome.astype(object)), categories=outcome.cat.categories
-        )
-        if isinstance(outcome.dtype, pd.CategoricalDtype)
-        else np.where(closed, new, outcome)
-    )
+    new = outcome_on_basis(outcome, rr)
+    is_cat = isinstance(outcome.dtype, pd.CategoricalDtype)
+    out[S.OUTCOME] = pd.Categorical(new, categories=outcome.cat.categories) if is_cat else new
     return out

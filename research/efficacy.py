@@ -107,13 +107,13 @@ def efficacy_table(decisions: pd.DataFrame, oracle: pd.Series, maps: dict,
         m = (d[S.STRATEGY] == strategy).to_numpy()
         if m.any():
             expected[m] = iso.predict(d.loc[m, "oracle"].to_numpy())
-    d["oracle_pass"] = expected - d["cost_r"].to_numpy() > 0
+    d["oracle_pass"] = expected - d[S.COST_R].to_numpy() > 0
     product = filter_uplift(d, n_boot=n_boot)
     oracle_up = filter_uplift(d, passed="oracle_pass", n_boot=50)
     rows = {}
     for key in product.index:
         g = d if key == "all" else d.loc[(d[S.STRATEGY] == key).to_numpy()]
-        label = (g["rr_gross"] > 0).to_numpy()
+        label = (g[S.RR_GROSS] > 0).to_numpy()
         auc_o, auc_p = _auc(label, g["oracle"].to_numpy()), _auc(label, g[S.ML_SCORE].to_numpy())
         p, o = product.loc[key], oracle_up.loc[key]
         rows[key] = {

@@ -42,13 +42,9 @@ from research.config import ScorerConfig, SimulatorConfig
 from research.costs import CostModel, apply_costs, signal_costs
 from research.pipeline import StudyData, run_signals_and_phantoms
 from research.scoring.online import MLScorer
-from research.thresholds import COST_R, ThresholdConfig, ThresholdPolicy
+from research.thresholds import ThresholdConfig, ThresholdPolicy
 
 logger = logging.getLogger(__name__)
-
-THRESHOLD_SEED = "threshold_seed"  # the seed rule's threshold beside the rule in force
-PASSED_SEED = "passed_seed"  # score >= threshold_seed: what the seed's rule would have taken
-RR_GROSS = "rr_gross"  # R of the trade before any cost (what the bars alone gave)
 
 
 def _rigorous() -> ThresholdConfig:
@@ -206,7 +202,9 @@ def replay(
     cost = signal_costs(signals, config.costs)
     executed = apply_costs(phantom, cost)  # the same bars, net of the venue's costs
     # the model sees the costs this replay charges (the study may have used other ones)
-    features = study.features.loc[signals[S.SIGNAL_ID]].assign(cost_r=cost["cost_r"].to_numpy())
+    features = study.features.loc[signals[S.SIGNAL_ID]].assign(
+        **{S.COST_R: cost[S.COST_R].to_numpy()}
+    )
     # One uniform per signal, drawn in time order: the same draws however the loop batches.
     draws = np.random.default_rng(config.seed).random(len(signals))
 
@@ -266,7 +264,7 @@ def threshold_trades(scorer: MLScorer, closed: list[dict], gross_rr: Mapping[str
                 f = trade["features"]
                 rows.append({S.QSCORE: float(q), S.OUTCOME: trade[S.OUTCOME],
                              S.SESSION: f.get(S.SESSION), S.VOLATILITY_REGIME:
-                             f.get(S.VOLATILITY_REGIME), COST_R: f.get(COST_R),
+                             f.get(S.VOLATILITY_REGIME), S.COST_R: f.get(S.COST_R),
                              S.REALIZED_RR: gross_rr[trade[S.SIGNAL_ID]],
                              S.PNL_PERCENT: trade[S.PNL_PERCENT]})  # fmt: skip
         return pd.DataFrame(rows), "oof"
@@ -306,10 +304,10 @@ class _StrategyLoop:
         self.t_sig_ts = self.sig[S.SIGNAL_TIME].to_numpy()
         self.out = {k: np.empty(n, dtype=object) for k in (S.SCORE_SOURCE, S.THRESHOLD_SOURCE)}
         self.num = {k: np.full(n, np.nan) for k in (S.ML_SCORE, S.THRESHOLD, S.P_EXECUTE,
-                                                     THRESHOLD_SEED)}  # fmt: skip
+                                                     S.THRESHOLD_SEED)}  # fmt: skip
         self.ints = {k: np.zeros(n, dtype=np.int64) for k in (S.MODEL_VERSION, S.THRESHOLD_VERSION)}
         self.flags = {k: np.zeros(n, dtype=bool) for k in (S.PASSED, S.EXPLORED, S.WAS_EXECUTED,
-                                                            PASSED_SEED)}  # fmt: skip
+                                                            S.PASSED_SEED)}  # fmt: skip
 
         t_sig = pd.DatetimeIndex(self.sig[S.SIGNAL_TIME]).as_unit("ns").asi8
         closed = ~self.phantom[S.CENSORED].to_numpy(bool)
@@ -356,8 +354,8 @@ class _StrategyLoop:
         explored = ~passed & (self.draws[lo:hi] < eps)
         sl = slice(lo, hi)
         self.num[S.ML_SCORE][sl], self.num[S.THRESHOLD][sl] = scores, thr
-        self.num[THRESHOLD_SEED][sl] = self.seed_policy.thresholds(feats)[0]
-        self.flags[PASSED_SEED][sl] = scores >= self.num[THRESHOLD_SEED][sl]
+        self.num[S.THRESHOLD_SEED][sl] = self.seed_policy.thresholds(feats)[0]
+        self.flags[S.PASSED_SEED][sl] = scores >= self.num[S.THRESHOLD_SEED][sl]
         self.num[S.P_EXECUTE][sl] = np.where(passed, 1.0, eps)
         self.out[S.SCORE_SOURCE][sl] = source
         self.out[S.THRESHOLD_SOURCE][sl] = thr_source
@@ -385,7 +383,7 @@ class _StrategyLoop:
                 S.SESSION: str(feats[S.SESSION]),
                 S.VOLATILITY_REGIME: str(feats[S.VOLATILITY_REGIME]),
                 S.PNL_PERCENT: float(pnl), S.REALIZED_RR: float(self.gross_rr[sid]),
-                COST_R: feats.get(COST_R), S.EXIT_TIME: exit_time,
+                S.COST_R: feats.get(S.COST_R), S.EXIT_TIME: exit_time,
             })  # fmt: skip
         self.bar.update(len(queued))
         at = self.closed[-1][S.EXIT_TIME] if queued else None
@@ -424,8 +422,8 @@ class _StrategyLoop:
                 pd.DataFrame(pick),
                 pd.DataFrame({
                     S.RR_IF_EXECUTED: self.executed[S.REALIZED_RR].to_numpy(),
-                    RR_GROSS: self.phantom[S.REALIZED_RR].to_numpy(),
-                    COST_R: self.feats[COST_R].to_numpy(np.float64),
+                    S.RR_GROSS: self.phantom[S.REALIZED_RR].to_numpy(),
+                    S.COST_R: self.feats[S.COST_R].to_numpy(np.float64),
                     S.CENSORED: self.phantom[S.CENSORED].to_numpy(bool),
                 }),
             ],

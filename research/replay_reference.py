@@ -19,7 +19,7 @@ from research.costs import apply_costs, signal_costs
 from research.pipeline import StudyData
 from research.replay import threshold_trades
 from research.scoring.online import MLScorer
-from research.thresholds import COST_R, ThresholdPolicy
+from research.thresholds import ThresholdPolicy
 
 COLUMNS = (S.ML_SCORE, S.THRESHOLD, S.THRESHOLD_SOURCE, S.MODEL_VERSION, S.THRESHOLD_VERSION,
            S.PASSED, S.WAS_EXECUTED)  # fmt: skip
@@ -45,7 +45,7 @@ def replay_one_by_one(
     phantom = study.outcomes.set_index(S.SIGNAL_ID).loc[sig[S.SIGNAL_ID]].reset_index()
     cost = signal_costs(sig, config.costs)
     executed = apply_costs(phantom, cost)
-    feats = study.features.loc[sig[S.SIGNAL_ID]].assign(cost_r=cost["cost_r"].to_numpy())
+    feats = study.features.loc[sig[S.SIGNAL_ID]].assign(**{S.COST_R: cost[S.COST_R].to_numpy()})
     gross = dict(zip(phantom[S.SIGNAL_ID], phantom[S.REALIZED_RR].astype(float), strict=True))
     scorer_config = dataclasses.replace(config.scorer_for(strategy), fast_path=False)
     scorer = MLScorer(strategy, config=scorer_config, model_factory=model_factory)
@@ -71,7 +71,7 @@ def replay_one_by_one(
                               features=f, exit_time=row[S.EXIT_TIME])  # fmt: skip
         closed.append({S.QSCORE: out[i][0], S.OUTCOME: str(row[S.OUTCOME]),
                        S.SESSION: f[S.SESSION], S.VOLATILITY_REGIME: f[S.VOLATILITY_REGIME],
-                       S.PNL_PERCENT: row[S.PNL_PERCENT], COST_R: f[COST_R],
+                       S.PNL_PERCENT: row[S.PNL_PERCENT], S.COST_R: f[S.COST_R],
                        S.REALIZED_RR: gross[sig.at[i, S.SIGNAL_ID]]})  # fmt: skip
         due = len(closed) - q_last >= every and len(closed) >= scorer.config.min_trades
         retrained = scorer.model_version != version and len(closed) >= scorer.config.min_trades

@@ -103,6 +103,11 @@ PASSED = "passed"  # score >= threshold: the filter's own choice
 EXPLORED = "explored"  # below threshold but executed by exploration
 P_EXECUTE = "p_execute"  # propensity: probability that this signal was executed
 RR_IF_EXECUTED = "rr_if_executed"  # R net of execution costs, whatever the decision
+RR_GROSS = "rr_gross"  # R of the trade before any cost (what the bars alone gave)
+COST_R = "cost_r"  # round-trip costs of the signal's venue in R (a registered feature)
+COST_PCT = "cost_pct"  # the same in percent of entry
+THRESHOLD_SEED = "threshold_seed"  # the seed rule's threshold beside the rule in force
+PASSED_SEED = "passed_seed"  # score >= threshold_seed: what the seed's rule would have taken
 
 # --------------------------------------------------------------------------------------------
 # labels of the analyses' frames, shared by compute (analysis) and drawing (plots)

@@ -45,7 +45,6 @@ BUCKETS: tuple[str, ...] = tuple(
 #: Columns of :attr:`QscoreAdapter.bucket_stats_` (indexed by ``bucket``), one place for
 #: callers that show an empty table when no adapter could be fitted.
 BUCKET_STATS_COLUMNS: tuple[str, ...] = ("n", "wins", "weight", "p_min", "threshold", "note")
-COST_R = "cost_r"  # the registered signal-time feature: round-trip costs in R
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -191,8 +190,8 @@ class QscoreAdapter(BaseEstimator):
             try:
                 ev = ev_threshold(df, rule=cfg.rule, cost_r=cfg.cost_r)
                 pooled = ev.p_min
-                if rigorous and COST_R in df:  # the stored thresholds_: at the typical cost
-                    pooled = float(ev.p_min_at(np.nanmedian(df[COST_R].to_numpy(np.float64))))
+                if rigorous and S.COST_R in df:  # the stored thresholds_: at the typical cost
+                    pooled = float(ev.p_min_at(np.nanmedian(df[S.COST_R].to_numpy(np.float64))))
             except InsufficientDataError:
                 if rigorous:
                     raise
@@ -342,7 +341,7 @@ class ThresholdPolicy:
         source = np.full(n, "static", dtype=object)
         if self.ev is None:
             return thr, source
-        cost = features[COST_R].to_numpy(np.float64) if COST_R in features else np.zeros(n)
+        cost = features[S.COST_R].to_numpy(np.float64) if S.COST_R in features else np.zeros(n)
         p_min = self.ev.p_min_at(cost)  # the EV already carries config.cost_r
         thr[:], source[:] = 100.0 * p_min, "ev"
         adapter = self.adapter

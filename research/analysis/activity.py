@@ -20,6 +20,7 @@ import pandas as pd
 
 from research import schema as S
 from research.analysis.stats import wilson_interval
+from research.costs import outcome_on_basis
 
 #: The two sides of the filter's decision, as labelled in the tables and figures.
 EXECUTED, PHANTOM = "executed", "phantom"
@@ -27,7 +28,7 @@ EXECUTED, PHANTOM = "executed", "phantom"
 NET, GROSS = "net", "gross"
 BASIS_LABEL = {NET: "R net of costs", GROSS: "R gross (before costs)"}
 #: The signal's round-trip costs in R (the registered entry feature, ``research.features``).
-COST_R = "cost_r"
+COST_R = S.COST_R  # re-exported: the report and its tests read act.COST_R
 
 
 def _decision(trades: pd.DataFrame) -> np.ndarray:
@@ -72,8 +73,7 @@ def restate(trades: pd.DataFrame, basis: str = NET) -> pd.DataFrame:
     convert = ~executed if basis == NET else executed
     rr = np.where(convert, r - cost if basis == NET else r + cost, r)
     recorded = trades[S.OUTCOME].astype(object).to_numpy()
-    derived = np.where(recorded == "timeout", "timeout", np.where(rr > 0, "win", "loss"))
-    outcome = np.where(convert, derived, recorded).astype(object)
+    outcome = np.where(convert, outcome_on_basis(recorded, rr), recorded).astype(object)
     outcome[convert & ~np.isfinite(rr)] = None
     return trades.assign(**{S.REALIZED_RR: rr, S.OUTCOME: outcome})
 

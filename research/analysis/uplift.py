@@ -35,12 +35,11 @@ import pandas as pd
 from scipy import stats as sps
 
 from research import schema as S
+from research.costs import outcome_on_basis
 
 GROUPS = ("executed", "phantoms", "all")
 ERAS = ("all", "heuristic", "model")
 MIN_PASSED = 30  # no interval under this many passed trades
-RR_GROSS = "rr_gross"
-PASSED_SEED = "passed_seed"
 TOO_FEW = f"too few passed trades (< {MIN_PASSED}) for an interval"
 
 
@@ -49,12 +48,20 @@ def _closed(decisions: pd.DataFrame) -> pd.DataFrame:
     return d.sort_values([S.SIGNAL_TIME, S.SIGNAL_ID], kind="stable")
 
 
+def _in_era(decisions: pd.DataFrame, era: str) -> pd.DataFrame:
+    """Rows of ``era``: all, or those scored by the heuristic / by a trained model."""
+    if era == "all":
+        return decisions
+    source = "ml" if era == "model" else "heuristic"
+    return decisions.loc[(decisions[S.SCORE_SOURCE] == source).to_numpy()]
+
+
 def _gross(d: pd.DataFrame) -> np.ndarray:
     """Gross R per signal (older frames without ``rr_gross``: net + cost_r if known)."""
-    if RR_GROSS in d:
-        return d[RR_GROSS].to_numpy(np.float64)
-    if "cost_r" in d:
-        return d[S.RR_IF_EXECUTED].to_numpy(np.float64) + d["cost_r"].to_numpy(np.float64)
+    if S.RR_GROSS in d:
+        return d[S.RR_GROSS].to_numpy(np.float64)
+    if S.COST_R in d:
+        return d[S.RR_IF_EXECUTED].to_numpy(np.float64) + d[S.COST_R].to_numpy(np.float64)
     return np.full(len(d), np.nan)  # no way to know: never call net "gross"
 
 
@@ -86,8 +93,8 @@ def replay_summary(decisions: pd.DataFrame, by: str = S.STRATEGY) -> pd.DataFram
         executed = d[S.WAS_EXECUTED].to_numpy(bool)
         gross, net = _gross(d), d[S.RR_IF_EXECUTED].to_numpy(np.float64)
         # the simulator's rule on the net basis for every set (a phantom's recorded outcome
-        # is gross): not a timeout and R net of costs > 0
-        won = (net > 0) & (d[S.OUTCOME] != "timeout").to_numpy()
+        # is gross)
+        won = outcome_on_basis(d[S.OUTCOME], net) == "win"
         sets = {
             "executed": _stats(gross[executed], net[executed], won[executed]),
             "phantoms": _stats(gross[~executed], net[~executed], won[~executed]),
@@ -323,10 +330,7 @@ def filter_uplift(
     if era not in ERAS:
         raise ValueError(f"era={era!r} is unknown. Fix: use one of {ERAS}.")
     S.require_columns(decisions, [passed, S.RR_IF_EXECUTED, S.CENSORED], "decisions")
-    closed = _closed(decisions)
-    if era != "all":
-        closed = closed.loc[(closed[S.SCORE_SOURCE] == ("ml" if era == "model" else "heuristic"))
-                            .to_numpy()]  # fmt: skip
+    closed = _closed(_in_era(decisions, era))
     rows = {}
     for key in [*sorted(pd.unique(closed[by])), "all"]:
         d = closed if key == "all" else closed.loc[(closed[by] == key).to_numpy()]
@@ -343,21 +347,15 @@ def uplift_table(decisions: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
     :func:`filter_uplift`; eras without any closed signal are left out.
     """
     frames = []
-    rules = [("in force", S.PASSED)] + ([("seed", PASSED_SEED)] if PASSED_SEED in decisions else [])
+    rules = [("in force", S.PASSED)] + (
+        [("seed", S.PASSED_SEED)] if S.PASSED_SEED in decisions else []
+    )
     for rule, col in rules:
         for era in ERAS:
-            sub = (
-                decisions
-                if era == "all"
-                else decisions.loc[
-                    (
-                        decisions[S.SCORE_SOURCE] == ("ml" if era == "model" else "heuristic")
-                    ).to_numpy()
-                ]
-            )
-            if (~sub[S.CENSORED].to_numpy(bool)).sum() == 0:
+            if (~_in_era(decisions, era)[S.CENSORED].to_numpy(bool)).sum() == 0:
                 continue
-            t = filter_uplift(sub, passed=col, n_boot=n_boot, seed=seed, confidence=confidence)
+            t = filter_uplift(decisions, passed=col, era=era, n_boot=n_boot, seed=seed,
+                              confidence=confidence)  # fmt: skip
             frames.append(t.reset_index().assign(rule=rule, era=era))
     out = pd.concat(frames, ignore_index=True)
     first = ["rule", "era", S.STRATEGY]

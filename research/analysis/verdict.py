@@ -44,12 +44,18 @@ def _ci(lo: float, hi: float) -> str:
     return "" if not (np.isfinite(lo) and np.isfinite(hi)) else f" [{lo:+.2f}, {hi:+.2f}]"
 
 
+def _overall(table: pd.DataFrame, rule: str, era: str) -> pd.Series | None:
+    """The all-strategies row of ``rule`` in ``era``, None if there is none."""
+    rows = table[(table["rule"] == rule) & (table["era"] == era) & (table[S.STRATEGY] == "all")]
+    return rows.iloc[0] if len(rows) else None
+
+
 def _headline(table: pd.DataFrame) -> pd.Series | None:
-    t = table[(table["rule"] == "in force") & (table[S.STRATEGY] == "all")]
     for era in ("model", "all"):
-        rows = t[t["era"] == era]
-        if len(rows) and rows.iloc[0]["n_passed"] >= MIN_PASSED:
-            return rows.iloc[0]
+        row = _overall(table, "in force", era)
+        if row is not None and row["n_passed"] >= MIN_PASSED:
+            return row
+    t = table[(table["rule"] == "in force") & (table[S.STRATEGY] == "all")]
     return t.iloc[0] if len(t) else None
 
 
@@ -104,19 +110,15 @@ def verdict_text(table: pd.DataFrame, *, costs: str = "the venue's costs",
             "measured on every signal (the estimate rests on the few explored trades, each "
             "weighted by one over its propensity: noisy when exploration is small)."
         )
-    heur = table[(table["rule"] == "in force") & (table["era"] == "heuristic")
-                 & (table[S.STRATEGY] == "all")]  # fmt: skip
-    if len(heur):
-        h = heur.iloc[0]
+    h = _overall(table, "in force", "heuristic")
+    if h is not None:
         parts.append(
             f"Before the first model (heuristic era) the rule-based score took "
             f"{int(h['n_passed']):,} of {int(h['n']):,} signals, skill {_r(h['skill'])}"
             f"{_ci(h['skill_low'], h['skill_high'])}."
         )
-    seed = table[(table["rule"] == "seed") & (table["era"] == head["era"])
-                 & (table[S.STRATEGY] == "all")]  # fmt: skip
-    if len(seed):
-        s = seed.iloc[0]
+    s = _overall(table, "seed", head["era"])
+    if s is not None:
         parts.append(
             f"The seed's rule (thresholds clamped to 60-95 score points) would have taken "
             f"{int(s['n_passed']):,} signals, net uplift {_r(s['uplift'])}"

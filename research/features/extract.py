@@ -149,7 +149,7 @@ def _symbol_features(candles, sig, config, clusters, costs) -> pd.DataFrame:
     out["sl_dist_atr"] = risk / rows["atr"].to_numpy()
     out["tp_r"] = np.abs(tp - entry) / risk
     out["is_long"] = long.astype(float)
-    out["cost_r"] = signal_costs(sig, costs)["cost_r"].to_numpy()
+    out[S.COST_R] = signal_costs(sig, costs)[S.COST_R].to_numpy()
     times = pd.DatetimeIndex(sig[S.SIGNAL_TIME])
     out["session"] = session_of(times)
     out["volatility_regime"] = volatility_regime(rows["vol_rank"])

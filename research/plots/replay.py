@@ -27,7 +27,7 @@ _FIT_COLUMNS = ("strategy", S.THRESHOLD_VERSION, "at", "n_trades", "buckets")
 _UPLIFT_COLUMNS = ("uplift", "ci_low", "ci_high", "n", "n_passed")
 _SOURCE_COLORS = {"bucket": "tab:blue", "ev": "tab:orange", "static": "grey"}
 _BASIS_LABEL = {"net": "R net of costs", "gross": "R gross (before costs)"}
-_RR_GROSS, _COST_R = "rr_gross", "cost_r"
+_RR_GROSS, _COST_R = S.RR_GROSS, S.COST_R
 _SKILL = {"marker": "o", "color": "tab:blue"}
 _NET = {"marker": "s", "color": "tab:orange"}
 

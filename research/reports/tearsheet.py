@@ -71,7 +71,7 @@ NO_GROSS = ("These replay frames carry neither `rr_gross` nor `cost_r` (saved by
 
 
 def _has_gross(dec: pd.DataFrame) -> bool:
-    return "rr_gross" in dec or act.COST_R in dec
+    return S.RR_GROSS in dec or act.COST_R in dec
 
 
 def _uplift_table(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
