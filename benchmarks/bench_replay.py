@@ -1,93 +1,154 @@
-"""Benchmark: the replay (online loop over history, with retrains) vs the plain per-signal loop.
+"""Benchmark: the replay at the seed's cadence (retrain every 50 outcomes after 30).
 
 Runs on the real data set (``../shared/data``, or ``--data DIR``), every file of one timeframe
-(default 5m), in one process:
+(default 5m), in one process, with the **default ensemble** (random forest 200 trees, gradient
+boosting 200 iterations, neural net) and the seed's retrain rule:
 
 1. signals, features and phantom outcomes of all three strategies (timed apart);
-2. :func:`research.replay.replay` over all of them, retraining by the seed's rule with
-   ``--retrain-every`` (the seed's 50 would mean ~1,000 retrains of the full ensemble on this
-   set; a larger step keeps the benchmark to minutes) — prints signals/s and retrains;
-3. on the first ``--subset`` scalp signals, the batched replay and the plain reference
-   (:mod:`research.replay_reference`: one event at a time, one model call per signal), with
-   the same retrains, their agreement and the speed ratio.
+2. for each ``--sizes`` N: a replay of the first N signals (time order, all strategies) —
+   wall time, signals/s, retrains/s and how the retrains went (full or warm forest,
+   prequential or K-fold calibration);
+3. the cost of one retrain on the same rows by both paths, in one run: the landed path
+   before this change (K-fold out-of-fold calibration, every member regrown) vs the cheap one
+   (prequential calibration on decision-time scores, a warm forest and net) — the ratio;
+4. on the first ``--subset`` scalp signals, the batched replay vs the plain one-by-one
+   reference (:mod:`research.replay_reference`), same retrains: agreement and speed ratio.
 
-    python benchmarks/bench_replay.py [--data DIR] [--timeframe 5m] [--retrain-every 3000]
-                                      [--subset 3000] [--full-model]
+    OMP_NUM_THREADS=1 python benchmarks/bench_replay.py [--data DIR] [--timeframe 5m]
+        [--sizes 5000 10000] [--subset 1500] [--n-jobs N]
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
+import warnings
 from pathlib import Path
 
-import numpy as np
-from common import DATA_DIR
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
-from research import schema as S
-from research.candles import load_folder
-from research.config import ScorerConfig
-from research.pipeline import StudyData, run_signals_and_phantoms
-from research.replay import ReplayConfig, replay
-from research.replay_reference import replay_one_by_one
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from common import DATA_DIR  # noqa: E402
+
+from research import schema as S  # noqa: E402
+from research.candles import load_folder  # noqa: E402
+from research.config import ScorerConfig  # noqa: E402
+from research.pipeline import StudyData, run_signals_and_phantoms  # noqa: E402
+from research.replay import ReplayConfig, replay  # noqa: E402
+from research.replay_reference import replay_one_by_one  # noqa: E402
+from research.scoring import EnsembleScorer  # noqa: E402
 
 
-def subset_study(study: StudyData, strategy: str, n: int) -> StudyData:
-    """The first ``n`` signals of ``strategy`` (time order) with their features and outcomes."""
-    sig = study.signals.loc[study.signals[S.STRATEGY] == strategy].head(n)
+def first_signals(study: StudyData, n: int, strategy: str | None = None) -> StudyData:
+    """The first ``n`` signals (time order; of ``strategy`` only if given) and their data."""
+    sig = study.signals.sort_values(S.SIGNAL_TIME, kind="stable")
+    if strategy is not None:
+        sig = sig.loc[sig[S.STRATEGY] == strategy]
+    sig = sig.head(n)
     ids = sig[S.SIGNAL_ID]
     out = study.outcomes.loc[study.outcomes[S.SIGNAL_ID].isin(ids)]
     return StudyData(candles=study.candles, signals=sig.reset_index(drop=True),
                      features=study.features.loc[ids], outcomes=out.reset_index(drop=True))  # fmt: skip
 
 
+def retrain_cost(scorer, sizes, n_jobs) -> pd.DataFrame:
+    """Seconds of one retrain at each size by the old path and the cheap one, same rows."""
+    trades = scorer.trades
+    frame = pd.DataFrame([t["features"] for t in trades])
+    y = np.array([t[S.OUTCOME] == "win" for t in trades], dtype=int)
+    st = pd.to_datetime([t[S.SIGNAL_TIME] for t in trades], utc=True)
+    et = pd.to_datetime([t[S.EXIT_TIME] for t in trades], utc=True)
+    raw = np.array([np.nan if t[S.DECISION_RAW] is None else t[S.DECISION_RAW] for t in trades])
+    rows = []
+    for n in sizes:
+        if n > len(y):
+            continue
+        t0 = time.perf_counter()
+        EnsembleScorer(calibration="oof", n_jobs=n_jobs).fit(frame.iloc[:n], y[:n],
+                                                             signal_times=st[:n],
+                                                             exit_times=et[:n])  # fmt: skip
+        t_old = time.perf_counter() - t0
+        prev = EnsembleScorer(n_jobs=n_jobs).fit(frame.iloc[: n - 50], y[: n - 50],
+                                                 signal_times=st[: n - 50],
+                                                 exit_times=et[: n - 50],
+                                                 decision_raw=raw[: n - 50])  # fmt: skip
+        t0 = time.perf_counter()
+        new = EnsembleScorer(n_jobs=n_jobs).fit(frame.iloc[:n], y[:n], signal_times=st[:n],
+                                                exit_times=et[:n], decision_raw=raw[:n],
+                                                warm_from=prev)  # fmt: skip
+        t_new = time.perf_counter() - t0
+        rows.append({"rows": n, "old_s": t_old, "cheap_s": t_new, "ratio": t_old / t_new,
+                     "cheap_path": f"{new.fit_path_}/{new.calibration_}"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA_DIR)
     ap.add_argument("--timeframe", default="5m")
-    ap.add_argument("--retrain-every", type=int, default=3000)
-    ap.add_argument("--subset", type=int, default=3000, help="scalp signals for the ratio")
-    ap.add_argument("--subset-retrain-every", type=int, default=500)
-    ap.add_argument("--full-model", action="store_true",
-                    help="default ensemble (200 trees, 200 boosting iterations, NN on)")  # fmt: skip
+    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000],
+                    help="replay the first N signals for each N")  # fmt: skip
+    ap.add_argument("--subset", type=int, default=1500, help="scalp signals for the reference")
+    ap.add_argument("--n-jobs", type=int, default=None,
+                    help="threads growing the forest (default: every core)")  # fmt: skip
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"data folder {args.data} not found; pass --data DIR", file=sys.stderr)
         return 2
+    warnings.filterwarnings("ignore", category=RuntimeWarning)
+    pd.set_option("display.width", 160)
 
-    light = {} if args.full_model else {"n_estimators": 30, "gb_max_iter": 30,
-                                         "nn_enabled": False}  # fmt: skip
     candles = load_folder(args.data, timeframe=args.timeframe)
     t0 = time.perf_counter()
     study = run_signals_and_phantoms(candles, progress=False)
     t_study = time.perf_counter() - t0
-    n = len(study.signals)
-    print(f"{len(candles)} files of {args.timeframe}: {n} signals; signals + features + "
-          f"phantoms in {t_study:.1f} s")  # fmt: skip
+    print(f"{len(candles)} files of {args.timeframe}: {len(study.signals):,} signals "
+          f"({study.signals[S.STRATEGY].value_counts().to_dict()}); signals + features + "
+          f"phantoms in {t_study:.1f} s; {os.cpu_count()} cores, OMP_NUM_THREADS="
+          f"{os.environ.get('OMP_NUM_THREADS')}")  # fmt: skip
 
-    config = ReplayConfig(scorer=ScorerConfig(retrain_every=args.retrain_every, **light))
-    t0 = time.perf_counter()
-    res = replay(candles, config=config, study=study, progress=False)
-    t_full = time.perf_counter() - t0
-    print(f"\nfull replay, retrain every {args.retrain_every}: {len(res.retrains)} retrains, "
-          f"{t_full:.1f} s, {n / t_full:,.0f} signals/s")  # fmt: skip
-    print(res.uplift[["n", "n_passed", "uplift", "ci_low", "ci_high", "retrains"]].round(4))
+    config = ReplayConfig(scorer=ScorerConfig(n_jobs=args.n_jobs))  # the seed's rule, defaults
+    print(f"\nseed's cadence: retrain every {config.scorer.retrain_every} outcomes after "
+          f"{config.scorer.min_trades}; default ensemble ({config.scorer.n_estimators} trees, "
+          f"{config.scorer.gb_max_iter} boosting iterations, neural net)")  # fmt: skip
+    last = None
+    for n in args.sizes:
+        part = first_signals(study, n)
+        t0 = time.perf_counter()
+        last = replay(candles, config=config, study=part, progress=False)
+        dt = time.perf_counter() - t0
+        r = last.retrains
+        mix = r.groupby(["fit_path", "calibration"]).agg(retrains=("seconds", "size"),
+                                                         mean_s=("seconds", "mean"))  # fmt: skip
+        print(f"\nfirst {len(part.signals):,} signals: {dt:.1f} s ({dt / 60:.1f} min), "
+              f"{len(part.signals) / dt:,.0f} signals/s, {len(r)} retrains "
+              f"({len(r) / dt:.2f} retrains/s)")  # fmt: skip
+        print(mix.round(3).to_string())
+        print(last.uplift[["n", "n_passed", "skill", "skill_low", "skill_high"]].round(3)
+              .to_string())  # fmt: skip
 
-    small = subset_study(study, "scalp", args.subset)
-    sub_cfg = ReplayConfig(scorer=ScorerConfig(retrain_every=args.subset_retrain_every, **light))
+    if last is not None and "scalp" in last.scorers:
+        cost = retrain_cost(last.scorers["scalp"], (1000, 2500, 5000), args.n_jobs)
+        print("\none scalp retrain on the same rows: landed path (K-fold calibration, all "
+              "members regrown) vs cheap path (prequential, warm forest and net):")  # fmt: skip
+        print(cost.round(2).to_string(index=False))
+
+    small = first_signals(study, args.subset, "scalp")
     t0 = time.perf_counter()
-    fast = replay(candles, ("scalp",), sub_cfg, study=small, progress=False)
+    fast = replay(candles, ("scalp",), config, study=small, progress=False)
     t_fast = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ref, _ = replay_one_by_one(candles, small, "scalp", sub_cfg)
+    ref, _ = replay_one_by_one(candles, small, "scalp", config)
     t_ref = time.perf_counter() - t0
     got = fast.decisions.set_index(S.SIGNAL_ID).loc[ref[S.SIGNAL_ID]]
     diff = float(np.max(np.abs(got[S.ML_SCORE].to_numpy() - ref[S.ML_SCORE].to_numpy())))
     same = bool((got[S.WAS_EXECUTED].to_numpy() == ref[S.WAS_EXECUTED].to_numpy()).all())
     m = len(small.signals)
-    print(f"\nfirst {m} scalp signals, retrain every {args.subset_retrain_every} "
-          f"({len(fast.retrains)} retrains):")  # fmt: skip
+    print(f"\nfirst {m} scalp signals at the seed's cadence ({len(fast.retrains)} retrains, "
+          f"paths {sorted(set(fast.retrains['fit_path'] + '/' + fast.retrains['calibration']))}):")  # fmt: skip
     print(f"  batched replay    {t_fast:8.2f} s  {m / t_fast:10,.0f} signals/s")
     print(f"  one-by-one loop   {t_ref:8.2f} s  {m / t_ref:10,.0f} signals/s")
     print(f"  ratio             {t_ref / t_fast:8.1f}x   max |score diff| {diff:.2e}, "

@@ -203,8 +203,12 @@ class ScorerConfig:
         Seed: timeouts are not fed to the model (False); the rigorous rule keeps them.
     retry_after : int
         After a failed retrain, records to wait before trying again (the old model stays).
-    calibration, nn_enabled, n_estimators, gb_max_iter :
-        Passed to :class:`research.scoring.EnsembleScorer`.
+    calibration, nn_enabled, n_estimators, gb_max_iter, n_jobs :
+        Passed to :class:`research.scoring.EnsembleScorer`. The default calibration is
+        prequential: on the scores outcomes were decided on (K-fold until 200 such exist).
+    incremental : bool
+        A retrain renews the forest of the model in force (10 % of its trees, regrown on all
+        rows; a full refit once the rows grew by 20 %) instead of regrowing it.
     fast_path : bool
         Score single signals through the model's ONNX export (:mod:`research.scoring.fast`).
     """
@@ -213,9 +217,11 @@ class ScorerConfig:
     retrain_every: int = 50
     learn_from_timeouts: bool = False
     retry_after: int = 10
-    calibration: str = "oof"
+    calibration: str = "prequential"
     nn_enabled: bool = True
     n_estimators: int = 200
     gb_max_iter: int = 200
+    n_jobs: int | None = None
+    incremental: bool = True
     random_state: int = 0
     fast_path: bool = True

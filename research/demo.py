@@ -60,11 +60,14 @@ def demo_signing_key(workdir: Path) -> str:
     return path.read_text().strip()
 
 
-def demo_config(retrain_every: int = 300, *, seed: int = 0) -> ReplayConfig:
-    """The demo's replay settings: the rigorous, cost-aware rule; exploration on.
+def demo_config(retrain_every: int = 50, *, seed: int = 0) -> ReplayConfig:
+    """The demo's replay settings: the seed's cadence, the rigorous cost-aware rule, exploration.
 
-    * Every strategy learns: range, whose signals are ~10 x rarer than scalp's, retrains every
-      ``retrain_every / 4`` outcomes (at least 50, the seed's cadence) so it trains at all.
+    * The seed's rule: retrain every ``retrain_every`` (50) outcomes once 30 exist — cheap
+      because a retrain calibrates on the scores outcomes were decided on (prequential) and
+      renews 10 % of the forest and trains the net a few epochs on (a full refit once the
+      data grew by 20 %). Range, whose signals are ~10 x rarer than scalp's, retrains every
+      ``retrain_every / 4`` outcomes, at least 50 (with the default: 50, the seed's rule).
     * Timeouts are kept as outcomes with their R (rigorous; the seed drops them), so the
       model's P(win) is over every trade the decision rule can take.
     * 5 % of the signals the filter rejects are executed anyway (``p_execute`` logged), so
@@ -79,7 +82,7 @@ def demo_config(retrain_every: int = 300, *, seed: int = 0) -> ReplayConfig:
 
 
 def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str | None = None,
-             database_url: str | None = None, retrain_every: int = 300, seed: int = 0,
+             database_url: str | None = None, retrain_every: int = 50, seed: int = 0,
              progress: bool = True) -> DemoResult:  # fmt: skip
     """Run the main job on ``candles``; state and models go to ``state_url``.
 
@@ -96,8 +99,7 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
         ``sqlite:///<workdir>/audit.db``.
     retrain_every : int
         Outcomes between retrains of trend and scalp (range: a quarter of it, at least 50;
-        see :func:`demo_config`). The seed's 50 retrains the full ensemble hundreds of times
-        on a long history; the demo trades that for minutes.
+        see :func:`demo_config`); default the seed's 50.
     """
     workdir.mkdir(parents=True, exist_ok=True)
     state_url = (

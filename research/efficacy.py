@@ -33,6 +33,7 @@ from sklearn.metrics import roc_auc_score
 
 from research import schema as S
 from research.analysis.uplift import filter_uplift
+from research.distributed import map_tasks
 from research.known_answer import known_answer_market, oracle_scores
 from research.pipeline import run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
@@ -130,6 +131,24 @@ def efficacy_table(decisions: pd.DataFrame, oracle: pd.Series, maps: dict,
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(S.STRATEGY)
 
 
+def efficacy_kind(kind: str, *, seed: int, n_bars: int, config: ReplayConfig,
+                  strategies: Sequence[str], maps: dict) -> pd.DataFrame:  # fmt: skip
+    """One market of :func:`efficacy` (one task): its candles and study, the replay, the table.
+
+    Everything it needs travels with it (a few settings and the oracle's small isotonic
+    maps); the candles are regenerated from ``seed`` where it runs.
+    """
+    candles = known_answer_market("null" if kind == "null" else "planted", seed=seed,
+                                  n_bars=n_bars)  # fmt: skip
+    study = run_signals_and_phantoms(candles, strategies, progress=False)
+    if kind == "shuffled":
+        study = shuffle_outcomes(study, seed)
+    result = replay(candles, strategies, config, study=study, progress=False)
+    oracle = oracle_scores(candles, study.signals)
+    table = efficacy_table(result.decisions, oracle, maps, n_boot=config.n_boot)
+    return table.reset_index().assign(kind=kind, seed=seed)
+
+
 def efficacy(
     kinds: Sequence[str] = KINDS,
     *,
@@ -138,29 +157,30 @@ def efficacy(
     config: ReplayConfig | None = None,
     strategies: Sequence[str] = S.STRATEGIES,
     progress: bool = False,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     """Replay the product on each known-answer market ``kinds`` of one ``seed``.
 
+    The markets are independent: one task each (:func:`efficacy_kind`) through
+    :func:`research.distributed.map_tasks` — in this process by default, on a local Dask
+    cluster (``scheduler='local'``) or a running one (an address, or
+    ``$PHANTOMLAB_DASK_SCHEDULER``), with the same numbers wherever they run.
+
     Returns a long frame: ``kind``, ``seed``, ``strategy`` and the columns of
-    :func:`efficacy_table`.
+    :func:`efficacy_table`, markets in the order of ``kinds``.
     """
     unknown = sorted(set(kinds) - set(KINDS))
     if unknown:
         raise ValueError(f"unknown efficacy markets {unknown}. Fix: use some of {KINDS}.")
     config = config or ReplayConfig()
+    strategies = tuple(strategies)
     maps = oracle_map(seed, n_bars=n_bars, strategies=strategies)
-    frames = []
-    for kind in kinds:
-        candles = known_answer_market("null" if kind == "null" else "planted", seed=seed,
-                                      n_bars=n_bars)  # fmt: skip
-        study = run_signals_and_phantoms(candles, strategies, progress=progress)
-        if kind == "shuffled":
-            study = shuffle_outcomes(study, seed)
-        result = replay(candles, strategies, config, study=study, progress=progress)
-        oracle = oracle_scores(candles, study.signals)
-        table = efficacy_table(result.decisions, oracle, maps, n_boot=config.n_boot)
-        frames.append(table.reset_index().assign(kind=kind, seed=seed))
-        logger.info("efficacy %s seed %d: skill %.3f", kind, seed, table.loc["all", "skill"])
+    frames = map_tasks(efficacy_kind, list(kinds), scheduler=scheduler, progress=progress,
+                       desc=f"efficacy seed {seed}", shared={"seed": seed, "n_bars": n_bars,
+                       "config": config, "strategies": strategies, "maps": maps})  # fmt: skip
+    for kind, frame in zip(kinds, frames, strict=True):
+        skill = frame.loc[frame[S.STRATEGY] == "all", "skill"]
+        logger.info("efficacy %s seed %d: skill %.3f", kind, seed, skill.iloc[0])
     out = pd.concat(frames, ignore_index=True)
     return out[
         ["kind", "seed", S.STRATEGY]

@@ -14,13 +14,13 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from research import schema as S
 from research.candles import load_folder, timeframe_of
 from research.config import SimulatorConfig
 from research.features import SymbolClusterer, build_features
 from research.phantom import simulate
+from research.progress import tqdm
 from research.signals import generate_signals
 from research.signals.external import match_symbols
 from research.signals.extras import extra_columns

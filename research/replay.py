@@ -29,22 +29,27 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from research import schema as S
 from research.analysis.uplift import filter_uplift, replay_summary
 from research.config import ScorerConfig, SimulatorConfig
 from research.costs import CostModel, apply_costs, signal_costs
 from research.pipeline import StudyData, run_signals_and_phantoms
+from research.progress import tqdm
 from research.scoring.online import MLScorer
 from research.thresholds import ThresholdConfig, ThresholdPolicy
 
 logger = logging.getLogger(__name__)
+
+
+RETRAIN_COLUMNS = ["strategy", S.MODEL_VERSION, "at", "n_trades", "train_until", "fit_path",
+                   "calibration", "seconds"]  # fmt: skip
 
 
 def _rigorous() -> ThresholdConfig:
@@ -135,7 +140,10 @@ class ReplayResult:
         (executed: net of costs; phantom: hypothetical) plus ``rr_if_executed``.
     retrains : DataFrame
         One row per model version: ``strategy``, ``model_version``, ``at`` (event time),
-        ``n_trades``, ``train_until`` (latest ``exit_time`` in its training rows).
+        ``n_trades``, ``train_until`` (latest ``exit_time`` in its training rows),
+        ``fit_path`` (``'full'``: forest regrown; ``'warm'``: 10 % of its trees renewed),
+        ``calibration`` (``'prequential'``: on decision-time scores; ``'oof'``: K-fold) and
+        ``seconds`` (wall time of the retrain and its outcomes, a measurement, not a result).
     threshold_fits : DataFrame
         One row per threshold refit: ``strategy``, ``threshold_version``, ``at``, ``n_trades``,
         ``data_until``, ``buckets`` (number of buckets with their own threshold).
@@ -222,8 +230,7 @@ def replay(
 
     decisions = pd.concat(parts).sort_values([S.SIGNAL_TIME, S.SIGNAL_ID], kind="stable")
     decisions = decisions.reset_index(drop=True)
-    retrain_frame = pd.DataFrame(retrains, columns=["strategy", S.MODEL_VERSION, "at",
-                                                    "n_trades", "train_until"])  # fmt: skip
+    retrain_frame = pd.DataFrame(retrains, columns=RETRAIN_COLUMNS)
     uplift = filter_uplift(decisions, n_boot=config.n_boot, block=config.block,
                            confidence=config.confidence, seed=config.seed)  # fmt: skip
     counts = retrain_frame.groupby("strategy").size()
@@ -304,7 +311,7 @@ class _StrategyLoop:
         self.t_sig_ts = self.sig[S.SIGNAL_TIME].to_numpy()
         self.out = {k: np.empty(n, dtype=object) for k in (S.SCORE_SOURCE, S.THRESHOLD_SOURCE)}
         self.num = {k: np.full(n, np.nan) for k in (S.ML_SCORE, S.THRESHOLD, S.P_EXECUTE,
-                                                     S.THRESHOLD_SEED)}  # fmt: skip
+                                                     S.THRESHOLD_SEED, S.DECISION_RAW)}  # fmt: skip
         self.ints = {k: np.zeros(n, dtype=np.int64) for k in (S.MODEL_VERSION, S.THRESHOLD_VERSION)}
         self.flags = {k: np.zeros(n, dtype=bool) for k in (S.PASSED, S.EXPLORED, S.WAS_EXECUTED,
                                                             S.PASSED_SEED)}  # fmt: skip
@@ -347,13 +354,14 @@ class _StrategyLoop:
         if hi <= lo:
             return lo
         feats = self.feats.iloc[lo:hi]
-        scores, source = self.scorer.score_frame(feats)
+        scores, source, raw = self.scorer.score_frame(feats, return_raw=True)
         thr, thr_source = self.policy.thresholds(feats)
         passed = scores >= thr
         eps = self.config.exploration
         explored = ~passed & (self.draws[lo:hi] < eps)
         sl = slice(lo, hi)
         self.num[S.ML_SCORE][sl], self.num[S.THRESHOLD][sl] = scores, thr
+        self.num[S.DECISION_RAW][sl] = raw
         self.num[S.THRESHOLD_SEED][sl] = self.seed_policy.thresholds(feats)[0]
         self.flags[S.PASSED_SEED][sl] = scores >= self.num[S.THRESHOLD_SEED][sl]
         self.num[S.P_EXECUTE][sl] = np.where(passed, 1.0, eps)
@@ -369,7 +377,7 @@ class _StrategyLoop:
     # ---------------------------------------------------------------- learning
     def _learn(self, queued: list[int], refit: bool) -> None:
         """Feed closed outcomes back (retraining by the seed's rule), then refit thresholds."""
-        version = self.scorer.model_version
+        version, started = self.scorer.model_version, time.perf_counter()
         cols = (S.SIGNAL_ID, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR, S.EXIT_TIME)
         for k in queued:
             src = self.executed_cols if self.flags[S.WAS_EXECUTED][k] else self.phantom_cols
@@ -377,7 +385,8 @@ class _StrategyLoop:
             feats = self.records[k]
             self.scorer.record_outcome({S.SIGNAL_ID: sid, S.SIGNAL_TIME: self.t_sig_ts[k]},
                                        str(outcome), float(pnl), features=feats,
-                                       exit_time=exit_time)  # fmt: skip
+                                       exit_time=exit_time,
+                                       decision_raw=self.num[S.DECISION_RAW][k])  # fmt: skip
             self.closed.append({
                 S.QSCORE: self.num[S.ML_SCORE][k], S.OUTCOME: str(outcome),
                 S.SESSION: str(feats[S.SESSION]),
@@ -389,8 +398,11 @@ class _StrategyLoop:
         at = self.closed[-1][S.EXIT_TIME] if queued else None
         retrained = self.scorer.model_version != version
         if retrained:
+            fit = self.scorer.last_fit
             self.retrains.append((self.strategy, self.scorer.model_version, at,
-                                  self.scorer.last_train_count, self.scorer.train_until))  # fmt: skip
+                                  self.scorer.last_train_count, self.scorer.train_until,
+                                  fit.get("path"), fit.get("calibration"),
+                                  time.perf_counter() - started))  # fmt: skip
         if refit or (retrained and len(self.closed) >= self.scorer.config.min_trades):
             self._refit(at)
 

@@ -22,7 +22,7 @@ from research.scoring.online import MLScorer
 from research.thresholds import ThresholdPolicy
 
 COLUMNS = (S.ML_SCORE, S.THRESHOLD, S.THRESHOLD_SOURCE, S.MODEL_VERSION, S.THRESHOLD_VERSION,
-           S.PASSED, S.WAS_EXECUTED)  # fmt: skip
+           S.PASSED, S.WAS_EXECUTED, S.DECISION_RAW)  # fmt: skip
 
 
 def replay_one_by_one(
@@ -59,16 +59,18 @@ def replay_one_by_one(
     for _, kind, _, i in sorted(events, key=lambda e: (e[0], e[1], e[2], e[3])):
         f = feats.iloc[i].to_dict()
         if kind == 0:
-            score = scorer.score_signal(f)
+            scores, _, raw = scorer.score_frame(pd.DataFrame([f]), return_raw=True)
+            score = float(scores[0])
             thr, source = policy.threshold(f)
             passed = score >= thr
             out[i] = (score, thr, source, scorer.model_version, t_version, passed,
-                      passed or draws[i] < config.exploration)  # fmt: skip
+                      passed or draws[i] < config.exploration, float(raw[0]))  # fmt: skip
             continue
-        row = (executed if out[i][-1] else phantom).iloc[i]
+        row = (executed if out[i][6] else phantom).iloc[i]
         version = scorer.model_version
         scorer.record_outcome(sig.iloc[i].to_dict(), str(row[S.OUTCOME]), row[S.PNL_PERCENT],
-                              features=f, exit_time=row[S.EXIT_TIME])  # fmt: skip
+                              features=f, exit_time=row[S.EXIT_TIME],
+                              decision_raw=out[i][7])  # fmt: skip
         closed.append({S.QSCORE: out[i][0], S.OUTCOME: str(row[S.OUTCOME]),
                        S.SESSION: f[S.SESSION], S.VOLATILITY_REGIME: f[S.VOLATILITY_REGIME],
                        S.PNL_PERCENT: row[S.PNL_PERCENT], S.COST_R: f[S.COST_R],

@@ -81,8 +81,9 @@ class RetrainConfig:
         Seed: timeouts are neither trained on nor scored (False).
     threshold_rule : {'seed', 'rigorous'}
         :class:`research.thresholds.ThresholdConfig` rule for the ``qcal:*`` thresholds.
-    n_estimators, gb_max_iter, nn_enabled, calibration, random_state :
-        Passed to :class:`research.scoring.EnsembleScorer`.
+    n_estimators, gb_max_iter, nn_enabled, calibration, n_jobs, random_state :
+        Passed to :class:`research.scoring.EnsembleScorer` (an offline retrain has no
+        decision-time scores: calibration is out of fold).
     """
 
     strategy: str = "scalp"
@@ -99,6 +100,7 @@ class RetrainConfig:
     gb_max_iter: int = 100
     nn_enabled: bool = True
     calibration: str = "oof"
+    n_jobs: int | None = None
     random_state: int = 0
 
     def __post_init__(self) -> None:

@@ -108,6 +108,7 @@ COST_R = "cost_r"  # round-trip costs of the signal's venue in R (a registered f
 COST_PCT = "cost_pct"  # the same in percent of entry
 THRESHOLD_SEED = "threshold_seed"  # the seed rule's threshold beside the rule in force
 PASSED_SEED = "passed_seed"  # score >= threshold_seed: what the seed's rule would have taken
+DECISION_RAW = "decision_raw"  # the model's uncalibrated P(win), 0-1, at decision (NaN: heuristic)
 
 # --------------------------------------------------------------------------------------------
 # labels of the analyses' frames, shared by compute (analysis) and drawing (plots)

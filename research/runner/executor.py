@@ -17,6 +17,8 @@ import sys
 import threading
 import time
 
+from research.progress import PROGRESS_ENV
+
 logger = logging.getLogger("research.runner.executor")
 
 # papermill re-parses the parameters cell with an inspector that does not know `X | None` and
@@ -66,6 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("papermill", "papermill.translators"):
         logging.getLogger(name).addFilter(_drop_noise)
 
+    # the kernel inherits this environment: its progress bars become text lines on stderr,
+    # which log_output streams into the run's log (a widget would show nothing here)
+    os.environ[PROGRESS_ENV] = "text"
     try:
         papermill.execute_notebook(
             args.input,
@@ -73,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             parameters=json.loads(args.parameters),
             kernel_name=args.kernel,
             cwd=args.cwd,
-            log_output=False,
+            log_output=True,
             progress_bar=args.progress,
             request_save_on_cell_execute=True,
         )

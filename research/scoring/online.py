@@ -28,10 +28,12 @@ from research.scoring.heuristic import heuristic_scores
 
 logger = logging.getLogger(__name__)
 
+DECISION_RAW = S.DECISION_RAW  # a trade's decision-time raw P(win): prequential calibration
+
 #: The model knobs :class:`~research.config.ScorerConfig` and
 #: :class:`~research.retrain.RetrainConfig` both carry, as :class:`EnsembleScorer` names them.
 MODEL_KNOBS: tuple[str, ...] = ("n_estimators", "gb_max_iter", "nn_enabled", "calibration",
-                                "random_state")  # fmt: skip
+                                "n_jobs", "random_state")  # fmt: skip
 
 
 def ensemble_from(config, **overrides) -> EnsembleScorer:
@@ -78,6 +80,8 @@ class MLScorer:
         self._failed_at: int | None = None
         #: Latest ``exit_time`` among the current model's training rows (audit of point in time).
         self.train_until: pd.Timestamp | None = None
+        #: How the current model was fitted: ``{'path': 'full'|'warm', 'calibration': ...}``.
+        self.last_fit: dict[str, str] = {}
 
     def _default_model(self) -> EnsembleScorer:
         # nn_enabled is the scorer's own (it travels in to_state), not necessarily the config's
@@ -104,20 +108,28 @@ class MLScorer:
                 logger.debug("%s fast path failed; full model used", self.strategy, exc_info=True)
         return float(self.score_frame(pd.DataFrame([dict(features)]))[0][0])
 
-    def score_frame(self, features: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def score_frame(self, features: pd.DataFrame, *, return_raw: bool = False) -> tuple:
         """Scores (0-100) of many signals at once and their source, ``'ml'`` or ``'heuristic'``.
 
         Row by row the same answer as :meth:`score_signal`: the model where it gives a finite
         score in [0, 100], the heuristic for the other rows (or for all if the model raises).
+        With ``return_raw``, a third array: the model's uncalibrated P(win) (0-1) per row, NaN
+        where the heuristic scored or the model has none — pass it back with the outcome
+        (``record_outcome(decision_raw=...)``) for prequential calibration.
         """
         n = len(features)
-        scores = np.full(n, np.nan)
+        scores, p_raw = np.full(n, np.nan), np.full(n, np.nan)
         ml = np.zeros(n, dtype=bool)
         if self.model is not None and n:
             try:
-                raw = np.asarray(self.model.score_signals(features), dtype=np.float64)
+                if hasattr(self.model, "predict_raw"):  # one pass gives both
+                    p_raw = np.asarray(self.model.predict_raw(features), dtype=np.float64)
+                    raw = self.model.scores_from_raw(p_raw)
+                else:
+                    raw = np.asarray(self.model.score_signals(features), dtype=np.float64)
                 ml = np.isfinite(raw) & (raw >= 0.0) & (raw <= 100.0)
                 scores[ml] = raw[ml]
+                p_raw[~ml] = np.nan
                 if not ml.all():
                     logger.warning("%s model returned %d invalid score(s), e.g. %r; heuristic "
                                    "used", self.strategy, int((~ml).sum()), raw[~ml][0])  # fmt: skip
@@ -125,7 +137,8 @@ class MLScorer:
                 logger.exception("%s model failed to score; heuristic used", self.strategy)
         if not ml.all():
             scores[~ml] = self._heuristic(features.loc[~ml] if n else features)
-        return scores, np.where(ml, "ml", "heuristic")
+        source = np.where(ml, "ml", "heuristic")
+        return (scores, source, p_raw) if return_raw else (scores, source)
 
     def _heuristic(self, frame: pd.DataFrame) -> np.ndarray:
         try:  # the rule of this scorer's strategy (range: mean reversion; else the trend rule)
@@ -147,7 +160,8 @@ class MLScorer:
 
     # ------------------------------------------------------------------ learning
     def record_outcome(self, signal: Mapping, outcome: str, pnl: float, *,
-                       features: Mapping | None = None, exit_time=None) -> bool:  # fmt: skip
+                       features: Mapping | None = None, exit_time=None,
+                       decision_raw: float | None = None) -> bool:  # fmt: skip
         """Feed one completed trade; returns False if it was ignored (duplicate or timeout).
 
         Parameters
@@ -160,6 +174,10 @@ class MLScorer:
             ``pnl_percent`` of the trade.
         exit_time : datetime-like, optional
             When the outcome became known (orders the purged calibration folds).
+        decision_raw : float, optional
+            The model's uncalibrated P(win) (0-1) the signal was decided on
+            (:meth:`score_frame` with ``return_raw``; else ``signal['decision_raw']``): an
+            out-of-sample score the next retrain calibrates on (prequential calibration).
         """
         if outcome not in S.OUTCOMES:
             raise ValueError(f"outcome must be one of {S.OUTCOMES}, got {outcome!r}")
@@ -170,12 +188,20 @@ class MLScorer:
             return False
         feats = dict(features if features is not None else signal.get("features", {}))
         self._recorded.add(sid)
+        if decision_raw is None:
+            decision_raw = signal.get(DECISION_RAW)
+        if decision_raw is not None:
+            # float32 precision (6e-8): a row scored alone or in a batch can differ in the last
+            # bits of float64 (BLAS blocking); the calibrator fitted on these values must not
+            # depend on how the online loop batched its scoring.
+            decision_raw = float(np.float32(decision_raw))
         self.trades.append({
             S.SIGNAL_ID: sid,
             S.SIGNAL_TIME: _iso(signal.get(S.SIGNAL_TIME)),
             S.EXIT_TIME: _iso(exit_time),
             S.OUTCOME: outcome,
             S.PNL_PERCENT: float(pnl),
+            DECISION_RAW: _plain(None if decision_raw is None else float(decision_raw)),
             "features": {k: _plain(v) for k, v in feats.items()},
         })  # fmt: skip
         self.completed_trades += 1
@@ -208,7 +234,12 @@ class MLScorer:
         return self._failed_at is None or total - self._failed_at >= self.config.retry_after
 
     def retrain(self, now=None) -> bool:
-        """Fit a new model on every recorded trade; keep the old one if anything fails."""
+        """Fit a new model on every recorded trade; keep the old one if anything fails.
+
+        An :class:`EnsembleScorer` is calibrated on the scores the trades were decided on
+        (prequential, when enough carry one) and, with ``config.incremental``, renews the
+        forest of the model in force instead of regrowing it (``last_fit`` says which).
+        """
         frame = pd.DataFrame([t["features"] for t in self.trades])
         y = np.array([t[S.OUTCOME] == "win" for t in self.trades], dtype=int)
         signal_times = pd.to_datetime([t[S.SIGNAL_TIME] for t in self.trades], utc=True)
@@ -216,14 +247,24 @@ class MLScorer:
         try:
             if signal_times.isna().any() or exit_times.isna().any():
                 signal_times = exit_times = None  # no times: rows taken as time-ordered
-            model = self.model_factory().fit(frame, y, signal_times=signal_times,
-                                             exit_times=exit_times)  # fmt: skip
+            model = self.model_factory()
+            extra = {}
+            if isinstance(model, EnsembleScorer):
+                extra["decision_raw"] = np.array(
+                    [np.nan if t.get(DECISION_RAW) is None else t[DECISION_RAW]
+                     for t in self.trades], dtype=np.float64)  # fmt: skip
+                if self.config.incremental and isinstance(self._model, EnsembleScorer):
+                    extra["warm_from"] = self._model
+            model = model.fit(frame, y, signal_times=signal_times, exit_times=exit_times,
+                              **extra)  # fmt: skip
         except Exception:
             self._failed_at = self.completed_trades
             logger.exception("%s retrain failed at %d trades; previous model kept",
                              self.strategy, self.completed_trades)  # fmt: skip
             return False
         self.set_model(model)
+        self.last_fit = {"path": getattr(model, "fit_path_", "full"),
+                         "calibration": str(getattr(model, "calibration_", ""))}  # fmt: skip
         self.model_version += 1
         self.train_until = exit_times.max() if exit_times is not None else None
         self.last_train_count = self.completed_trades
