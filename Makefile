@@ -52,6 +52,7 @@ bench: setup  ## benchmarks on ../shared/data (ratios vs plain-Python references
 	$(BIN)/python benchmarks/bench_replay.py
 	$(BIN)/python benchmarks/bench_stores.py
 	$(BIN)/python benchmarks/bench_gates.py
+	$(BIN)/python benchmarks/bench_sweep.py
 	$(BIN)/python benchmarks/bench_efficacy.py --seeds 1
 
 clean:  ## remove the virtualenv, caches and reports

@@ -63,8 +63,9 @@ class ReplayConfig:
     Attributes
     ----------
     scorer : ScorerConfig
-        The online scorer's rules (retrain every 50 outcomes after 30, as the seed). Over long
-        histories a larger ``retrain_every`` and a lighter ensemble keep a replay quick.
+        The online scorer's rules (retrain every 50 outcomes after 30, as the seed). Retrains
+        are cheap — prequential calibration, a warm forest and net (``scorer.incremental``) —
+        so the seed's cadence is the default; ``retrains`` records each one's path and cost.
     retrain_every : mapping of strategy -> int, optional
         Per-strategy override of ``scorer.retrain_every`` (a rare strategy, e.g. range, needs a
         shorter cadence to train at all).

@@ -13,7 +13,6 @@ than the classic one, handles NaN natively); the net is an MLP behind a ``Standa
 
 from __future__ import annotations
 
-import copy
 import logging
 
 import numpy as np
@@ -30,13 +29,19 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from research.features import FEATURES
 from research.scoring.encode import encode, encoded_columns, entry_features, is_extra
+from research.scoring.warm import (
+    WARM_EPOCHS,
+    adam_net,
+    renewed_forest,
+    serial,
+    threads,
+    trained_on,
+)
 from research.splits import PurgedWalkForward, oof_predict
 
 logger = logging.getLogger(__name__)
 
 CALIBRATIONS = ("prequential", "oof", "in_sample", "none")
-#: epochs a warm fit trains the net on all rows (a full fit takes ~20-40 with early stopping)
-WARM_EPOCHS = 3
 
 
 class EnsembleScorer(ClassifierMixin, BaseEstimator):
@@ -161,7 +166,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         members = {
             "rf": make_pipeline(clone(imputer), RandomForestClassifier(
                 n_estimators=self.n_estimators, min_samples_leaf=leaf, max_features=0.3,
-                n_jobs=_threads(self.n_jobs), random_state=rs)),
+                n_jobs=threads(self.n_jobs), random_state=rs)),
             "gb": make_pipeline(clone(imputer), HistGradientBoostingClassifier(
                 max_iter=self.gb_max_iter, learning_rate=0.03, max_depth=3,
                 min_samples_leaf=int(np.clip(len(y) // 4, 5, 2 * self.min_samples_leaf)),
@@ -253,12 +258,12 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         fitted: set[str] = set()
         if self._can_warm(warm_from, len(y)):
             generation = warm_from.generation_ + 1
-            members["rf"] = _renewed_forest(warm_from.members_["rf"], members["rf"], matrix, y,
+            members["rf"] = renewed_forest(warm_from.members_["rf"], members["rf"], matrix, y,
                                             self.refresh, generation)  # fmt: skip
             fitted.add("rf")
             net = warm_from.members_.get("nn")
-            if net is not None and _adam(net) and _adam(members.get("nn")):
-                members["nn"] = _trained_on(net, matrix, y, WARM_EPOCHS)
+            if net is not None and adam_net(net) and adam_net(members.get("nn")):
+                members["nn"] = trained_on(net, matrix, y, WARM_EPOCHS)
                 fitted.add("nn")
             self.fit_path_, self.full_fit_rows_ = "warm", warm_from.full_fit_rows_
             self.generation_ = generation
@@ -267,7 +272,7 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         for key, member in members.items():
             if key not in fitted:
                 member.fit(matrix, y)
-        self.members_ = _serial(members)
+        self.members_ = serial(members)
         self.calibrator_, self.calibration_ = None, "none"
         self.oof_scores_ = np.full(len(y), np.nan)
         if self.calibration != "none" and len(y) >= self.min_calibration_records:
@@ -399,74 +404,6 @@ def centered_isotonic(raw: np.ndarray, target: np.ndarray) -> IsotonicRegression
     return iso
 
 
-def _threads(n_jobs: int | None) -> int:
-    """Threads for the forest: ``n_jobs``, else 1 inside a Dask worker, else every core."""
-    if n_jobs is not None:
-        return int(n_jobs)
-    try:
-        from distributed import get_worker
-
-        get_worker()
-        return 1  # the worker's other cores run other tasks
-    except (ImportError, ValueError):
-        return -1
-
-
-def _renewed_forest(previous, fresh, matrix, y, share: float, generation: int):
-    """``previous`` (an imputer + forest pipeline) with its oldest ``share`` of trees replaced.
-
-    The new trees are grown on every current row by a forest of ``fresh``'s settings, seeded
-    by ``generation`` (so each renewal grows different trees, the same on every machine).
-    They see rows through the previous imputer, whose column layout the old trees expect.
-    """
-    old = previous[-1]
-    k = max(1, int(round(share * len(old.estimators_))))
-    grower = clone(fresh[-1]).set_params(
-        n_estimators=k, random_state=(fresh[-1].random_state or 0) + 7919 * generation
-    )
-    grower.fit(previous[:-1].transform(matrix), y)
-    forest = copy.copy(old)  # a new container: the model in force keeps its own trees
-    forest.estimators_ = list(old.estimators_[k:]) + list(grower.estimators_)
-    return make_pipeline(*(step for _, step in previous.steps[:-1]), forest)
-
-
-def _serial(members: dict) -> dict:
-    """``members`` set to predict on one thread.
-
-    Threads grow a forest's trees independently (the same forest whatever their number), but
-    predicting with threads adds the trees' votes in completion order: sums that differ in the
-    last bit from run to run, and a calibrator fitted on them would differ too.
-    """
-    for member in members.values():
-        if "n_jobs" in member[-1].get_params():
-            member[-1].set_params(n_jobs=1)
-    return members
-
-
-def _adam(net) -> bool:
-    """True for a pipeline ending in an MLP trained by Adam (which can go on training)."""
-    return net is not None and getattr(net[-1], "solver", None) == "adam"
-
-
-def _trained_on(previous, matrix, y, epochs: int):
-    """A copy of ``previous`` (scaler + MLP pipeline) trained ``epochs`` more epochs on all rows.
-
-    Adam goes on from the weights and moments it had (``partial_fit``, one epoch per call):
-    the net follows the new rows without starting over. Its scaler and imputer stay those of
-    the last full fit (the net's inputs keep their meaning).
-    """
-    net = copy.deepcopy(previous)
-    X = net[:-1].transform(matrix)
-    mlp, stopping = net[-1], net[-1].early_stopping
-    mlp.set_params(early_stopping=False)  # partial_fit has no validation split: fixed epochs
-    if mlp.best_loss_ is None:  # an early-stopping fit tracked validation scores instead
-        mlp.best_loss_ = np.inf
-    for _ in range(epochs):
-        mlp.partial_fit(X, y)
-    mlp.set_params(early_stopping=stopping)  # a later full fit stops early again
-    return net
-
-
 def _p_win(model, X) -> np.ndarray:
     """P(class 1); a member fitted on one class only (a tiny fold) predicts that class."""
     proba = model.predict_proba(X)
@@ -482,7 +419,7 @@ class _Averaged(ClassifierMixin, BaseEstimator):
         self.members = members
 
     def fit(self, X, y):
-        self.members_ = _serial({k: m.fit(X, y) for k, m in self.members.items()})
+        self.members_ = serial({k: m.fit(X, y) for k, m in self.members.items()})
         self.classes_ = np.unique(y)
         return self
 
