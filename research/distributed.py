@@ -69,6 +69,27 @@ class TaskError(RuntimeError):
         self.item = item
 
 
+def unsendable(obj: Any) -> Exception | None:
+    """Why Dask could not send ``obj`` to its workers, or ``None`` if it can.
+
+    Tries Dask's own serialisation (by reference, else by value for lambdas and local
+    functions) without sending anything, so a caller can refuse with a fix before a cluster
+    starts; Dask's error log of the attempt is kept quiet.
+    """
+    import distributed.protocol.pickle as wire
+
+    log = logging.getLogger("distributed.protocol.pickle")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        wire.dumps(obj)
+    except Exception as exc:
+        return exc
+    finally:
+        log.setLevel(level)
+    return None
+
+
 def resolve_scheduler(scheduler: str | None) -> str | None:
     """Where tasks run: ``scheduler``, else ``$PHANTOMLAB_DASK_SCHEDULER``, else ``None``.
 

@@ -1,15 +1,98 @@
-"""Walk-forward evaluation: the ensemble vs the base rate vs the heuristic, fold by fold."""
+"""Walk-forward evaluation: the ensemble vs the base rate vs the heuristic, fold by fold.
+
+Each purged walk-forward fold (fit, predictions, metrics) is one task of
+:func:`research.distributed.map_tasks`: a plain loop here by default, or Dask workers with
+``scheduler=`` (``"local"``, ``"tcp://host:8786"``) or ``$PHANTOMLAB_DASK_SCHEDULER``. The
+frames are the same, row for row and bit for bit, wherever the folds run.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from research.analysis.calibration import probability_metrics
+from research.distributed import IN_PROCESS, LOCAL, map_tasks, resolve_scheduler, unsendable
 from research.scoring import EnsembleScorer, heuristic_scores
 from research.splits import PurgedWalkForward
+
+#: what to do when ``model_factory`` cannot travel to Dask workers
+PICKLE_FIX = (
+    "Fix: pass a module-level function or class, e.g. "
+    "functools.partial(EnsembleScorer, n_estimators=50), or run the folds in process "
+    "(scheduler='in-process')."
+)
+
+
+def map_folds(
+    func: Callable,
+    folds: Sequence[Any],
+    *,
+    scheduler: str | None,
+    desc: str,
+    shared: Mapping[str, Any],
+    model_factory: Any,
+) -> list:
+    """:func:`~research.distributed.map_tasks` over folds (no progress bar); on a cluster,
+    first a fix-it ``TypeError`` if ``model_factory`` cannot be pickled for the workers (before
+    any cluster starts, and without Dask's own tracebacks of the failed serialisation)."""
+    resolved = resolve_scheduler(scheduler)
+    on_cluster = resolved not in (None, IN_PROCESS) and not (resolved == LOCAL and len(folds) < 2)
+    error = unsendable(model_factory) if on_cluster else None
+    if error is not None:
+        raise TypeError(
+            f"{desc}: model_factory {model_factory!r} cannot be pickled for the Dask workers at "
+            f"{resolved} ({type(error).__name__}: {error}). {PICKLE_FIX}"
+        ) from error
+    return map_tasks(func, folds, scheduler=scheduler, progress=False, desc=desc,
+                     shared=shared)  # fmt: skip
+
+
+def evaluate_fold(
+    fold: tuple[int, np.ndarray, np.ndarray],
+    *,
+    features: pd.DataFrame,
+    y: np.ndarray,
+    signal_times: pd.DatetimeIndex,
+    exit_times: pd.DatetimeIndex,
+    model_factory: Callable[[], EnsembleScorer],
+    return_predictions: bool,
+) -> tuple[list[dict], list[pd.DataFrame]]:
+    """One fold of :func:`walk_forward_evaluation` (a Dask task): its metric rows and, with
+    ``return_predictions``, its prediction frames.
+
+    Parameters
+    ----------
+    fold : (int, ndarray, ndarray)
+        The fold's number, its train rows and its test rows (positions).
+    features, y, signal_times, exit_times, model_factory, return_predictions
+        As in :func:`walk_forward_evaluation` (``y`` and the times already converted).
+
+    Returns
+    -------
+    (list of dict, list of DataFrame)
+    """
+    k, train, test = fold
+    model = model_factory().fit(features.iloc[train], y[train],
+                                signal_times=signal_times[train],
+                                exit_times=exit_times[train])  # fmt: skip
+    preds = {
+        "ensemble": model.predict_proba(features.iloc[test])[:, 1],
+        "base_rate": np.full(len(test), y[train].mean()),
+        "heuristic": heuristic_scores(features.iloc[test]) / 100.0,
+    }
+    rows, predictions = [], []
+    for name, p in preds.items():
+        rows.append({"fold": k, "model": name, "n_train": len(train), "n_test": len(test),
+                     "test_start": signal_times[test].min(),
+                     **probability_metrics(y[test], p)})  # fmt: skip
+        if return_predictions:
+            predictions.append(pd.DataFrame({"fold": k, "model": name, "row": test,
+                                             "y": y[test], "p": p}))  # fmt: skip
+    return rows, predictions
 
 
 def walk_forward_evaluation(
@@ -22,6 +105,7 @@ def walk_forward_evaluation(
     n_splits: int = 5,
     min_train_size: int = 100,
     return_predictions: bool = False,
+    scheduler: str | None = None,
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-sample metrics per purged walk-forward fold, one row per (fold, model).
 
@@ -33,29 +117,39 @@ def walk_forward_evaluation(
     With ``return_predictions=True`` also the out-of-sample predictions, one row per (test row,
     model): ``fold``, ``model``, ``row`` (position in ``features``), ``y``, ``p`` (P(win)) —
     the input of :func:`research.analysis.calibration.reliability_table`.
+
+    Each fold is one task (:func:`evaluate_fold`): ``scheduler`` says where they run (see
+    :func:`research.distributed.resolve_scheduler`: ``None`` = ``$PHANTOMLAB_DASK_SCHEDULER``
+    or a plain loop here; ``"local"``; ``"tcp://host:8786"``). The frames are identical
+    wherever the folds run. On a cluster ``features``, ``y``, the times and ``model_factory``
+    are sent once to every worker, so ``model_factory`` must pickle: a class (the default
+    :class:`~research.scoring.EnsembleScorer`), a module-level function or a
+    ``functools.partial`` of one always does. A lambda or local function is only sure to work
+    in process: on a cluster Dask sends it by value, which fails -- with a
+    fix-it ``TypeError`` before anything is sent -- when it captures something that cannot be
+    pickled (a lock, an open file, a database connection).
+
+    Raises
+    ------
+    research.distributed.TaskError
+        A fold's fit or prediction failed: names the fold; the error is its ``__cause__``.
+    TypeError
+        ``model_factory`` cannot be pickled for the Dask workers (the message says the fix).
     """
     y = np.asarray(y, int)
     signal_times = pd.DatetimeIndex(pd.to_datetime(signal_times, utc=True))
     exit_times = pd.DatetimeIndex(pd.to_datetime(exit_times, utc=True))
     splitter = PurgedWalkForward(n_splits, min_train_size=min_train_size)
-    rows, predictions = [], []
-    for k, (train, test) in enumerate(splitter.split(signal_times, exit_times)):
-        model = model_factory().fit(features.iloc[train], y[train],
-                                    signal_times=signal_times[train],
-                                    exit_times=exit_times[train])  # fmt: skip
-        preds = {
-            "ensemble": model.predict_proba(features.iloc[test])[:, 1],
-            "base_rate": np.full(len(test), y[train].mean()),
-            "heuristic": heuristic_scores(features.iloc[test]) / 100.0,
-        }
-        for name, p in preds.items():
-            rows.append({"fold": k, "model": name, "n_train": len(train), "n_test": len(test),
-                         "test_start": signal_times[test].min(),
-                         **probability_metrics(y[test], p)})  # fmt: skip
-            if return_predictions:
-                predictions.append(pd.DataFrame({"fold": k, "model": name, "row": test,
-                                                 "y": y[test], "p": p}))  # fmt: skip
+    folds = [(k, train, test)
+             for k, (train, test) in enumerate(splitter.split(signal_times, exit_times))]  # fmt: skip
+    shared = {"features": features, "y": y, "signal_times": signal_times,
+              "exit_times": exit_times, "model_factory": model_factory,
+              "return_predictions": return_predictions}  # fmt: skip
+    results = map_folds(evaluate_fold, folds, scheduler=scheduler, desc="walk-forward folds",
+                        shared=shared, model_factory=model_factory)  # fmt: skip
+    rows = [row for fold_rows, _ in results for row in fold_rows]
     metrics = pd.DataFrame(rows)
     if return_predictions:
+        predictions = [frame for _, frames in results for frame in frames]
         return metrics, pd.concat(predictions, ignore_index=True)
     return metrics

@@ -11,6 +11,7 @@ Only ``signal``-available (entry) features are used: a features frame holding ``
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from research import schema as S
+from research.analysis.evaluation import map_folds
 from research.analysis.stats import bh_qvalues
 from research.scoring.encode import encode, encoded_columns, entry_features
 from research.splits import PurgedWalkForward
@@ -34,6 +36,7 @@ __all__ = [
     "NOISE",
     "default_model",
     "impurity_evolution",
+    "permutation_fold",
     "permutation_importance_oos",
     "rank_stability",
 ]
@@ -148,6 +151,52 @@ def _proba(model, X: np.ndarray) -> np.ndarray:
     return model.predict_proba(X)[:, classes.index(1)]
 
 
+def permutation_fold(
+    fold: tuple[int, np.ndarray, np.ndarray, dict],
+    *,
+    X: np.ndarray,
+    y: np.ndarray,
+    blocks: dict[str, np.ndarray],
+    model_factory: Callable[[], Any],
+    n_repeats: int,
+) -> tuple[float, dict[str, list[float]]]:
+    """One fold of :func:`permutation_importance_oos` (a Dask task): fit on the train rows, the
+    unpermuted test AUC, then each feature's block permuted ``n_repeats`` times.
+
+    Parameters
+    ----------
+    fold : (int, ndarray, ndarray, dict)
+        The fold's number, its train rows, its test rows (positions in ``X``) and the state of the random stream
+        (``Generator.bit_generator.state``) the fold's permutations are drawn from.
+    X : ndarray
+        The encoded entry features with the noise probe as last column.
+    y : ndarray of 0/1
+    blocks : dict of str -> ndarray
+        Feature -> its columns of ``X`` (permuted together).
+    model_factory : callable
+    n_repeats : int
+
+    Returns
+    -------
+    (float, dict of str -> list of float)
+        The base AUC and, per feature, its ``n_repeats`` AUC drops.
+    """
+    _, train, test, state = fold
+    bit_generator = getattr(np.random, state["bit_generator"])()
+    bit_generator.state = state
+    rng = np.random.Generator(bit_generator)
+    model = model_factory().fit(X[train], y[train])
+    base = _auc(y[test], _proba(model, X[test]))
+    drops: dict[str, list[float]] = {}
+    for f, cols in blocks.items():
+        drops[f] = []
+        for _ in range(n_repeats):
+            Xp = X[test].copy()
+            Xp[:, cols] = Xp[rng.permutation(len(test))][:, cols]  # block moves together
+            drops[f].append(base - _auc(y[test], _proba(model, Xp)))
+    return base, drops
+
+
 def permutation_importance_oos(
     features: pd.DataFrame,
     y: Any,
@@ -160,6 +209,7 @@ def permutation_importance_oos(
     splitter: Any = None,
     alpha: float = 0.05,
     random_state: int = 0,
+    scheduler: str | None = None,
 ) -> pd.DataFrame:
     """Permutation importance on purged walk-forward test folds, against a noise probe.
 
@@ -191,6 +241,15 @@ def permutation_importance_oos(
     alpha : float
         False discovery rate of ``beats_probe_fdr``.
     random_state : int
+        Seeds the probe, the permutations and the default model.
+    scheduler : str or None
+        Where the folds run, one task each (:func:`permutation_fold`; see
+        :func:`research.distributed.resolve_scheduler`): ``None`` =
+        ``$PHANTOMLAB_DASK_SCHEDULER`` or a plain loop here; ``"local"``; ``"tcp://host:8786"``.
+        The result is the same wherever they run. On a cluster ``model_factory`` must pickle:
+        a class, a module-level function or a ``functools.partial`` of one (the default is);
+        a lambda or local function is only sure to work in process (Dask sends it by value,
+        which fails with a fix-it ``TypeError`` when it captures something unpicklable).
 
     Returns
     -------
@@ -200,6 +259,13 @@ def permutation_importance_oos(
         ``diff_vs_probe`` (mean of ``d``), ``se_diff``, ``p_value``, ``q_value``,
         ``beats_probe``, ``beats_probe_fdr``, ``base_auc`` (mean unpermuted test AUC).
         Rows never in a test fold (the first walk-forward block) do not count.
+
+    Raises
+    ------
+    research.distributed.TaskError
+        A fold's fit or scoring failed: names the fold; the error is its ``__cause__``.
+    TypeError
+        ``model_factory`` cannot be pickled for the Dask workers (the message says the fix).
     """
     features, y = check_xy(features, y, who="permutation_importance_oos")
     if len(signal_times) != len(y) or len(exit_times) != len(y):
@@ -211,31 +277,33 @@ def permutation_importance_oos(
     rng = np.random.default_rng(random_state)
     X = np.column_stack([X, rng.standard_normal(len(X))])
     blocks = {**feature_blocks(names), NOISE: np.array([X.shape[1] - 1])}
-    factory = model_factory or (lambda: default_model(random_state))
+    factory = model_factory or functools.partial(default_model, random_state)
     splitter = splitter or PurgedWalkForward(n_splits, min_train_size=50)
-    per_fold, draws, bases = [], {f: [] for f in blocks}, []
-    for train, test in splitter.split(signal_times, exit_times):
+    tasks = []
+    for k, (train, test) in enumerate(splitter.split(signal_times, exit_times)):
         if len(np.unique(y[test])) < 2 or len(np.unique(y[train])) < 2:
             logger.info("fold with %d test rows skipped: one class", len(test))
             continue
-        model = factory().fit(X[train], y[train])
-        base = _auc(y[test], _proba(model, X[test]))
-        bases.append(base)
-        fold = {}
-        for f, cols in blocks.items():
-            drops = []
-            for _ in range(n_repeats):
-                Xp = X[test].copy()
-                Xp[:, cols] = Xp[rng.permutation(len(test))][:, cols]  # block moves together
-                drops.append(base - _auc(y[test], _proba(model, Xp)))
-            draws[f].extend(drops)
-            fold[f] = float(np.mean(drops))
-        per_fold.append(fold)
-    if len(per_fold) < 2:
+        # the folds draw their permutations from one stream, one fold after the other: each
+        # fold gets the stream's state where it starts, and the stream is moved past the
+        # fold's draws here (the same draws, cheap) -- the numbers do not depend on where or
+        # in which order the folds run
+        tasks.append((k, train, test, rng.bit_generator.state))
+        for _ in range(len(blocks) * n_repeats):
+            rng.permutation(len(test))
+    if len(tasks) < 2:
         raise ValueError(
-            f"only {len(per_fold)} usable out-of-sample fold(s). Fix: pass more rows, lower "
+            f"only {len(tasks)} usable out-of-sample fold(s). Fix: pass more rows, lower "
             "n_splits or the splitter's min_train_size."
         )
+    shared = {"X": X, "y": y, "blocks": blocks, "model_factory": factory,
+              "n_repeats": n_repeats}  # fmt: skip
+    results = map_folds(permutation_fold, tasks, scheduler=scheduler,
+                        desc="permutation importance folds", shared=shared,
+                        model_factory=factory)  # fmt: skip
+    bases = [base for base, _ in results]
+    draws = {f: [d for _, fold in results for d in fold[f]] for f in blocks}
+    per_fold = [{f: float(np.mean(drops)) for f, drops in fold.items()} for _, fold in results]
     folds = pd.DataFrame(per_fold)  # rows = folds, columns = features
     diff = folds.sub(folds[NOISE], axis=0)
     n = len(folds)

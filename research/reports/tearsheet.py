@@ -374,9 +374,12 @@ def _advice(recs: pd.DataFrame, top: int = 12) -> pd.DataFrame:
 
 
 def importance(period: PeriodData, *, strategy: str = "scalp", permutation: bool = True,
-               n_splits: int = 4, n_repeats: int = 3, seed: int = 0) -> Section:  # fmt: skip
+               n_splits: int = 4, n_repeats: int = 3, seed: int = 0,
+               scheduler: str | None = None) -> Section:  # fmt: skip
     """Impurity importance after 30/100/300/all trades and out-of-sample permutation
-    importance against a noise probe, on ``strategy``'s trades of the period."""
+    importance against a noise probe, on ``strategy``'s trades of the period. ``scheduler``:
+    where the permutation folds run (``None`` = ``$PHANTOMLAB_DASK_SCHEDULER`` or in process;
+    ``"local"``; ``"tcp://host:8786"``), the same numbers wherever they run."""
     from research.analysis.importance import (
         impurity_evolution,
         permutation_importance_oos,
@@ -400,7 +403,7 @@ def importance(period: PeriodData, *, strategy: str = "scalp", permutation: bool
     if permutation:
         perm = permutation_importance_oos(x, y, t[S.SIGNAL_TIME], t[S.EXIT_TIME],
                                           n_splits=n_splits, n_repeats=n_repeats,
-                                          random_state=seed)  # fmt: skip
+                                          random_state=seed, scheduler=scheduler)  # fmt: skip
         figures["permutation"] = plots.plot_permutation_importance(perm)
         tables["beats_probe"] = perm.loc[perm["beats_probe"].astype(bool),
                                          ["mean", "diff_vs_probe", "q_value"]]  # fmt: skip
