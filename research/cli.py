@@ -282,13 +282,13 @@ def _split(values: tuple[str, ...], convert=str, name: str = "") -> list:
               "none (null).")  # fmt: skip
 @click.option("--seed", type=int, default=0, show_default=True,
               help="Seed of the known-answer market, the models and the bootstrap.")  # fmt: skip
-@click.option("--n-bars", type=click.IntRange(min=1000), default=20_000, show_default=True,
+@click.option("--n-bars", type=click.IntRange(min=1000), default=16_000, show_default=True,
               help="Bars per symbol of the known-answer market.")  # fmt: skip
 @click.option("--strategies", default=",".join(S.STRATEGIES), show_default=True,
               help="Comma-separated strategies to replay.")  # fmt: skip
 @click.option("--rule", "rules", multiple=True, default=("rigorous",), show_default=True,
               help="Threshold rule(s): seed, rigorous (repeatable or comma-separated).")  # fmt: skip
-@click.option("--retrain-every", "retrain_every", multiple=True, default=("300",),
+@click.option("--retrain-every", "retrain_every", multiple=True, default=("50",),
               show_default=True, help="Outcomes between retrains (repeatable or "
               "comma-separated, e.g. 100,300).")  # fmt: skip
 @click.option("--costs", "costs", multiple=True, default=("crypto_perp",), show_default=True,
