@@ -21,6 +21,19 @@ def _setup_logging(verbose: int) -> None:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 
 
+#: candle files of the user's, or the built-in known-answer market (demo, sweep)
+_DATA_OPTION = click.option(
+    "--data",
+    "data_dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="Folder of candle files (default: the built-in known-answer market).",
+)
+_TIMEFRAME_OPTION = click.option(
+    "--timeframe", default=None, help="Only files of this timeframe, e.g. 5m."
+)
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.version_option(package_name="phantomlab")
@@ -30,14 +43,8 @@ def main(verbose: int) -> None:
 
 
 @main.command()
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Folder of candle files (default: built-in synthetic market).",
-)
-@click.option("--timeframe", default=None, help="Only files of this timeframe, e.g. 5m.")
+@_DATA_OPTION
+@_TIMEFRAME_OPTION
 @click.option(
     "--bars",
     "n_bars",
@@ -269,14 +276,8 @@ def _split(values: tuple[str, ...], convert=str, name: str = "") -> list:
 
 
 @main.command("sweep")
-@click.option(
-    "--data",
-    "data_dir",
-    type=click.Path(exists=True, file_okay=False, path_type=Path),
-    default=None,
-    help="Folder of candle files (default: the built-in known-answer market).",
-)
-@click.option("--timeframe", default=None, help="Only files of this timeframe, e.g. 5m.")
+@_DATA_OPTION
+@_TIMEFRAME_OPTION
 @click.option("--kind", type=click.Choice(["planted", "null"]), default="planted",
               show_default=True, help="Known-answer market without --data: planted edge, or "
               "none (null).")  # fmt: skip

@@ -21,3 +21,21 @@ def btc_1h(data_dir):
     from research.candles import load_candles
 
     return load_candles(data_dir / "BTC_USDT_1h.csv.gz")
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """One real Dask LocalCluster for the session: 2 worker processes, 1 thread each."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                      dashboard_address=None) as local:  # fmt: skip
+        yield local
+
+
+@pytest.fixture(autouse=True)
+def _no_scheduler_from_the_environment(monkeypatch):
+    """Tests choose where tasks run; a PHANTOMLAB_DASK_SCHEDULER of the shell must not."""
+    from research.distributed import SCHEDULER_ENV
+
+    monkeypatch.delenv(SCHEDULER_ENV, raising=False)

@@ -34,21 +34,6 @@ VERDICTS = {"skill", "harm", "none", "too_few"}
 
 
 @pytest.fixture(scope="module")
-def cluster():
-    """One real LocalCluster for the module: 2 worker processes, 1 thread each."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                      dashboard_address=None) as local:  # fmt: skip
-        yield local
-
-
-@pytest.fixture(autouse=True)
-def _no_scheduler_from_the_environment(monkeypatch):
-    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
-
-
-@pytest.fixture(scope="module")
 def planted():
     return known_answer_market("planted", n_bars=2000, seed=3)
 

@@ -15,26 +15,10 @@ from support import closed_scalp_dataset
 from research import schema as S
 from research.analysis.evaluation import walk_forward_evaluation
 from research.analysis.importance import permutation_importance_oos
-from research.distributed import SCHEDULER_ENV
 from research.scoring import EnsembleScorer
 from research.synthetic import edge, make_market
 
 LIGHT = functools.partial(EnsembleScorer, n_estimators=20, gb_max_iter=20, nn_enabled=False)
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    """One real LocalCluster for the module: 2 worker processes, 1 thread each."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                      dashboard_address=None) as local:  # fmt: skip
-        yield local
-
-
-@pytest.fixture(autouse=True)
-def _no_scheduler_from_the_environment(monkeypatch):
-    monkeypatch.delenv(SCHEDULER_ENV, raising=False)
 
 
 @pytest.fixture(scope="module")
