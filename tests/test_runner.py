@@ -477,7 +477,7 @@ def test_stopping_the_runner_stops_its_executor_and_kernel(tmp_path, sig):
                            90)  # fmt: skip
         assert kernel, "the kernel never started"
         runner.send_signal(getattr(signal, sig))
-        rc = runner.wait(timeout=30)
+        rc = runner.wait(timeout=120)  # generous: a loaded machine renders the HTML slowly
     finally:
         runner.kill()
     # the runner kills them on Ctrl-C; if it is killed outright they notice within a second
