@@ -503,8 +503,13 @@ def pipeline_run(name, pairs, params_file, timeout_sec, reports_dir, pipelines_d
     manifest.json, and rebuilds REPORTS_DIR/index.html. Exit 0 ok, 1 the run failed or timed
     out, 2 unknown pipeline or bad parameter (the failed notebook and HTML are still written).
     """
+    import signal
+
     from research.runner import ParameterError, PipelineNotFoundError, run_pipeline
 
+    # Ctrl-C (SIGINT) stops the run and marks it failed, even when this process inherited
+    # SIGINT as ignored (a background job of a non-interactive shell does)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     overrides = _read_params_file(params_file) | _parse_assignments(pairs)
     if progress is None:
         progress = sys.stderr.isatty()
