@@ -210,8 +210,13 @@ def map_tasks(
     progress: bool = True,
     desc: str = "tasks",
     shared: Mapping[str, Any] | None = None,
+    must_travel: Sequence[str] = (),
 ) -> list:
     """``[func(item, **shared) for item in items]``, here or on Dask, in the order of ``items``.
+
+    ``must_travel`` names ``shared`` inputs (small ones, e.g. a model factory) checked with
+    :func:`unsendable` before a cluster starts: one that Dask cannot send raises a fix-it
+    ``TypeError`` instead of Dask's tracebacks.
 
     Parameters
     ----------
@@ -260,6 +265,15 @@ def map_tasks(
         logger.info("%s: %d task(s) in process, %.1f s", desc, len(items),
                     time.perf_counter() - start)  # fmt: skip
         return results
+    for name in must_travel:
+        error = unsendable(shared[name])
+        if error is not None:
+            raise TypeError(
+                f"{desc}: {name} {shared[name]!r} cannot be pickled for the Dask workers at "
+                f"{resolved} ({type(error).__name__}: {error}). Fix: pass a module-level "
+                "function or class, e.g. functools.partial(EnsembleScorer, n_estimators=50), "
+                "or run in process (scheduler='in-process')."
+            ) from error
     from distributed import as_completed
 
     with dask_client(resolved, n_workers=len(items)) as client:

@@ -8,47 +8,15 @@ frames are the same, row for row and bit for bit, wherever the folds run.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
 
 from research.analysis.calibration import probability_metrics
-from research.distributed import IN_PROCESS, LOCAL, map_tasks, resolve_scheduler, unsendable
+from research.distributed import map_tasks
 from research.scoring import EnsembleScorer, heuristic_scores
 from research.splits import PurgedWalkForward
-
-#: what to do when ``model_factory`` cannot travel to Dask workers
-PICKLE_FIX = (
-    "Fix: pass a module-level function or class, e.g. "
-    "functools.partial(EnsembleScorer, n_estimators=50), or run the folds in process "
-    "(scheduler='in-process')."
-)
-
-
-def map_folds(
-    func: Callable,
-    folds: Sequence[Any],
-    *,
-    scheduler: str | None,
-    desc: str,
-    shared: Mapping[str, Any],
-    model_factory: Any,
-) -> list:
-    """:func:`~research.distributed.map_tasks` over folds (no progress bar); on a cluster,
-    first a fix-it ``TypeError`` if ``model_factory`` cannot be pickled for the workers (before
-    any cluster starts, and without Dask's own tracebacks of the failed serialisation)."""
-    resolved = resolve_scheduler(scheduler)
-    on_cluster = resolved not in (None, IN_PROCESS) and not (resolved == LOCAL and len(folds) < 2)
-    error = unsendable(model_factory) if on_cluster else None
-    if error is not None:
-        raise TypeError(
-            f"{desc}: model_factory {model_factory!r} cannot be pickled for the Dask workers at "
-            f"{resolved} ({type(error).__name__}: {error}). {PICKLE_FIX}"
-        ) from error
-    return map_tasks(func, folds, scheduler=scheduler, progress=False, desc=desc,
-                     shared=shared)  # fmt: skip
 
 
 def evaluate_fold(
@@ -145,8 +113,9 @@ def walk_forward_evaluation(
     shared = {"features": features, "y": y, "signal_times": signal_times,
               "exit_times": exit_times, "model_factory": model_factory,
               "return_predictions": return_predictions}  # fmt: skip
-    results = map_folds(evaluate_fold, folds, scheduler=scheduler, desc="walk-forward folds",
-                        shared=shared, model_factory=model_factory)  # fmt: skip
+    results = map_tasks(evaluate_fold, folds, scheduler=scheduler, progress=False,
+                        desc="walk-forward folds", shared=shared,
+                        must_travel=("model_factory",))  # fmt: skip
     rows = [row for fold_rows, _ in results for row in fold_rows]
     metrics = pd.DataFrame(rows)
     if return_predictions:

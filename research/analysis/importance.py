@@ -25,8 +25,8 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from research import schema as S
-from research.analysis.evaluation import map_folds
 from research.analysis.stats import bh_qvalues
+from research.distributed import map_tasks
 from research.scoring.encode import encode, encoded_columns, entry_features
 from research.splits import PurgedWalkForward
 
@@ -298,9 +298,9 @@ def permutation_importance_oos(
         )
     shared = {"X": X, "y": y, "blocks": blocks, "model_factory": factory,
               "n_repeats": n_repeats}  # fmt: skip
-    results = map_folds(permutation_fold, tasks, scheduler=scheduler,
+    results = map_tasks(permutation_fold, tasks, scheduler=scheduler, progress=False,
                         desc="permutation importance folds", shared=shared,
-                        model_factory=factory)  # fmt: skip
+                        must_travel=("model_factory",))  # fmt: skip
     bases = [base for base, _ in results]
     draws = {f: [d for _, fold in results for d in fold[f]] for f in blocks}
     per_fold = [{f: float(np.mean(drops)) for f, drops in fold.items()} for _, fold in results]
