@@ -12,8 +12,10 @@ Every function returns or accepts the **candles** frame of DESIGN §3: a ``Datet
 
 from __future__ import annotations
 
+import gzip
 import logging
 import re
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -169,12 +171,44 @@ def _split_name(path: Path) -> tuple[str, str, pd.Timedelta | None]:
 
 
 def _read_raw(path: Path, ext: str) -> tuple[pd.DataFrame, tuple[str, int]]:
+    """:func:`_read_table`; any error of a reader becomes a SchemaError saying what is wrong."""
+    try:
+        return _read_table(path, ext)
+    except (SchemaError, ImportError, MemoryError):  # ours, or not the file's bytes' fault
+        raise
+    except Exception as exc:  # whatever the reader raised, the bytes are not what the name says
+        try:
+            with path.open("rb") as fh:
+                head = fh.read(4)
+        except OSError:
+            head = b""
+        if isinstance(exc, PermissionError):
+            what, fix = "cannot be opened", "give this user read access (chmod u+r FILE)."
+        elif ext in (".parquet", ".pq"):
+            what = "is corrupt or truncated" if head == b"PAR1" else "is not a Parquet file"
+            fix = "export it again (DataFrame.to_parquet) or, if it is a CSV, name it .csv."
+        elif ext == ".csv.gz" and head[:2] != b"\x1f\x8b":
+            what, fix = "is named .csv.gz but is not gzip-compressed", "gzip it or name it .csv."
+        elif ext == ".csv.gz" and isinstance(exc, OSError | EOFError | zlib.error):
+            what, fix = "is a corrupt or truncated gzip file", "download or compress it again."
+        else:
+            what = "is not a CSV text file (binary, or not UTF-8)"
+            fix = f"export the candles as UTF-8 CSV with the header line {_HEADER!r}."
+        raise SchemaError(
+            f"{path}: the file {what} ({type(exc).__name__}: {str(exc)[:200]}). Fix: {fix}"
+        ) from None
+
+
+def _read_table(path: Path, ext: str) -> tuple[pd.DataFrame, tuple[str, int]]:
     """Read with the file's own (or Binance's) column names; also how to number bad rows."""
     if ext in (".parquet", ".pq"):
         raw = pd.read_parquet(path)
         if isinstance(raw.index, pd.DatetimeIndex) or str(raw.index.name).lower() in TIME_COLUMNS:
             raw = raw.rename_axis(raw.index.name or TIMESTAMP).reset_index()
         return raw, ("row", 0)  # 0-based row of the table
+    with (gzip.open if ext == ".csv.gz" else open)(path, "rb") as fh:
+        if b"\0" in fh.read(4096):  # text never holds NUL; pandas would read it as characters
+            raise ValueError("a NUL byte in its first 4 KiB")
     try:
         first = pd.read_csv(path, header=None, nrows=1, dtype=str).iloc[0]
     except pd.errors.EmptyDataError:
@@ -206,13 +240,14 @@ def _to_utc_index(raw: pd.Series, path: Path, rows: tuple[str, int]) -> pd.Datet
         stamps = pd.DatetimeIndex(raw).tz_localize("UTC")
     elif pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
         values = raw.to_numpy(dtype="float64")
-        if np.isnan(values).any():
-            raise SchemaError(
-                f"{path}: no time at {_bad_rows(np.isnan(values), raw, rows)}. "
-                "Fix: drop those rows or fill in their open time."
-            )
         mag = np.abs(values)  # seconds ~1e9, milliseconds ~1e12, microseconds ~1e15, ns ~1e18
         factor = np.select([mag < 1e11, mag < 1e14, mag < 1e17], [10**9, 10**6, 10**3], 1)
+        bad = ~(mag * factor < 9.2e18)  # NaN, inf, or past the year 2262 in ns
+        if bad.any():
+            raise SchemaError(
+                f"{path}: no valid time (empty, infinite or beyond 2262) at "
+                f"{_bad_rows(bad, raw, rows)}. Fix: drop those rows or fill in their open time."
+            )
         if len(np.unique(factor)) > 1:
             logger.warning("%s: epoch stamps mix units; each read by its magnitude", path)
         if np.array_equal(values, np.floor(values)):  # exact integer arithmetic
@@ -256,7 +291,8 @@ def load_candles(
     Raises
     ------
     FileNotFoundError, ValueError, SchemaError
-        Messages name the file, the offending rows or columns, and say how to fix them.
+        Messages name the file, the offending rows or columns, and say how to fix them (also
+        for bytes that are not what the name says: a fake ``.gz``, binary, corrupt Parquet).
     """
     path = Path(path)
     if not path.is_file():

@@ -73,7 +73,15 @@ def main(verbose: int) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     default=Path("reports") / "demo",
     show_default=True,
-    help="Local files: embedded state database, demo signing key.",
+    help="Local files: embedded state and audit databases, replay frames.",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Local signing key, used when PHANTOMLAB_SIGNING_KEY is unset; created with mode 0600 "
+    "(default: $PHANTOMLAB_WORKSPACE/signing_key, else ./.phantomlab/signing_key; never under "
+    "the shared reports folder).",
 )
 @click.option(
     "--report/--no-report",
@@ -81,7 +89,8 @@ def main(verbose: int) -> None:
     show_default=True,
     help="Run the report pipeline at the end and rebuild reports/index.html.",
 )
-def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, report) -> None:  # fmt: skip
+def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_file,
+         report) -> None:  # fmt: skip
     """Run the main job: market -> signals -> phantoms -> replay -> publish -> HTML report.
 
     State and models go to PHANTOMLAB_REDIS_URL when it is set, else to an SQLite file in
@@ -92,11 +101,20 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, report)
     from research.demo import run_demo
     from research.pipeline import load_market
     from research.stores import StoreError
+    from research.stores.backends import mask_url
 
     try:
         candles = load_market(data_dir, timeframe=timeframe, n_bars=n_bars, seed=seed)
-        res = run_demo(candles, workdir=workdir, retrain_every=retrain_every, seed=seed)
-    except (S.SchemaError, ValueError) as exc:
+        res = run_demo(candles, workdir=workdir, retrain_every=retrain_every, seed=seed,
+                       key_path=key_file)  # fmt: skip
+        if res.replay.decisions[S.CENSORED].astype(bool).all():  # also when there is no signal
+            raise ValueError(
+                f"{data_dir or 'the market'}: {sum(map(len, candles.values())):,} bars gave no "
+                "closed trade to report on. "
+                "Fix: give each symbol more history (indicators need a few hundred bars before "
+                "the first signal; the built-in market has 16,000 hourly bars per symbol)."
+            )
+    except (S.SchemaError, ValueError, FileNotFoundError) as exc:  # bad --data: exit 2, a fix
         raise click.UsageError(str(exc)) from exc
     except StoreError as exc:
         click.echo(f"Error: {exc}", err=True)
@@ -125,11 +143,14 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, report)
     click.echo("\nFilter uplift, mean R per trade vs taking every signal: skill = gross, uplift "
                "= net of costs (95 % block-bootstrap intervals; none under 30 passed trades):")  # fmt: skip
     click.echo(res.replay.uplift[cols].to_string(**fmt))
-    click.echo(f"\nAudit trail (every closed trade) in {res.database_url}")
-    click.echo(f"State and signed models saved to {res.state_url}:")
+    click.echo(f"\nAudit trail (every closed trade) in {mask_url(res.database_url)}")
+    click.echo(f"State and signed models saved to {mask_url(res.state_url)}:")
     for strategy, version in res.published.items():
         click.echo(f"  {strategy}: " + (f"champion v{version}" if version else "no model yet "
                                         "(too few outcomes; the heuristic scores)"))  # fmt: skip
+    if res.key_path is not None:
+        click.echo(f"Models signed with the local key in {res.key_path} (mode 0600; set "
+                   "PHANTOMLAB_SIGNING_KEY to sign with your own)")  # fmt: skip
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         study.signals.to_parquet(out / "signals.parquet")
@@ -366,37 +387,56 @@ def state() -> None:
 @click.option("--state-url", default=None, help="Default: PHANTOMLAB_REDIS_URL.")
 @click.option("--database-url", default=None, help="Default: PHANTOMLAB_DATABASE_URL.")
 @click.option(
+    "--namespace",
+    default=None,
+    help="Key prefix the writers use (default: PHANTOMLAB_NAMESPACE, else none).",
+)
+@click.option(
     "--journal",
     "journal_path",
     type=click.Path(dir_okay=False, path_type=Path),
     default=None,
-    help="Outcome journal to replay into SQL first, if it exists.",
+    help="Outcome journal replayed into SQL first (default: PHANTOMLAB_JOURNAL, else "
+    "./phantomlab-journal.jsonl; absent = nothing to replay).",
 )
-def rebuild(state_url, database_url, journal_path) -> None:
+@click.option(
+    "--allow-foreign-keys",
+    is_flag=True,
+    help="Run on a database without namespace that also holds other applications' keys "
+    "(they are never touched).",
+)
+def rebuild(state_url, database_url, namespace, journal_path, allow_foreign_keys) -> None:
     """Rebuild the state store's view of completed trades from SQL (after Redis was down).
 
-    Journaled outcomes (written while SQL was down) are replayed into SQL first.
+    Journaled outcomes (written while SQL was down) are replayed into SQL first. Only the
+    completed-trade keys are rebuilt, swapped in atomically; thresholds, open phantoms,
+    training bookkeeping, models and other keys are left as they are. Writers may keep
+    recording meanwhile: nothing they record is lost.
     """
+    from research.config import Settings
     from research.stores import StoreError
     from research.stores.audit import AuditTrail
+    from research.stores.backends import mask_url
     from research.stores.journal import REPLAYING_SUFFIX, OutcomeJournal
-    from research.stores.recorder import rebuild_state
+    from research.stores.rebuild import rebuild_state
     from research.stores.state import open_state
 
+    journal_path = journal_path or Settings.from_env().journal_path
     try:
         audit = AuditTrail(database_url)
-        if journal_path is not None and any(
-            p.exists() for p in (journal_path, Path(f"{journal_path}{REPLAYING_SUFFIX}"))
-        ):  # an absent journal is not created (nor its lock file) just to find it empty
-            n = OutcomeJournal(journal_path).replay_into(audit)
-            click.echo(f"replayed {n} journaled outcome(s) into {audit.masked_url}")
-        store = open_state(state_url)
-        counts = rebuild_state(audit, store)
+        journal = None
+        if any(p.exists() for p in (journal_path, Path(f"{journal_path}{REPLAYING_SUFFIX}"))):
+            # an absent journal is not created (nor its lock file) just to find it empty
+            journal = OutcomeJournal(journal_path)
+            click.echo(f"replaying {len(journal.pending())} journaled outcome(s) from "
+                       f"{journal_path} into {audit.masked_url}")  # fmt: skip
+        store = open_state(state_url, namespace=namespace)
+        counts = rebuild_state(audit, store, journal=journal, allow_foreign=allow_foreign_keys)
     except StoreError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     total = sum(counts.values())
-    click.echo(f"rebuilt {store.url} from {audit.masked_url}: {total} trade(s) "
+    click.echo(f"rebuilt {mask_url(store.url)} from {audit.masked_url}: {total} trade(s) "
                + ", ".join(f"{k} {v}" for k, v in counts.items()))  # fmt: skip
 
 
@@ -497,11 +537,13 @@ def _parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
 )
 def pipeline_run(name, pairs, params_file, timeout_sec, reports_dir, pipelines_dir, run_id,
                  progress) -> None:  # fmt: skip
-    """Run pipeline NAME (a notebook stem in the pipelines folder, or an .ipynb path).
+    """Run pipeline NAME (a catalogued notebook stem of the pipelines folder; `pipeline list`).
 
     Leaves REPORTS_DIR/NAME/RUN_ID/ with the executed notebook, its HTML report and
     manifest.json, and rebuilds REPORTS_DIR/index.html. Exit 0 ok, 1 the run failed or timed
     out, 2 unknown pipeline or bad parameter (the failed notebook and HTML are still written).
+    The manifest says "running" from the start; on SIGTERM the run is stopped and recorded as
+    failed, then the command ends by that signal (exit 143 in a shell).
     """
     import signal
 
@@ -560,7 +602,10 @@ def pipeline_list(pipelines_dir) -> None:
 @main.command()
 @_REPORTS_OPTION
 def reports(reports_dir) -> None:
-    """Rebuild REPORTS_DIR/index.html (every run, newest first) and print its path."""
+    """Rebuild REPORTS_DIR/index.html (every run, newest first) and print its path.
+
+    Runs whose runner stopped sending heartbeats (killed outright) are marked "died" first.
+    """
     from research.runner import build_index
 
     click.echo(str(build_index(reports_dir)))

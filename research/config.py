@@ -18,6 +18,9 @@ _frozen = dataclass(frozen=True, kw_only=True, slots=True)
 # slot descriptor, not the default, so from_env must not read defaults off the class.
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_DATABASE_URL = "sqlite:///phantomlab.db"
+DEFAULT_JOURNAL = "phantomlab-journal.jsonl"
+DEFAULT_CONNECT_TIMEOUT_SEC = 3.0
+DEFAULT_IO_TIMEOUT_SEC = 5.0
 
 
 @_frozen
@@ -35,11 +38,31 @@ class Settings:
         State store (``PHANTOMLAB_REDIS_URL``).
     database_url : str
         SQL audit trail (``PHANTOMLAB_DATABASE_URL``).
+    journal_path : Path
+        Outcome journal, where outcomes wait while SQL is down (``PHANTOMLAB_JOURNAL``).
+    connect_timeout_sec : float
+        Seconds to open a connection to Redis or PostgreSQL before giving up
+        (``PHANTOMLAB_CONNECT_TIMEOUT``).
+    io_timeout_sec : float
+        Seconds a store may take to answer one command or statement before the caller falls
+        back (the journal for SQL, a stale state view for Redis) (``PHANTOMLAB_IO_TIMEOUT``).
     """
 
     data_dir: Path | None = None
     redis_url: str = DEFAULT_REDIS_URL
     database_url: str = DEFAULT_DATABASE_URL
+    journal_path: Path = Path(DEFAULT_JOURNAL)
+    connect_timeout_sec: float = DEFAULT_CONNECT_TIMEOUT_SEC
+    io_timeout_sec: float = DEFAULT_IO_TIMEOUT_SEC
+
+    def __post_init__(self) -> None:
+        for name in ("connect_timeout_sec", "io_timeout_sec"):
+            value = getattr(self, name)
+            if not 0 < value <= 3600:
+                raise ValueError(
+                    f"{name} must be in (0, 3600] seconds, got {value!r}. Fix: set "
+                    f"PHANTOMLAB_{name.removesuffix('_sec').upper()} to a few seconds."
+                )
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -49,7 +72,22 @@ class Settings:
             data_dir=Path(data_dir) if data_dir else None,
             redis_url=env.get("PHANTOMLAB_REDIS_URL", DEFAULT_REDIS_URL),
             database_url=env.get("PHANTOMLAB_DATABASE_URL", DEFAULT_DATABASE_URL),
+            journal_path=Path(env.get("PHANTOMLAB_JOURNAL", DEFAULT_JOURNAL)),
+            connect_timeout_sec=_seconds(
+                env, "PHANTOMLAB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SEC
+            ),
+            io_timeout_sec=_seconds(env, "PHANTOMLAB_IO_TIMEOUT", DEFAULT_IO_TIMEOUT_SEC),
         )
+
+
+def _seconds(env, name: str, default: float) -> float:
+    raw = env.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise ValueError(f"{name}={raw!r} is not a number of seconds. Fix: e.g. {name}=5") from None
 
 
 def _default_timeouts() -> dict[str, float]:

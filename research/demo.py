@@ -4,11 +4,14 @@ market -> signals -> features -> phantoms -> replay of the online loop (scores, 
 retrains) -> every closed trade into the SQL audit trail -> state saved in the seed's keys and
 the models published, signed, to the registry -> a notification. By default everything stays
 local (SQLite files, no server needed); with ``PHANTOMLAB_REDIS_URL`` /
-``PHANTOMLAB_DATABASE_URL`` it goes to Redis / PostgreSQL.
+``PHANTOMLAB_DATABASE_URL`` it goes to Redis / PostgreSQL. Without ``PHANTOMLAB_SIGNING_KEY``
+models are signed with a local key in ``./.phantomlab/signing_key`` (mode 0600, outside the
+shared ``reports/``). URLs are shown with their passwords masked.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -22,7 +25,9 @@ from research.notify import notifier_from_env
 from research.pipeline import StudyData, run_signals_and_phantoms
 from research.replay import ReplayConfig, ReplayResult, replay
 from research.reports.period import save_replay_frames
+from research.runner.catalog import default_reports_dir
 from research.stores.audit import AuditTrail
+from research.stores.backends import mask_url
 from research.stores.persist import audit_rows, save_replay
 from research.stores.registry import KEY_ENV, ModelRegistry
 from research.stores.state import open_state
@@ -30,6 +35,9 @@ from research.stores.state import open_state
 logger = logging.getLogger(__name__)
 
 REPLAY_DIR = "replay"  # replay frames (Parquet) under the demo's workdir
+WORKSPACE_ENV = "PHANTOMLAB_WORKSPACE"  # local, private files (the demo signing key)
+DEFAULT_WORKSPACE = ".phantomlab"  # relative to the working directory; git-ignored
+KEY_FILE = "signing_key"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -41,23 +49,94 @@ class DemoResult:
     state_url: str
     database_url: str
     published: dict[str, int | None]
+    key_path: Path | None = None  # the local signing key, when PHANTOMLAB_SIGNING_KEY is unset
 
 
-def demo_signing_key(workdir: Path) -> str:
-    """``$PHANTOMLAB_SIGNING_KEY``, else a random key kept in ``workdir/.signing_key`` (0600).
+def default_key_path() -> Path:
+    """Where the demo keeps its local signing key: ``$PHANTOMLAB_WORKSPACE/signing_key``, else
+    ``./.phantomlab/signing_key`` (relative to the working directory).
+
+    A workspace folder of its own (git-ignored), never under ``reports/``: that folder is meant
+    to be shared, and whoever holds the key can sign a model the bot would load.
+    """
+    return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE) / KEY_FILE
+
+
+def write_secret_file(path: Path, text: str) -> bool:
+    """Create ``path`` holding ``text``, mode 0600 from its first byte; never replace a file.
+
+    The text goes to a temporary file opened with ``O_CREAT | O_EXCL`` and mode 0600 in the
+    same folder (made 0700 if new), is fsynced, then hard-linked to ``path``: no reader ever
+    sees a half-written key or one that others could read, and of two processes creating the
+    key at once the first wins (the second reads it).
+
+    Returns
+    -------
+    bool
+        ``True`` if this call created ``path``, ``False`` if it already existed.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)  # atomic, and unlike a rename it never replaces a key
+        except FileExistsError:
+            return False
+        except OSError:  # a filesystem without hard links: an exclusive rename instead
+            if path.exists():
+                return False
+            os.replace(tmp, path)
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def demo_signing_key(path: Path | None = None, *, legacy: Path | None = None) -> str:
+    """``$PHANTOMLAB_SIGNING_KEY``, else a random key kept in ``path`` (mode 0600).
 
     A local convenience so the demo runs with nothing configured; production sets the variable
     (the key is never written to the state store).
+
+    Parameters
+    ----------
+    path : Path, optional
+        The key file; default :func:`default_key_path` (``./.phantomlab/signing_key``).
+        Created atomically with mode 0600 (:func:`write_secret_file`) when missing.
+    legacy : Path, optional
+        Where an older version kept the key (``<workdir>/.signing_key``, inside ``reports/``):
+        moved to ``path`` if ``path`` does not exist yet, so earlier models still verify.
+
+    Raises
+    ------
+    ValueError
+        ``path`` lies inside the reports folder (``$PHANTOMLAB_REPORTS_DIR``, else ``reports``).
     """
     if os.environ.get(KEY_ENV):
         return os.environ[KEY_ENV]
-    path = workdir / ".signing_key"
-    if not path.exists():
-        workdir.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_hex(32))
-        path.chmod(0o600)
-        logger.warning("no %s set: the demo signs with a local key in %s", KEY_ENV, path)
-    return path.read_text().strip()
+    path = Path(path) if path is not None else default_key_path()
+    reports = default_reports_dir().resolve()
+    if path.resolve().is_relative_to(reports):
+        raise ValueError(
+            f"the demo signing key {path} would be inside the reports folder {reports}, which "
+            f"is meant to be shared. Fix: keep it elsewhere (--key-file, ${WORKSPACE_ENV}) or "
+            f"set {KEY_ENV}."
+        )
+    if legacy is not None and legacy.is_file() and not path.exists():
+        if write_secret_file(path, legacy.read_text(encoding="utf-8").strip()):
+            legacy.unlink()
+            logger.warning("moved the demo signing key out of %s to %s", legacy.parent, path)
+    if write_secret_file(path, secrets.token_hex(32)):
+        logger.warning("no %s set: the demo signs with a new local key in %s", KEY_ENV, path)
+    elif path.stat().st_mode & 0o077:
+        logger.warning("the demo signing key %s is readable by others. Fix: chmod 600 %s",
+                       path, path)  # fmt: skip
+    return path.read_text(encoding="utf-8").strip()
 
 
 def demo_config(retrain_every: int = 50, *, seed: int = 0) -> ReplayConfig:
@@ -83,14 +162,14 @@ def demo_config(retrain_every: int = 50, *, seed: int = 0) -> ReplayConfig:
 
 def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str | None = None,
              database_url: str | None = None, retrain_every: int = 50, seed: int = 0,
-             progress: bool = True) -> DemoResult:  # fmt: skip
+             progress: bool = True, key_path: Path | None = None) -> DemoResult:  # fmt: skip
     """Run the main job on ``candles``; state and models go to ``state_url``.
 
     Parameters
     ----------
     candles : dict of symbol -> candles
     workdir : Path
-        Where local files go (the embedded state database, the demo signing key).
+        Where local files go (the embedded state and audit databases, the replay frames).
     state_url : str, optional
         ``redis://…`` or ``sqlite:///…``; default ``$PHANTOMLAB_REDIS_URL`` or
         ``sqlite:///<workdir>/state.db``.
@@ -100,6 +179,9 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     retrain_every : int
         Outcomes between retrains of trend and scalp (range: a quarter of it, at least 50;
         see :func:`demo_config`); default the seed's 50.
+    key_path : Path, optional
+        The local signing key used when ``PHANTOMLAB_SIGNING_KEY`` is unset; default
+        :func:`default_key_path` (``./.phantomlab/signing_key``, never under ``reports/``).
     """
     workdir.mkdir(parents=True, exist_ok=True)
     state_url = (
@@ -120,7 +202,8 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
                     progress=progress)  # fmt: skip
     # durability order: the audit trail (SQL) first, then the state store and the registry
     audit.record_trades(audit_rows(result.decisions, study.signals), features=study.features)
-    registry = ModelRegistry(store, key=demo_signing_key(workdir), audit=audit)
+    key = demo_signing_key(key_path, legacy=workdir / ".signing_key")
+    registry = ModelRegistry(store, key=key, audit=audit)
     published = save_replay(store, result, registry=registry, publish=True,
                             signals=study.signals)  # fmt: skip
     # what only the replay knows (costed baseline, retrain timeline) for the report pipeline
@@ -129,10 +212,12 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     notifier_from_env().send(
         "Phantom Lab demo: "
         + ", ".join(f"{s} v{v}" for s, v in published.items() if v)
-        + f" published to {store.url}"
+        + f" published to {mask_url(store.url)}"
     )
+    local_key = None if os.environ.get(KEY_ENV) else (key_path or default_key_path())
     return DemoResult(study=study, replay=result, state_url=state_url,
-                      database_url=database_url, published=published)  # fmt: skip
+                      database_url=database_url, published=published,
+                      key_path=local_key)  # fmt: skip
 
 
 def run_report(result: DemoResult, *, workdir: Path, reports_dir: Path | None = None,

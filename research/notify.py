@@ -10,6 +10,9 @@ must not abort a retrain, a pipeline or the bot itself.
 * :func:`notifier_from_env` picks Telegram when ``PHANTOMLAB_TELEGRAM_TOKEN`` and
   ``PHANTOMLAB_TELEGRAM_CHAT_ID`` are both set, else logging.
 
+Every message goes through :func:`redact` first: a URL's password (``redis://:pw@host``)
+never reaches the log or the chat.
+
 Long messages are **split**, not truncated: an alert's tail (the stack trace, the metric that
 moved) is usually the part that matters. Splits fall on line breaks when possible. With a
 ``parse_mode`` a split can cut through markup; keep formatted messages short.
@@ -22,6 +25,7 @@ import json
 import logging
 import os
 import random
+import re
 import time
 import urllib.error
 import urllib.request
@@ -37,6 +41,8 @@ MAX_MESSAGE_LENGTH = 4096
 _ENV_TOKEN = "PHANTOMLAB_TELEGRAM_TOKEN"
 _ENV_CHAT = "PHANTOMLAB_TELEGRAM_CHAT_ID"
 _ENV_BASE_URL = "PHANTOMLAB_TELEGRAM_BASE_URL"
+# A URL in a message: scheme://, then anything up to white space, a quote or a bracket.
+_URL = re.compile(r"""[A-Za-z][A-Za-z0-9+.\-]*://[^\s"'<>`]+""")
 # Module constant, not ``cls.base_url``: with ``slots=True`` that name is a slot descriptor.
 _DEFAULT_BASE_URL = "https://api.telegram.org"
 
@@ -57,11 +63,28 @@ class Notifier(Protocol):
         ...
 
 
-def format_message(text: str, context: Mapping[str, Any]) -> str:
-    """Append ``context`` to ``text`` as ``key: value`` lines, in the order given."""
-    if not context:
+def redact(text: str) -> str:
+    """``text`` with the password of every URL in it masked (``redis://:***@host:6379/0``).
+
+    Every URL-looking token (``scheme://...`` up to white space or a quote) goes through
+    :func:`research.stores.backends.mask_url`; the rest of the text is unchanged.
+    """
+    if "://" not in text:
         return text
-    return "\n".join([text, "", *(f"{key}: {value}" for key, value in context.items())])
+    from research.stores.backends import mask_url
+
+    return _URL.sub(lambda m: mask_url(m.group(0)), text)
+
+
+def format_message(text: str, context: Mapping[str, Any]) -> str:
+    """Append ``context`` to ``text`` as ``key: value`` lines, in the order given.
+
+    URL passwords are masked (:func:`redact`): a message goes to a chat or a log, never a
+    safe place for a ``redis://:password@...``.
+    """
+    if context:
+        text = "\n".join([text, "", *(f"{key}: {value}" for key, value in context.items())])
+    return redact(text)
 
 
 def _utf16_len(text: str) -> int:

@@ -10,7 +10,7 @@ research notebook should never have to read a traceback to know what to do next.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -150,6 +150,58 @@ class SchemaError(ValueError):
     """A frame does not follow its contract; the message says which rows and how to fix it."""
 
 
+class InputTypeError(SchemaError, TypeError):
+    """An argument of the wrong kind (``None``, a list, a string where a mapping is expected).
+
+    A programming error, refused at once with what was expected; also a ``TypeError``, so code
+    that caught the raw ``TypeError`` of before keeps working.
+    """
+
+
+#: Largest price (any quote currency) and volume a candle may carry. Real markets stay far
+#: below (BTC quoted in VND or IDR is ~1e9; a memecoin's volume per bar ~1e13 units): beyond
+#: them a value is a parse error, a wrong unit or a placeholder, and 1e300 would overflow the
+#: indicators' squares and products to inf.
+MAX_PRICE, MAX_VOLUME = 1e12, 1e18
+
+
+def check_features_mapping(features, who: str):
+    """Return ``features`` if it is one signal's mapping of feature name -> value.
+
+    A :class:`pandas.Series` (a row of a features frame) counts as a mapping.
+
+    Raises
+    ------
+    InputTypeError
+        For anything else (``None``, a list, a string, a frame...), naming ``who`` and the fix.
+    """
+    if isinstance(features, Mapping | pd.Series):
+        return features
+    hint = (" (many signals: use score_frame(frame))" if isinstance(features, pd.DataFrame)
+            else "")  # fmt: skip
+    raise InputTypeError(
+        f"{who} takes one signal's features as a mapping of feature name -> number, got "
+        f"{type(features).__name__} {_short_repr(features)}{hint}. Fix: pass a dict such as "
+        "{'rsi_14': 55.0, 'session': 'us'} (an empty dict means nothing is known)."
+    )
+
+
+def check_features_frame(features, who: str) -> pd.DataFrame:
+    """Return ``features`` if it is a DataFrame of signals (one row each), else raise."""
+    if isinstance(features, pd.DataFrame):
+        return features
+    raise InputTypeError(
+        f"{who} takes a DataFrame of features (one row per signal, one column per feature), "
+        f"got {type(features).__name__} {_short_repr(features)}. Fix: pass "
+        "pd.DataFrame(rows), or score one signal's mapping with score_signal(features)."
+    )
+
+
+def _short_repr(value, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def _rows_preview(index: Iterable, limit: int = 5) -> str:
     items = list(index)
     shown = ", ".join(str(i) for i in items[:limit])
@@ -170,8 +222,10 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], stage: str) -> Non
 def validate_candles(df: pd.DataFrame) -> pd.DataFrame:
     """Check the candles contract; return ``df`` unchanged if it holds.
 
-    Rejects: a non-UTC or non-datetime index, unsorted or duplicate stamps, NaN, non-positive
-    prices, ``high < max(open, close)`` and ``low > min(open, close)``, negative volume.
+    Rejects: a non-UTC or non-datetime index, unsorted or duplicate stamps, NaN, infinite or
+    implausibly large values (prices >= :data:`MAX_PRICE`, volume >= :data:`MAX_VOLUME`),
+    non-positive prices, ``high < max(open, close)`` and ``low > min(open, close)``, negative
+    volume.
     """
     if not isinstance(df.index, pd.DatetimeIndex):
         raise SchemaError(
@@ -208,6 +262,17 @@ def validate_candles(df: pd.DataFrame) -> pd.DataFrame:
             "them from the source; never forward-fill prices silently."
         )
     prices = values[[OPEN, HIGH, LOW, CLOSE]].to_numpy()
+    limits = np.array([MAX_PRICE] * 4 + [MAX_VOLUME])
+    huge = ~(np.abs(values.to_numpy()) < limits)  # inf too (and nothing else: NaN is refused)
+    if huge.any():
+        rows = df.index[huge.any(axis=1)]
+        cols = [c for c, h in zip(CANDLE_COLUMNS, huge.any(axis=0), strict=True) if h]
+        raise SchemaError(
+            f"candles have infinite or implausibly large values in {cols} at {len(rows)} "
+            f"row(s): {_rows_preview(rows)} (e.g. {float(values.loc[rows[0], cols[0]])!r}). Fix: "
+            f"repair or drop those rows; prices must be finite and below {MAX_PRICE:g}, volume "
+            f"below {MAX_VOLUME:g} (such values are parse errors, wrong units or placeholders)."
+        )
     bad = df.index[(prices <= 0).any(axis=1)]
     if len(bad):
         raise SchemaError(

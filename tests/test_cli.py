@@ -11,9 +11,11 @@ from research.cli import main
 
 @pytest.fixture(autouse=True)
 def reports_dir(tmp_path, monkeypatch):
-    """The demo's report runs land here, never in the repository's reports/."""
+    """The demo's report runs land here, never in the repository's reports/ (nor its key in
+    the repository's .phantomlab/)."""
     folder = tmp_path / "reports"
     monkeypatch.setenv("PHANTOMLAB_REPORTS_DIR", str(folder))
+    monkeypatch.setenv("PHANTOMLAB_WORKSPACE", str(tmp_path / "workspace"))
     return folder
 
 
@@ -56,7 +58,7 @@ def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkey
     from research.stores.state import open_state
 
     store = open_state(f"sqlite:///{work / 'state.db'}")
-    key = (work / ".signing_key").read_text()
+    key = (tmp_path / "workspace" / "signing_key").read_text()  # private, outside reports/
     champion = ModelRegistry(store, key=key).load_champion("scalp")
     assert champion.version == 1 and champion.meta["n_rows"] >= 200
     from research.stores.audit import AuditTrail

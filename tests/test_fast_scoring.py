@@ -162,14 +162,13 @@ def test_unfitted_model_is_a_clear_error():
             export(EnsembleScorer())
 
 
-def test_infinity_is_refused_as_by_sklearn(fitted, data):
-    model, fast = fitted
+def test_infinity_counts_as_missing_on_both_paths(fitted, data):
+    model, fast = fitted  # one rule (research.scoring.encode): +-inf is NaN, as in training
     rec = data[2].iloc[N_TRAIN].to_dict()
-    rec["rsi_14"] = np.inf
-    with pytest.raises(ValueError, match="infinity"):
-        model.score_signals(pd.DataFrame([rec]))
-    with pytest.raises(ValueError, match="infinity"):
-        fast.score_one(rec)
+    missing = model.score_signals(pd.DataFrame([{**rec, "rsi_14": np.nan}]))[0]
+    for inf in (np.inf, -np.inf):
+        assert model.score_signals(pd.DataFrame([{**rec, "rsi_14": inf}]))[0] == missing
+        assert fast.score_one({**rec, "rsi_14": inf}) == pytest.approx(missing, abs=1e-9)
 
 
 def test_model_fitted_on_a_plain_matrix_and_one_leaf_trees():

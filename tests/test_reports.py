@@ -132,8 +132,9 @@ def demo_dir(tmp_path_factory, monkeypatch_module):
     for var in ("PHANTOMLAB_REDIS_URL", "PHANTOMLAB_DATABASE_URL", "PHANTOMLAB_NAMESPACE"):
         monkeypatch_module.delenv(var, raising=False)
     workdir = tmp_path_factory.mktemp("demo")
+    key = tmp_path_factory.mktemp("workspace") / "signing_key"  # not the repository's .phantomlab/
     run_demo(load_market(n_bars=4000, seed=3), workdir=workdir, retrain_every=200,
-             progress=False)  # fmt: skip
+             progress=False, key_path=key)  # fmt: skip
     assert (workdir / REPLAY_DIR / "decisions.parquet").is_file()
     return workdir
 

@@ -312,7 +312,8 @@ def test_report_html_shows_parameters_and_outputs_but_no_code(ok_run):
 def test_a_password_in_a_url_parameter_stays_out_of_manifest_and_html(tmp_path):
     path = _notebook(tmp_path, 'database_url: str = "sqlite://"  # audit trail', name="masked")
     reports = tmp_path / "reports"
-    result = CliRunner().invoke(main, ["pipeline", "run", str(path), "--reports-dir",
+    result = CliRunner().invoke(main, ["pipeline", "run", "masked", "--pipelines-dir",
+                                       str(path.parent), "--reports-dir",
                                        str(reports), "--run-id", "r", "-p",
                                        "database_url=postgresql://u:secret@127.0.0.1:1/x"])  # fmt: skip
     assert result.exit_code == 0, result.output
@@ -409,12 +410,13 @@ def test_bad_parameter_exits_2_and_leaves_a_failed_run(tmp_path):
 
 def test_bad_parameter_from_the_library_raises_with_the_failed_run_attached(tmp_path):
     with pytest.raises(ParameterError) as info:
-        run_pipeline(OK_NB, {"show_table": 1}, reports_dir=tmp_path, run_id="same")
+        run_pipeline("tiny_ok", {"show_table": 1}, pipelines_dir=FIXTURES, reports_dir=tmp_path,
+                     run_id="same")  # fmt: skip
     res = info.value.result
     assert res.status == "failed" and not res.ok and res.run_dir == tmp_path / "tiny_ok" / "same"
     assert res.html.is_file() and res.notebook.is_file() and "expects bool" in res.error
     with pytest.raises(ValueError, match="already exists. Fix:"):
-        run_pipeline(OK_NB, {}, reports_dir=tmp_path, run_id="same")
+        run_pipeline("tiny_ok", {}, pipelines_dir=FIXTURES, reports_dir=tmp_path, run_id="same")
 
 
 def test_timeout_stops_the_whole_run_and_keeps_the_partial_notebook(tmp_path):

@@ -8,6 +8,12 @@ executed notebook, a self-contained HTML report (:mod:`~research.runner.html`) a
 ``manifest.json`` (:mod:`~research.runner.manifest`); ``reports/index.html`` lists every run
 (:mod:`~research.runner.index`). Inside a notebook, :func:`record` hands results (model
 version, metrics) to the manifest. See ``pipelines/README.md``.
+
+A run is visible from its start (manifest status ``running``, refreshed by a heartbeat); a
+SIGTERM stops it cleanly (``failed``, ``Terminated``); a runner killed outright leaves a stale
+heartbeat, and :func:`mark_dead_runs` (called by every index rebuild) marks the run ``died``.
+Parameters reach the executor on its stdin, and URL passwords are masked wherever a run is
+shown (notebook, HTML, manifest).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ _EXPORTS = {
     "collect_results": "research.runner.results",
     "ensure_kernel": "research.runner.kernel",
     "list_pipelines": "research.runner.catalog",
+    "mark_dead_runs": "research.runner.index",
     "new_run_id": "research.runner.execute",
     "parse_parameters": "research.runner.params",
     "record": "research.runner.results",

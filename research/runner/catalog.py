@@ -1,9 +1,10 @@
 """Where pipelines and reports live, and which pipelines there are.
 
 A pipeline NAME is the stem of a notebook in the pipelines folder (``retrain_publish`` for
-``pipelines/retrain_publish.ipynb``). The folder is, in order: the ``pipelines_dir`` argument
-(``--pipelines-dir``), ``$PHANTOMLAB_PIPELINES_DIR``, the ``pipelines/`` folder next to the
-installed ``research`` package (a source checkout), else ``./pipelines``.
+``pipelines/retrain_publish.ipynb``); only such catalogued names run, never a path. The folder
+is, in order: the ``pipelines_dir`` argument (``--pipelines-dir``), ``$PHANTOMLAB_PIPELINES_DIR``,
+the ``pipelines/`` folder next to the installed ``research`` package (a source checkout), else
+``./pipelines``.
 """
 
 from __future__ import annotations
@@ -118,32 +119,34 @@ def list_pipelines(pipelines_dir: str | Path | None = None) -> list[PipelineInfo
     return out
 
 
-def resolve_pipeline(name_or_path: str | Path, pipelines_dir: str | Path | None = None) -> Path:
-    """The notebook file of a pipeline name (or an explicit ``.ipynb`` path).
+def resolve_pipeline(name: str | Path, pipelines_dir: str | Path | None = None) -> Path:
+    """The notebook of a catalogued pipeline: ``name`` is the bare stem of a notebook in the
+    pipelines folder (what :func:`list_pipelines` lists).
+
+    Only catalogued pipelines run: a path (even of a notebook) or an unknown name is refused
+    before any file is read, so no other file of the machine is run or copied into a manifest.
 
     Raises
     ------
     PipelineNotFoundError
         Listing the available names and close matches.
     """
-    text = str(name_or_path)
-    if text.endswith(".ipynb") or os.sep in text or "/" in text:
-        path = Path(text)
-        if path.is_file():
-            return path
-        raise PipelineNotFoundError(
-            f"notebook {path} does not exist. Fix: pass an existing .ipynb or a pipeline name."
-        )
+    text = str(name)
     folder = Path(pipelines_dir) if pipelines_dir is not None else default_pipelines_dir()
     found = {p.stem: p for p in _notebooks(folder)}
     if text in found:
         return found[text]
     names = list(found)
-    close = difflib.get_close_matches(text, names, n=3)
+    stem = Path(text).stem
+    close = [stem] if stem in found else difflib.get_close_matches(text, names, n=3)
     hint = f" Did you mean {' or '.join(map(repr, close))}?" if close else ""
     available = ", ".join(names) if names else f"none (no .ipynb in {folder})"
+    if text.endswith(".ipynb") or any(sep in text for sep in {"/", "\\", os.sep}):
+        problem = f"{text!r} is a path; pipelines are named by bare catalogued names."
+    else:
+        problem = f"no pipeline named {text!r} in {folder}."
     raise PipelineNotFoundError(
-        f"no pipeline named {text!r} in {folder}.{hint} Available: {available}. Fix: pick one "
-        f"of them (phantomlab pipeline list), or point --pipelines-dir / ${PIPELINES_ENV} at "
-        "the folder holding your notebook."
+        f"{problem}{hint} Available: {available}. Fix: pick one of them (phantomlab pipeline "
+        f"list), or put your notebook in a folder of pipelines and point --pipelines-dir / "
+        f"${PIPELINES_ENV} at it."
     )

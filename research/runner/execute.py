@@ -4,6 +4,11 @@
 its HTML report, ``manifest.json`` and ``runner.log`` (the executor's output). papermill runs in
 a child process under a wall-clock limit (:mod:`~research.runner.supervise`); on a timeout the
 notebook papermill saved as cells finished is kept and marked.
+
+The manifest exists from the start (status ``running``, a heartbeat refreshed every few
+seconds) and the index lists the run at once; a SIGTERM stops the run as ``failed``
+(``Terminated``) with every artefact written; a runner killed outright is marked ``died``
+by the next run or ``phantomlab reports`` (:func:`~research.runner.index.mark_dead_runs`).
 """
 
 from __future__ import annotations
@@ -22,16 +27,19 @@ from typing import Any
 import nbformat
 
 from research.runner.catalog import default_reports_dir, resolve_pipeline
-from research.runner.html import write_report
+from research.runner.html import write_report, write_running_page
 from research.runner.index import build_index
 from research.runner.kernel import ensure_kernel
 from research.runner.manifest import (
     ERROR_NAMES,
     MANIFEST_NAME,
     build_manifest,
+    close_pipeline_run,
     first_error,
+    heartbeat_interval,
     log_tail,
     mark_failed,
+    mask_secrets,
     running_cell,
     write_json_atomic,
 )
@@ -43,7 +51,7 @@ from research.runner.params import (
     read_notebook,
     validate_parameters,
 )
-from research.runner.supervise import run_executor
+from research.runner.supervise import Heartbeat, StopSignals, run_executor
 
 logger = logging.getLogger(__name__)
 
@@ -57,8 +65,8 @@ class RunResult:
     Attributes
     ----------
     status : str
-        ``"ok"``, ``"failed"`` (a cell raised, a bad parameter, the executor crashed) or
-        ``"timeout"`` (stopped at the wall-clock limit).
+        ``"ok"``, ``"failed"`` (a cell raised, a bad parameter, the executor crashed, the run
+        was interrupted or got SIGTERM) or ``"timeout"`` (stopped at the wall-clock limit).
     pipeline, run_id : str
         The notebook's stem and the run's id (the run folder's name).
     run_dir, notebook, html : Path
@@ -154,7 +162,18 @@ def run_pipeline(
     -------
     RunResult
         Status ``"ok"``, ``"failed"`` (a cell raised) or ``"timeout"``; the failed notebook
-        and its HTML are kept either way. ``reports/index.html`` is rebuilt.
+        and its HTML are kept either way. ``reports/index.html`` is rebuilt (at the start
+        too: the run is listed as ``running`` while it runs).
+
+    Notes
+    -----
+    The parameters reach the executor on its stdin, never its command line; URL passwords are
+    masked in the executed notebook, its HTML and the manifest (the kernel reads the real
+    value from its environment). On SIGTERM the executor and its kernel are stopped, the run
+    is recorded as ``failed`` (``Terminated``), the notebook's open ``pipeline_runs`` row is
+    closed, and the signal is then re-raised (the process ends as ``kill`` asked). On Ctrl-C
+    the same, then ``KeyboardInterrupt``. Runs whose runner was killed outright are marked
+    ``died`` later (:func:`~research.runner.index.mark_dead_runs`).
 
     Raises
     ------
@@ -172,19 +191,37 @@ def run_pipeline(
         is written).
     """
     source = resolve_pipeline(name_or_path, pipelines_dir)
+    with StopSignals() as stop:  # a SIGTERM from here on is recorded, then re-raised
+        return _run(source, parameters, reports_dir, timeout_sec, run_id, progress, cwd, stop)
+
+
+def _run(
+    source: Path,
+    parameters: Mapping[str, Any] | None,
+    reports_dir: str | Path | None,
+    timeout_sec: float,
+    run_id: str | None,
+    progress: bool,
+    cwd: str | Path | None,
+    stop: StopSignals,
+) -> RunResult:
+    """:func:`run_pipeline` once the notebook is found, with SIGTERM handled by ``stop``."""
     pipeline = source.stem
     # Read once, as the run starts: the manifest's hash is of the notebook as it was then (not
     # as it is when a long run ends), and the parameters are parsed from those same bytes.
     content = source.read_bytes()
     reports = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     kernel = ensure_kernel()  # before the run folder: an environment problem leaves no husk
+    beat_sec = heartbeat_interval()
+    workdir = Path(cwd) if cwd is not None else Path.cwd()
     rid, run_dir = _make_run_dir(reports, pipeline, run_id)
     started = datetime.now(UTC)
     clock = time.monotonic()
     run = {"pipeline": pipeline, "run_id": rid, "run_dir": run_dir, "source": source,
            "source_sha256": hashlib.sha256(content).hexdigest(), "started": started,
            "clock": clock, "timeout_sec": timeout_sec, "notebook": f"{pipeline}.ipynb",
-           "html": f"{pipeline}.html"}  # fmt: skip
+           "html": f"{pipeline}.html", "heartbeat_sec": beat_sec,
+           "cwd": str(workdir.resolve())}  # fmt: skip
     out_nb = run_dir / run["notebook"]
     source_nb: nbformat.NotebookNode | None = None
     declared: list[Parameter] | None = None
@@ -196,17 +233,50 @@ def run_pipeline(
         exc.result = _fail_before_start(run, exc, source_nb, declared, parameters or {})
         raise
     effective = {p.name: p.default for p in declared} | overrides
-    workdir = Path(cwd) if cwd is not None else Path.cwd()
-    logger.info("running %s as %s (timeout %.0f s)", source, run_dir, timeout_sec)
-    rc, stopped = run_executor(source, out_nb, effective, kernel, workdir, run, progress)
+    running = build_manifest(run, "running", None, effective, overrides, {}, kernel)
+    beat = Heartbeat(run_dir / MANIFEST_NAME, running, out_nb, beat_sec).start()
+    try:
+        write_running_page(running, run_dir / run["html"])
+        build_index(reports)  # listed as running now; stale runs of dead runners marked died
+        logger.info("running %s as %s (timeout %.0f s)", source, run_dir, timeout_sec)
+        shown = {k: mask_secrets(v) for k, v in effective.items()}
+        rc, stopped = run_executor(source, out_nb, effective, kernel, workdir, run, progress,
+                                   shown=shown, stop=stop)  # fmt: skip
+        result = _complete(run, rc, stopped, source_nb, effective, overrides, declared, kernel,
+                           beat)  # fmt: skip
+    finally:
+        beat.stop()  # on an unexpected error the manifest stays "running" and goes stale
+    if stopped == "interrupted":  # recorded; the caller still gets its KeyboardInterrupt
+        raise KeyboardInterrupt(f"pipeline run {run_dir} interrupted")
+    return result
+
+
+_STOPPED = {
+    "timeout": "the run exceeded its wall-clock limit of {timeout:g} s, stopped",
+    "interrupted": "the run was interrupted (Ctrl-C or a signal) and stopped",
+    "terminated": "the runner received SIGTERM (a scheduler or `kill` stopping it); the run "
+    "was stopped",
+}
+
+
+def _complete(
+    run: dict,
+    rc: int,
+    stopped: str | None,
+    source_nb: nbformat.NotebookNode,
+    effective: dict,
+    overrides: dict,
+    declared: list[Parameter],
+    kernel: str,
+    beat: Heartbeat,
+) -> RunResult:
+    """Read the executed notebook, decide the status, mark the error, :func:`_finish`."""
+    out_nb = run["run_dir"] / run["notebook"]
     # No output notebook when the executor died before papermill's first save: report the
     # un-executed source (parsing it above did not change it).
     nb = nbformat.read(out_nb, as_version=4) if out_nb.is_file() else source_nb
-    if stopped:  # "timeout" or "interrupted": the notebook is partial, the running cell marked
-        evalue = {
-            "timeout": f"the run exceeded its wall-clock limit of {timeout_sec:g} s, stopped",
-            "interrupted": "the run was interrupted (Ctrl-C or a signal) and stopped",
-        }[stopped]
+    if stopped:  # timeout, interrupted, terminated: the notebook is partial, the cell marked
+        evalue = _STOPPED[stopped].format(timeout=run["timeout_sec"])
         index = mark_failed(nb, f"**Run stopped.** {evalue}.", running_cell(nb))
         error = {"ename": ERROR_NAMES[stopped], "evalue": evalue}
         if index is not None:
@@ -216,14 +286,11 @@ def run_pipeline(
     else:
         error = first_error(nb)
         if error is None and rc != 0:  # the executor died outside any cell (kernel, papermill)
-            error = {"ename": ERROR_NAMES["executor"], "evalue": log_tail(run_dir)}
+            error = {"ename": ERROR_NAMES["executor"], "evalue": log_tail(run["run_dir"])}
             mark_failed(nb, f"**Run failed before finishing.** {error['evalue']}", None)
         status = "ok" if error is None and rc == 0 else "failed"
     nbformat.write(nb, out_nb)
-    result = _finish(run, nb, status, error, effective, overrides, declared, kernel)
-    if stopped == "interrupted":  # recorded; the caller still gets its KeyboardInterrupt
-        raise KeyboardInterrupt(f"pipeline run {run_dir} interrupted")
-    return result
+    return _finish(run, nb, status, error, effective, overrides, declared, kernel, beat)
 
 
 def _fail_before_start(
@@ -262,8 +329,13 @@ def _finish(
     overrides: dict,
     declared: list[Parameter] | None,
     kernel: str | None,
+    beat: Heartbeat | None = None,
 ) -> RunResult:
-    """Write the HTML and the manifest of a finished run, rebuild the index, return the result."""
+    """Write the HTML and the manifest of a finished run, rebuild the index, return the result.
+
+    ``beat`` (the run's heartbeat) keeps the running manifest fresh while the HTML renders and
+    is stopped right before the final manifest replaces it.
+    """
     from research.runner.results import collect_results
 
     run_dir: Path = run["run_dir"]
@@ -279,7 +351,9 @@ def _finish(
         write_report(nbformat.v4.new_notebook(), manifest, html_path, declared=declared)
     message = f"{error['ename']}: {error['evalue']}" if error else None
     if status != "ok":
-        _close_pipeline_run(manifest, parameters, message or status)
+        close_pipeline_run(manifest, parameters.get("database_url"), message or status)
+    if beat is not None:
+        beat.stop()
     write_json_atomic(run_dir / MANIFEST_NAME, manifest)
     index = build_index(run_dir.parents[1])
     if status != "ok":
@@ -295,25 +369,3 @@ def _finish(
         error=message,
         index=index,
     )
-
-
-def _close_pipeline_run(manifest: dict, parameters: Mapping, message: str) -> None:
-    """Mark the notebook's SQL ``pipeline_runs`` row failed when the notebook died after
-    opening it (it said so with ``record(pipeline_run_id=...)``): a notebook cannot catch its
-    own failure, the runner can. Best effort: the manifest notes whether it worked."""
-    run_id = manifest.get("results", {}).get("pipeline_run_id")
-    if not run_id:
-        return
-    try:
-        from research.stores.audit import AuditTrail
-
-        audit = AuditTrail(parameters.get("database_url"), upgrade=False)
-        try:
-            audit.finish_run(str(run_id), "failed", error=message,
-                             report_path=manifest.get("html"))  # fmt: skip
-        finally:
-            audit.close()
-        manifest["pipeline_run_closed"] = True
-    except Exception as exc:  # noqa: BLE001 - the run's own artefacts matter more
-        logger.warning("pipeline_runs row %s left open: %s", run_id, exc)
-        manifest["pipeline_run_closed"] = f"{type(exc).__name__}: {exc}"

@@ -1,9 +1,16 @@
 """The executor child of :func:`research.runner.run_pipeline`: papermill on one notebook.
 
 ``python -m research.runner.executor --input NB --output NB --kernel K --cwd DIR
---parameters JSON`` exits 0 when every cell ran, 1 when one raised (the output notebook holds
-the traceback). It is a separate process so that the runner can stop it, kernel and all, at
-the run's wall-clock limit; it imports nothing of the runner.
+--parameters-stdin`` reads ``{"parameters": {...}, "shown": {...}}`` (JSON) from its stdin and
+exits 0 when every cell ran, 1 when one raised (the output notebook holds the traceback). It
+is a separate process so that the runner can stop it, kernel and all, at the run's wall-clock
+limit; it imports nothing of the runner.
+
+Parameters never travel on a command line (``ps`` shows it to every local user). A parameter
+whose ``shown`` value differs from the real one (a URL with its password masked) is handed to
+the kernel through its environment (``PHANTOMLAB_SECRET_<name>``, readable by this user only):
+the injected-parameters cell reads it from there, and the executed notebook, its metadata and
+its HTML carry only the masked text.
 """
 
 from __future__ import annotations
@@ -49,6 +56,43 @@ def _exit_with_parent(parent_pid: int, poll_sec: float = 1.0) -> None:
     threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
+SECRET_ENV_PREFIX = "PHANTOMLAB_SECRET_"
+
+
+def _python_translator(secret: dict[str, str]):
+    """papermill's Python translator, reading the ``secret`` parameters from the environment.
+
+    ``secret`` maps a parameter name to its environment variable. The injected cell then says
+    ``database_url = __import__("os").environ["PHANTOMLAB_SECRET_database_url"]`` with the
+    masked value as a comment, instead of the password itself.
+    """
+    from papermill.translators import PythonTranslator
+
+    class SecretAwareTranslator(PythonTranslator):
+        @classmethod
+        def codify(cls, parameters, comment="Parameters"):
+            content = f"{cls.comment(comment)}\n"
+            for name, val in parameters.items():
+                if name in secret:
+                    read = f'__import__("os").environ[{secret[name]!r}]'
+                    if not isinstance(val, str):  # a list holding a URL: JSON in the variable
+                        read = f'__import__("json").loads({read})'
+                    line = f"{name} = {read}  # {cls.translate(val)}, password kept out of here"
+                else:
+                    line = cls.assign(name, cls.translate(val))
+                content += f"{line}\n"
+            return content
+
+    return SecretAwareTranslator
+
+
+def _read_parameters(stream) -> tuple[dict, dict]:
+    """``(parameters, shown)`` from the runner's JSON on ``stream``."""
+    payload = json.loads(stream.read() or "{}")
+    params = payload.get("parameters", {})
+    return params, payload.get("shown", params)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Execute one notebook with papermill (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -56,17 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--kernel", required=True)
     parser.add_argument("--cwd", required=True)
-    parser.add_argument("--parameters", default="{}", help="JSON object")
+    parser.add_argument("--parameters-stdin", action="store_true",
+                        help="read the parameters as JSON from stdin (never from argv)")  # fmt: skip
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     _exit_with_parent(os.getppid())
+    params, shown = _read_parameters(sys.stdin) if args.parameters_stdin else ({}, {})
     import papermill
+    from papermill.translators import papermill_translators
 
     for name in ("papermill", "papermill.translators"):
         logging.getLogger(name).addFilter(_drop_noise)
+    secret = {}
+    for name, value in params.items():
+        if shown.get(name, value) != value:
+            secret[name] = f"{SECRET_ENV_PREFIX}{name}"
+            os.environ[secret[name]] = value if isinstance(value, str) else json.dumps(value)
+    # the kernel is looked up by name first: this translator writes the injected cell
+    papermill_translators.register(args.kernel, _python_translator(secret))
 
     # the kernel inherits this environment: its progress bars become text lines on stderr,
     # which log_output streams into the run's log (a widget would show nothing here)
@@ -75,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         papermill.execute_notebook(
             args.input,
             args.output,
-            parameters=json.loads(args.parameters),
+            parameters={name: shown.get(name, value) for name, value in params.items()},
             kernel_name=args.kernel,
             cwd=args.cwd,
             log_output=True,

@@ -20,11 +20,15 @@ from typing import Any
 
 import nbformat
 
+from research.runner.atomic import write_text_atomic
+
 # Cells that only repeat the error banner in the notebook itself (papermill's and ours).
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 RUNNER_ERROR_TAG = "phantomlab-error"
 
-STATUS_COLOURS = {"ok": "#1a7f37", "failed": "#cf222e", "timeout": "#bc4c00"}
+STATUS_COLOURS = {"ok": "#1a7f37", "failed": "#cf222e", "timeout": "#bc4c00",
+                  "running": "#0969da", "died": "#6e2c00"}  # fmt: skip
+_TITLES = {"timeout": "Run timed out", "died": "Run died"}  # else "Run failed"
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -104,7 +108,8 @@ def page(title: str, body: str) -> str:
 
 
 def status_badge(status: str, tooltip: str | None = None) -> str:
-    """The coloured status pill (``ok`` green, ``failed`` red, ``timeout`` orange)."""
+    """The coloured status pill (``ok`` green, ``failed`` red, ``timeout`` orange, ``running``
+    blue, ``died`` brown)."""
     colour = STATUS_COLOURS.get(status, "#59636e")
     hover = f' title="{html.escape(tooltip)}"' if tooltip else ""
     return f'<span class="status" style="background:{colour}"{hover}>{html.escape(status)}</span>'
@@ -188,7 +193,7 @@ def _banner(error: Mapping[str, Any] | None, status: str) -> str:
         anchor = error.get("cell_id")
         label = f"cell {error['cell']}"
         where = f' in <a href="#cell-id={_cell(anchor)}">{label}</a>' if anchor else f" in {label}"
-    title = "Run timed out" if status == "timeout" else "Run failed"
+    title = _TITLES.get(status, "Run failed")
     return (
         f'<div class="banner" role="alert"><strong>{title}{where}: '
         f"{_cell(error.get('ename', 'Error'))}</strong><pre>{_cell(error.get('evalue', ''))}"
@@ -238,6 +243,24 @@ def write_report(
         f"{_results_table(manifest.get('results') or {})}"
         f'<section class="report">{render_cells(nb)}</section>'
     )
-    out = Path(path)
-    out.write_text(page(title, body), encoding="utf-8")
-    return out
+    # atomic: a browser (or the index) never reads half a page; a died run's is rewritten
+    return write_text_atomic(path, page(title, body))
+
+
+def write_running_page(manifest: Mapping[str, Any], path: str | Path) -> Path:
+    """A placeholder report for a run in progress: status, start, parameters; replaced at the end.
+
+    The index links every run's HTML; while the run goes on this page says so instead of a
+    broken link.
+    """
+    title = f"{manifest.get('pipeline', '?')} · {manifest.get('run_id', '?')}"
+    body = (
+        f'<div class="meta">{status_badge("running")} started '
+        f"{_cell(format_time(manifest.get('started_at')))} UTC · "
+        '<a href="../../index.html">all runs</a></div>'
+        "<p>This run is in progress. This page is replaced by the report when it ends; if its "
+        "runner is killed, the next <code>phantomlab reports</code> (or run) marks it "
+        "<em>died</em>.</p><h2>Parameters</h2>"
+        f"{parameters_table(manifest.get('parameters', {}), manifest.get('overrides', {}))}"
+    )
+    return write_text_atomic(path, page(title, body))

@@ -1,17 +1,34 @@
-"""``reports/index.html``: every run of every pipeline on one offline page, newest first."""
+"""``reports/index.html``: every run of every pipeline on one offline page, newest first.
+
+Before listing, :func:`mark_dead_runs` turns every ``running`` run whose heartbeat is stale
+(its runner was killed outright) into a ``died`` one: manifest, HTML report and the SQL
+``pipeline_runs`` row its notebook opened. So a later run, or ``phantomlab reports``, never
+shows a dead run as running.
+"""
 
 from __future__ import annotations
 
 import html
 import json
 import logging
+import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from research.runner.atomic import write_text_atomic
 from research.runner.catalog import default_reports_dir
 from research.runner.html import format_time, page, status_badge
-from research.runner.manifest import MANIFEST_NAME
+from research.runner.manifest import (
+    ERROR_NAMES,
+    MANIFEST_NAME,
+    close_pipeline_run,
+    heartbeat_age,
+    is_stale,
+    mark_failed,
+    running_cell,
+    write_json_atomic,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,10 +79,131 @@ def _row(run_rel: str, m: dict) -> str:
     )
 
 
+def _audit_url(manifest: dict) -> tuple[str | None, str | None]:
+    """``(url, None)`` of the audit trail a dead run's notebook wrote to, or ``(None, why not)``.
+
+    The manifest's ``database_url`` parameter (``None``: ``PHANTOMLAB_DATABASE_URL``, as in the
+    notebook). A masked password is taken from ``PHANTOMLAB_DATABASE_URL`` when that names the
+    same database; a relative SQLite path is resolved against the run's working directory
+    (and must exist: no empty database is created).
+    """
+    from sqlalchemy.engine import make_url
+
+    from research.config import Settings
+    from research.stores.backends import mask_url
+
+    env = os.environ.get("PHANTOMLAB_DATABASE_URL")
+    url = (manifest.get("parameters") or {}).get("database_url") or Settings.from_env().database_url
+    if ":***@" in url:  # masked in the manifest: the real one must come from the environment
+        if not env or mask_url(env) != url:
+            return None, (f"the manifest holds {url} with its password masked. Fix: export "
+                          "PHANTOMLAB_DATABASE_URL with the password and close the row by hand")  # fmt: skip
+        url = env
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        path = Path(parsed.database)
+        if not path.is_absolute():
+            path = Path(manifest.get("cwd") or ".") / path
+        if not path.is_file():
+            return None, f"no SQLite audit trail at {path}"
+        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
+    return url, None
+
+
+def _mark_died(path: Path, manifest: dict, now: datetime) -> None:
+    """Turn the stale ``running`` manifest at ``path`` into a ``died`` run (see module doc)."""
+    import nbformat
+
+    from research.runner.html import write_report
+
+    run_dir = path.parent
+    age = heartbeat_age(manifest, now) or 0.0
+    last = manifest.get("heartbeat_at") or manifest.get("started_at")
+    evalue = (
+        f"its runner (pid {manifest.get('runner_pid')} on "
+        f"{(manifest.get('host') or {}).get('hostname')}) stopped sending heartbeats at {last} "
+        f"UTC ({age:.0f} s before this check, limit {manifest.get('stale_after_sec')} s): it was "
+        "killed (kill -9, out of memory) or its machine stopped. Fix: see runner.log and the "
+        "partial notebook, then run it again."
+    )
+    error: dict[str, Any] = {"ename": ERROR_NAMES["died"], "evalue": evalue}
+    notebook = run_dir / str(manifest.get("notebook") or "")
+    nb = None
+    if notebook.is_file():
+        try:
+            nb = nbformat.read(notebook, as_version=4)
+            cell = mark_failed(nb, f"**Run died.** {evalue}", running_cell(nb))
+            if cell is not None:
+                error |= {"cell": cell, "cell_id": nb.cells[cell].get("id"),
+                          "execution_count": nb.cells[cell].get("execution_count")}  # fmt: skip
+            nbformat.write(nb, notebook)
+        except Exception as exc:  # noqa: BLE001 - a half-saved notebook: report without it
+            logger.warning("the partial notebook of %s is unreadable: %s", run_dir, exc)
+            nb = None
+    started = manifest.get("started_at")
+    try:
+        duration = (datetime.fromisoformat(last) - datetime.fromisoformat(started)).total_seconds()
+    except (TypeError, ValueError):
+        duration = None
+    manifest |= {"status": "died", "error": error, "finished_at": last,
+                 "duration_sec": duration, "marked_died_at": now.isoformat(timespec="seconds")}  # fmt: skip
+    if (manifest.get("results") or {}).get("pipeline_run_id"):
+        url, why = _audit_url(manifest)
+        if why is None:
+            close_pipeline_run(manifest, url, f"RunnerDied: {evalue}")
+        else:
+            manifest["pipeline_run_closed"] = why
+    if manifest.get("html"):
+        try:
+            write_report(nb or nbformat.v4.new_notebook(), manifest, run_dir / manifest["html"])
+        except Exception as exc:  # noqa: BLE001 - the manifest matters more than the page
+            manifest["html_error"] = f"{type(exc).__name__}: {exc}"
+    write_json_atomic(path, manifest)
+    logger.warning("run %s died (no heartbeat since %s); marked as such", run_dir, last)
+
+
+def mark_dead_runs(reports_dir: str | Path | None = None, *, now: datetime | None = None) -> list:
+    """Mark every ``running`` run whose heartbeat is stale as ``died``; return their folders.
+
+    A run's manifest says ``running`` from its start and its runner rewrites it every few
+    seconds (:mod:`research.runner.manifest`); one not rewritten for longer than its
+    ``stale_after_sec`` belongs to a runner that is gone. Its manifest gets status ``died``
+    and an error saying when the last heartbeat was; the partial notebook gets a banner on
+    the cell that was running and an HTML report is drawn from it; the SQL ``pipeline_runs``
+    row the notebook opened (``record(pipeline_run_id=...)``) is closed as failed if still
+    ``running``. Runs with a fresh heartbeat and finished runs are left alone.
+
+    Parameters
+    ----------
+    reports_dir : str or Path, optional
+        Default ``$PHANTOMLAB_REPORTS_DIR``, else ``reports``.
+    now : datetime, optional
+        The time to judge staleness at (default: now, UTC).
+    """
+    root = Path(reports_dir) if reports_dir is not None else default_reports_dir()
+    now = now or datetime.now(UTC)
+    marked = []
+    for path in sorted(root.glob(f"*/*/{MANIFEST_NAME}")):
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # listed as unreadable by build_index
+        if not isinstance(manifest, dict) or not is_stale(manifest, now):
+            continue
+        try:
+            _mark_died(path, manifest, now)
+        except Exception:  # noqa: BLE001 - one odd run must not hide the others
+            logger.exception("could not mark the dead run %s", path.parent)
+            continue
+        marked.append(path.parent)
+    return marked
+
+
 def build_index(reports_dir: str | Path | None = None) -> Path:
     """Write ``<reports_dir>/index.html`` listing every run; return its path.
 
-    Scans ``<reports_dir>/*/*/manifest.json``. Runs are sorted newest first (by start time,
+    First marks runs whose runner died as ``died`` (:func:`mark_dead_runs`). Then scans
+    ``<reports_dir>/*/*/manifest.json``. Runs are sorted newest first (by start time,
     then run id), with pipeline, run id, status (coloured), start time, duration, model
     version, key metrics and relative links to the run's HTML, notebook and manifest. A
     manifest that cannot be read is listed in a note at the bottom instead of failing.
@@ -77,6 +215,7 @@ def build_index(reports_dir: str | Path | None = None) -> Path:
     """
     root = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     root.mkdir(parents=True, exist_ok=True)
+    mark_dead_runs(root)
     runs: list[tuple[str, dict]] = []
     broken: list[tuple[str, str]] = []
     for path in sorted(root.glob(f"*/*/{MANIFEST_NAME}")):

@@ -2,9 +2,10 @@
 
 The manifest is the machine-readable record of one run (the HTML is the human one)::
 
-    {"pipeline", "run_id", "status": "ok" | "failed" | "timeout",
+    {"pipeline", "run_id", "status": "running" | "ok" | "failed" | "timeout" | "died",
      "parameters": effective values (defaults merged with overrides), "overrides",
-     "started_at", "finished_at" (ISO 8601, UTC), "duration_sec", "timeout_sec",
+     "started_at", "finished_at" (ISO 8601, UTC; null while running), "duration_sec",
+     "timeout_sec", "heartbeat_at", "heartbeat_sec", "stale_after_sec", "runner_pid", "cwd",
      "notebook", "html", "log" (file names inside the run folder),
      "source": {"path", "sha256"} (the input notebook, hashed as read when the run started),
      "error": {"ename", "evalue", "cell", "cell_id", "execution_count"} | null,
@@ -13,11 +14,22 @@ The manifest is the machine-readable record of one run (the HTML is the human on
 
 Passwords in URL parameters (``postgresql://u:***@host/db``) are masked in ``parameters`` and
 ``overrides``: the manifest, like the HTML drawn from it, is meant to be shared.
+
+**Liveness.** The manifest is written when the run starts, with status ``running``, and
+rewritten every ``heartbeat_sec`` seconds (:data:`HEARTBEAT_ENV`, default
+:data:`DEFAULT_HEARTBEAT_SEC`) with a fresh ``heartbeat_at`` until the final one replaces it.
+A ``running`` manifest whose heartbeat is older than ``stale_after_sec`` (3 x the interval +
+:data:`STALE_MARGIN_SEC`: 20 s by default) belongs to a runner that was killed (``kill -9``,
+out of memory, a reboot); :func:`~research.runner.index.mark_dead_runs` marks it ``died``.
+Heartbeats use the wall clock (UTC): runners and readers sharing a reports folder need
+synchronised clocks (NTP).
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
 import platform
 import socket
 import sys
@@ -32,10 +44,17 @@ from research.runner.atomic import write_text_atomic
 from research.runner.html import RUNNER_ERROR_TAG
 from research.stores.backends import mask_url  # stdlib only at import: no redis, no SQLAlchemy
 
+logger = logging.getLogger(__name__)
+
 MANIFEST_NAME = "manifest.json"
 LOG_NAME = "runner.log"
 ERROR_NAMES = {"timeout": "Timeout", "interrupted": "Interrupted", "executor": "ExecutorError",
-               "parameters": "ParameterError"}  # fmt: skip
+               "parameters": "ParameterError", "terminated": "Terminated",
+               "died": "RunnerDied"}  # fmt: skip
+HEARTBEAT_ENV = "PHANTOMLAB_HEARTBEAT_SEC"
+DEFAULT_HEARTBEAT_SEC = 5.0
+STALE_FACTOR = 3  # heartbeats a run may miss before it counts as dead ...
+STALE_MARGIN_SEC = 5.0  # ... plus this (a busy disk, a loaded machine)
 _VERSIONED = ("papermill", "nbclient", "nbconvert", "ipykernel", "numpy", "pandas", "scikit-learn")
 
 
@@ -108,17 +127,73 @@ def mask_secrets(value: Any) -> Any:
     """``value`` with the password of any URL text (also inside a list) replaced by ``***``.
 
     Parameters such as ``database_url`` may carry a password; the manifest and the HTML
-    report are shared and kept, so they show ``postgresql://u:***@host/db`` instead. Other
-    values are returned as they are.
+    report are shared and kept, so they show ``postgresql://u:***@host/db`` instead (and
+    ``unix:///run/redis.sock?password=***``). Other values are returned as they are. The
+    executor hands a value this changes to the kernel through its environment, so the
+    executed notebook shows the masked text too.
     """
     if isinstance(value, list):
         return [mask_secrets(v) for v in value]
-    if not isinstance(value, str) or "@" not in value:  # no userinfo, nothing to hide
+    if not isinstance(value, str) or "://" not in value:  # not a URL: nothing to hide
         return value
+    return mask_url(value)  # never raises: text it cannot parse is masked conservatively
+
+
+def heartbeat_interval() -> float:
+    """Seconds between two heartbeats of a running run: ``$PHANTOMLAB_HEARTBEAT_SEC``, else 5.
+
+    Raises
+    ------
+    ValueError
+        The variable is set but not a positive number.
+    """
+    raw = os.environ.get(HEARTBEAT_ENV, "").strip()
+    if not raw:
+        return DEFAULT_HEARTBEAT_SEC
     try:
-        return mask_url(value)
-    except ValueError:  # urlsplit refuses e.g. an unbalanced "[": then it is no URL
-        return value
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 86400:
+        raise ValueError(
+            f"{HEARTBEAT_ENV}={raw!r} is not a number of seconds between 0 and 86400. Fix: set "
+            f"it to e.g. {DEFAULT_HEARTBEAT_SEC:g}, or unset it."
+        )
+    return value
+
+
+def stale_after(heartbeat_sec: float) -> float:
+    """Age (seconds) of the last heartbeat after which a ``running`` run counts as dead."""
+    return STALE_FACTOR * heartbeat_sec + STALE_MARGIN_SEC
+
+
+def heartbeat_age(manifest: dict, now: datetime | None = None) -> float | None:
+    """Seconds since a manifest's last heartbeat (else its start); ``None`` if it has neither."""
+    for key in ("heartbeat_at", "started_at"):
+        try:
+            beat = datetime.fromisoformat(str(manifest.get(key)))
+        except ValueError:
+            continue
+        if beat.tzinfo is None:
+            beat = beat.replace(tzinfo=UTC)
+        return ((now or datetime.now(UTC)) - beat).total_seconds()
+    return None
+
+
+def is_stale(manifest: dict, now: datetime | None = None) -> bool:
+    """Whether ``manifest`` says ``running`` but its runner stopped beating (it died).
+
+    The limit is the run's own ``stale_after_sec`` (what its runner promised), else
+    :func:`stale_after` of the default interval. A running manifest without any readable
+    time is stale: no runner writes one.
+    """
+    if manifest.get("status") != "running":
+        return False
+    limit = manifest.get("stale_after_sec")
+    if not isinstance(limit, int | float) or isinstance(limit, bool) or not limit > 0:
+        limit = stale_after(DEFAULT_HEARTBEAT_SEC)
+    age = heartbeat_age(manifest, now)
+    return age is None or age > limit
 
 
 def build_manifest(
@@ -130,15 +205,19 @@ def build_manifest(
     results: dict,
     kernel: str | None,
 ) -> dict[str, Any]:
-    """The manifest of a finished run (see the module docstring for its fields).
+    """The manifest of a run, finished or (status ``"running"``) just started.
 
-    ``run`` holds ``pipeline``, ``run_id``, ``started``, ``timeout_sec``, the file names
-    ``notebook`` and ``html``, and ``source`` / ``source_sha256`` (the input notebook as read
-    when the run started). Passwords in URL parameters are masked (:func:`mask_secrets`).
+    See the module docstring for its fields. ``run`` holds ``pipeline``, ``run_id``,
+    ``started``, ``timeout_sec``, the file names ``notebook`` and ``html``, ``source`` /
+    ``source_sha256`` (the input notebook as read when the run started) and optionally
+    ``heartbeat_sec`` and ``cwd``. A running manifest has no ``finished_at`` /
+    ``duration_sec`` yet, and carries the heartbeat fields. Passwords in URL parameters are
+    masked (:func:`mask_secrets`).
     """
     from research.stores.jsonable import to_jsonable
 
-    finished = datetime.now(UTC)
+    running = status == "running"
+    finished = None if running else datetime.now(UTC)
     started: datetime = run["started"]
     manifest = {
         "pipeline": run["pipeline"],
@@ -147,8 +226,8 @@ def build_manifest(
         "parameters": {k: mask_secrets(v) for k, v in parameters.items()},
         "overrides": {k: mask_secrets(v) for k, v in overrides.items()},
         "started_at": started.isoformat(timespec="seconds"),
-        "finished_at": finished.isoformat(timespec="seconds"),
-        "duration_sec": round((finished - started).total_seconds(), 3),
+        "finished_at": finished and finished.isoformat(timespec="seconds"),
+        "duration_sec": finished and round((finished - started).total_seconds(), 3),
         "timeout_sec": run["timeout_sec"],
         "notebook": run["notebook"],
         "html": run["html"],
@@ -165,8 +244,56 @@ def build_manifest(
             "python_executable": sys.executable,
         },
         "versions": _versions(),
+        "runner_pid": os.getpid(),
+        "cwd": run.get("cwd"),
     }
+    if running:
+        beat = run.get("heartbeat_sec", DEFAULT_HEARTBEAT_SEC)
+        manifest |= {"heartbeat_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+                     "heartbeat_sec": beat, "stale_after_sec": stale_after(beat)}  # fmt: skip
     return to_jsonable(manifest)
+
+
+def close_pipeline_run(manifest: dict, database_url: str | None, message: str) -> None:
+    """Mark the notebook's SQL ``pipeline_runs`` row failed if it is still ``running``.
+
+    A notebook that opened a row and said so with ``record(pipeline_run_id=...)`` cannot
+    close it when it fails, is stopped or dies; the runner (or, for a run that died, whoever
+    marks it dead) can. A row the notebook closed itself is left as it is. Best effort: the
+    manifest's ``pipeline_run_closed`` says ``True`` or why not.
+
+    Parameters
+    ----------
+    manifest : dict
+        The run's manifest; its ``results.pipeline_run_id`` names the row.
+    database_url : str or None
+        The audit trail (``None``: ``PHANTOMLAB_DATABASE_URL``, as the notebook's default).
+    message : str
+        The row's ``error`` text.
+    """
+    run_id = (manifest.get("results") or {}).get("pipeline_run_id")
+    if not run_id:
+        return
+    try:
+        from research.stores.audit import AuditTrail
+
+        audit = AuditTrail(database_url, upgrade=False)
+        try:
+            runs = audit.runs()
+            row = runs.loc[runs["run_id"] == str(run_id)]
+            if len(row) and row["status"].iloc[0] != "running":
+                manifest["pipeline_run_closed"] = (
+                    f"left {row['status'].iloc[0]!r} (closed by the notebook)"
+                )
+                return
+            audit.finish_run(str(run_id), "failed", error=message,
+                             report_path=manifest.get("html"))  # fmt: skip
+        finally:
+            audit.close()
+        manifest["pipeline_run_closed"] = True
+    except Exception as exc:  # noqa: BLE001 - the run's own artefacts matter more
+        logger.warning("pipeline_runs row %s left open: %s", run_id, exc)
+        manifest["pipeline_run_closed"] = f"{type(exc).__name__}: {exc}"
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:

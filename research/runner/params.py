@@ -4,6 +4,11 @@ The contract (see ``pipelines/README.md``): exactly one code cell tagged ``param
 of its statements is ``name: type = literal  # help``, one per line, with ``type`` one of
 :data:`SUPPORTED_TYPES`. The cell is read with :mod:`ast` and :mod:`tokenize`, never executed,
 so a pipeline's interface is known before any kernel starts.
+
+A numeric parameter declares its :class:`Range` at the end of its comment, ``n_estimators: int =
+200  # trees per forest [10, 5000]`` (ends included; a parenthesis excludes one: ``(0, 1]``):
+its default must lie in it and :func:`validate_parameters` refuses any value outside it. Floats
+must be finite in any case (NaN and ``inf`` are refused).
 """
 
 from __future__ import annotations
@@ -12,6 +17,8 @@ import ast
 import difflib
 import io
 import math
+import re
+import sys
 import tokenize
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +48,9 @@ SUPPORTED_TYPES: tuple[str, ...] = tuple(_TYPES)
 
 # Texts a `-p key=value` may use for None on an optional parameter (YAML's nulls plus Python's).
 _NULL_TEXTS = frozenset({"null", "Null", "NULL", "~", "None"})
+# A range ending a comment: `[10, 5000]`, `(0, 1)`, `[0, 1e-3)`, `[1_000, 2_000_000]`
+_NUM = r"[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?"
+_RANGE = re.compile(rf"([\[(])\s*({_NUM})\s*,\s*({_NUM})\s*([\])])\s*$")
 
 
 class ParameterError(ValueError):
@@ -51,6 +61,23 @@ class ParameterError(ValueError):
     """
 
     result: Any = None
+
+
+@dataclass(frozen=True)
+class Range:
+    """Values a numeric parameter accepts, ``low`` to ``high``; an ``_open`` end is excluded."""
+
+    low: int | float
+    high: int | float
+    low_open: bool = False
+    high_open: bool = False
+
+    def __contains__(self, value: int | float) -> bool:
+        return (self.low < value if self.low_open else self.low <= value) and (
+            value < self.high if self.high_open else value <= self.high)  # fmt: skip
+
+    def __str__(self) -> str:  # as declared: [10, 5000], (0, 1]
+        return f"{'[('[self.low_open]}{self.low}, {self.high}{'])'[self.high_open]}"
 
 
 @dataclass(frozen=True)
@@ -71,6 +98,8 @@ class Parameter:
         1-based line of the statement inside the parameters cell.
     notebook : str
         File name of the notebook declaring it (for messages).
+    range : Range or None
+        The values it accepts (numeric parameters), from the end of its comment.
     """
 
     name: str
@@ -79,6 +108,7 @@ class Parameter:
     help: str = ""
     line: int = 0
     notebook: str = "the notebook"
+    range: Range | None = None
 
     @property
     def optional(self) -> bool:
@@ -226,21 +256,45 @@ def _parse_statement(
             f"{where}: the default of '{name}' (`{ast.unparse(stmt.value)}`) is not a literal. "
             f"{form}, with a literal default (number, string, True/False, None or a list)."
         ) from exc
-    problem = _type_problem(default, type_text)
+    problem = _type_problem(default, type_text) or _finite_problem(default, type_text)
     if problem:
         raise ParameterError(
             f"{where}: the default of '{name}' {problem}. Fix: make the default a {type_text}."
         )
     end = stmt.end_lineno or stmt.lineno  # a list default may span lines; its comment ends it
     help_text = comments.get(stmt.lineno) or comments.get(end, "")
-    return Parameter(
-        name=name,
-        type_text=type_text,
-        default=_normalise(default, type_text),
-        help=help_text,
-        line=stmt.lineno,
-        notebook=notebook,
-    )
+    declared = _parse_range(help_text, type_text, f"{where}: parameter '{name}'")
+    if problem := _range_problem(default, declared):
+        raise ParameterError(f"{where}: the default of '{name}' {problem}. Fix: change the "
+                             "default or the range ending the comment.")  # fmt: skip
+    return Parameter(name=name, type_text=type_text, default=_normalise(default, type_text),
+                     help=help_text, line=stmt.lineno, notebook=notebook, range=declared)  # fmt: skip
+
+
+def _parse_range(help_text: str, type_text: str, where: str) -> Range | None:
+    """The :class:`Range` ending ``help_text``, if one does."""
+    if (match := _RANGE.search(help_text)) is None:
+        return None
+    if _TYPES[type_text][0] not in (int, float):
+        raise ParameterError(f"{where} is a {type_text}, but its comment ends in a range. Fix: "
+                             "declare ranges on int/float parameters only.")  # fmt: skip
+    low, high = (ast.literal_eval(t) for t in match.group(2, 3))
+    low, high = (int(v) if isinstance(v, float) and v.is_integer() else v for v in (low, high))
+    declared = Range(low, high, low_open=match[1] == "(", high_open=match[4] == ")")
+    if not -math.inf < low < high < math.inf:
+        raise ParameterError(f"{where} declares the range {declared}, which holds no value. "
+                             "Fix: write [low, high] with finite low < high, e.g. [1, 5000].")  # fmt: skip
+    return declared
+
+
+def _range_problem(value: Any, declared: Range | None) -> str | None:
+    """Why ``value`` (a number, a list of them, or None) is outside ``declared``, if it is."""
+    out = [v for v in (value if isinstance(value, list) else [value])
+           if declared is not None and v is not None and v not in declared]  # fmt: skip
+    if not out:
+        return None
+    what = f"has element {out[0]!r}" if isinstance(value, list) else f"is {value!r}"
+    return f"{what}, outside its range {declared}"
 
 
 def _describe(value: Any) -> str:
@@ -301,12 +355,10 @@ def coerce_text(param: Parameter, text: str) -> Any:
 
 
 def _float_text(value: Any) -> Any:
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            return value
-    return value
+    try:
+        return float(value) if isinstance(value, str) else value
+    except ValueError:
+        return value
 
 
 def validate_parameters(params: list[Parameter], overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -320,9 +372,9 @@ def validate_parameters(params: list[Parameter], overrides: Mapping[str, Any]) -
         Name -> value. A ``str`` value is read as a command-line text (:func:`coerce_text`:
         YAML for non-``str`` parameters, ``null``/``~``/``None`` for ``None`` of an optional
         one), since ``-p``, environment variables and schedulers all pass strings; every
-        value is then type-checked strictly: ``int`` is accepted for
-        ``float`` (and becomes a float), ``bool`` is not accepted for ``int``/``float``, and
-        ``None`` only for ``X | None`` types.
+        value is then type-checked strictly: ``int`` is accepted for ``float`` (and becomes a
+        float), ``bool`` is not accepted for ``int``/``float``, ``None`` only for ``X | None``
+        types; floats must be finite, numbers inside the parameter's :class:`Range`.
 
     Returns
     -------
@@ -332,7 +384,8 @@ def validate_parameters(params: list[Parameter], overrides: Mapping[str, Any]) -
     Raises
     ------
     ParameterError
-        Listing every unknown name (with close matches) and every ill-typed value.
+        Listing every unknown name (with close matches) and every ill-typed, non-finite or
+        out-of-range value.
     """
     by_name = {p.name: p for p in params}
     notebook = params[0].notebook if params else "the notebook"
@@ -350,9 +403,7 @@ def validate_parameters(params: list[Parameter], overrides: Mapping[str, Any]) -
             continue
         if isinstance(value, str):
             value = coerce_text(param, value)
-        problem = _type_problem(value, param.type_text)
-        if problem is None and isinstance(value, float | list):
-            problem = _nan_problem(value)
+        problem = _type_problem(value, param.type_text) or _finite_problem(value, param.type_text)
         if problem:
             problems.append(
                 f"parameter {name!r} of {notebook} {problem}. Fix: pass a value of type "
@@ -360,16 +411,25 @@ def validate_parameters(params: list[Parameter], overrides: Mapping[str, Any]) -
                 f"-p {name}={_example(param)})"
             )
             continue
+        if problem := _range_problem(value, param.range):
+            problems.append(f"parameter {name!r} of {notebook} {problem}. Fix: pass a value in "
+                            f"{param.range} (default {param.default!r})")  # fmt: skip
+            continue
         out[name] = _normalise(value, param.type_text)
     if problems:
         raise ParameterError("; ".join(problems) + ".")
     return out
 
 
-def _nan_problem(value: Any) -> str | None:
-    values = value if isinstance(value, list) else [value]
+def _finite_problem(value: Any, type_text: str) -> str | None:
+    """Why a well-typed value of a float parameter is not a finite float, if it is not."""
+    values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]
+    if _TYPES[type_text][0] is not float:
+        return None
     if any(isinstance(v, float) and math.isnan(v) for v in values):
         return "is NaN"  # NaN defeats every comparison a notebook makes with it
+    if any(abs(v) > sys.float_info.max for v in values):  # inf, or an int like 10**400
+        return "is infinite (or too large for a float)"
     return None
 
 

@@ -5,6 +5,11 @@ so training and live scoring can never disagree on columns); an unknown or missi
 is all-zeros in its block. Numeric features pass through as float64 with NaN kept: the models'
 imputer fills them and adds missing indicators (the seed's "(Missing)" path).
 
+**One rule for infinity:** ``+inf``/``-inf`` (a division by a zero range, say) is as unknown as
+NaN, so :func:`encode` turns it into NaN and logs a warning naming the feature — the same
+for training, the scikit-learn scoring path, the ONNX fast path (:func:`inf_as_missing`) and
+the heuristic fallback. An infinite feature thus scores exactly as the same feature missing.
+
 Columns named ``x_*`` (:data:`research.schema.EXTRA_PREFIX`) are a user signals file's own
 features (:mod:`research.signals.external`): unregistered, numeric (categoricals arrive already
 one-hot), known at signal time; they pass through like numeric features, after the registered
@@ -13,6 +18,7 @@ ones.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -20,6 +26,8 @@ import pandas as pd
 
 from research.features import CATEGORIES, FEATURES, check_entry_columns
 from research.schema import EXTRA_PREFIX
+
+logger = logging.getLogger(__name__)
 
 
 def is_extra(name) -> bool:
@@ -52,7 +60,8 @@ def encode(frame: pd.DataFrame | Mapping, features: Sequence[str]) -> np.ndarray
     """Encode ``features`` of a frame (or one signal's mapping) as a float64 matrix.
 
     Columns absent from the input are treated as missing (NaN), never as an error: a live
-    signal with a missing feature still gets a score.
+    signal with a missing feature still gets a score; so are non-numeric values and ``±inf``
+    (:func:`inf_as_missing`, logged).
     """
     if not isinstance(frame, pd.DataFrame):
         frame = pd.DataFrame([dict(frame)])
@@ -65,7 +74,32 @@ def encode(frame: pd.DataFrame | Mapping, features: Sequence[str]) -> np.ndarray
             blocks.append(np.column_stack([values == v for v in CATEGORIES[name]]).astype(float))
         else:
             blocks.append(pd.to_numeric(col, errors="coerce").to_numpy(np.float64)[:, None])
-    return np.hstack(blocks) if blocks else np.empty((n, 0))
+    matrix = np.hstack(blocks) if blocks else np.empty((n, 0))
+    if np.isinf(matrix).any():  # names only on this rare path: encode is on the scoring path
+        matrix = inf_as_missing(matrix, encoded_columns(features))
+    return matrix
+
+
+def inf_as_missing(matrix: np.ndarray, columns: Sequence[str] | None = None) -> np.ndarray:
+    """``matrix`` with every ``±inf`` replaced by NaN (missing), with a warning naming columns.
+
+    The one rule of training and scoring (module doc); ``matrix`` itself is not modified.
+
+    Parameters
+    ----------
+    matrix : ndarray
+        Numeric, 2-D (rows x encoded columns).
+    columns : sequence of str, optional
+        Names of the columns, for the warning; default ``x0``, ``x1``, ...
+    """
+    inf = np.isinf(matrix)
+    if not inf.any():
+        return matrix
+    where = np.flatnonzero(inf.any(axis=0))
+    names = [columns[i] if columns is not None else f"x{i}" for i in where]
+    logger.warning("%d infinite feature value(s) in %s treated as missing (NaN), as in "
+                   "training; check how those features are computed", int(inf.sum()), names)  # fmt: skip
+    return np.where(inf, np.nan, matrix)
 
 
 def entry_features(frame: pd.DataFrame, *, allow_after_entry: bool = False) -> list[str]:

@@ -28,7 +28,13 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from research.features import FEATURES
-from research.scoring.encode import encode, encoded_columns, entry_features, is_extra
+from research.scoring.encode import (
+    encode,
+    encoded_columns,
+    entry_features,
+    inf_as_missing,
+    is_extra,
+)
 from research.scoring.warm import (
     WARM_EPOCHS,
     adam_net,
@@ -240,8 +246,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
             raise ValueError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
         matrix = self._matrix(X, fitting=True)
         matrix, y = validate_data(
-            self, matrix, y, ensure_all_finite="allow-nan", ensure_min_samples=2, reset=True
+            self, matrix, y, ensure_all_finite=False, ensure_min_samples=2, reset=True
         )
+        matrix = inf_as_missing(matrix)  # a plain matrix too: inf is missing (scoring.encode)
         kind = type_of_target(y, input_name="y", raise_unknown=True)
         if kind != "binary":
             raise ValueError(
@@ -339,8 +346,8 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         """Uncalibrated P(win), 0-1: the members' average (what prequential calibration maps)."""
         check_is_fitted(self, "members_")
         matrix = self._matrix(X, fitting=False)
-        matrix = validate_data(self, matrix, ensure_all_finite="allow-nan", reset=False)
-        return self._average(self.members_, matrix)
+        matrix = validate_data(self, matrix, ensure_all_finite=False, reset=False)
+        return self._average(self.members_, inf_as_missing(matrix))
 
     def scores_from_raw(self, raw: np.ndarray) -> np.ndarray:
         """Scores 0-100 of raw P(win) values (:meth:`predict_raw`) under this calibration."""

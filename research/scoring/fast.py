@@ -31,7 +31,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.utils.validation import check_is_fitted
 
 from research.features import CATEGORIES, FEATURES
-from research.scoring.encode import encode, encoded_columns, is_categorical, is_extra
+from research.scoring.encode import (
+    encode,
+    encoded_columns,
+    inf_as_missing,
+    is_categorical,
+    is_extra,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -380,7 +386,9 @@ class FastScorer:
         return 100.0 * np.clip(p, 0.0, 1.0)
 
     def _p_win(self, matrix: np.ndarray) -> np.ndarray:
-        """Uncalibrated P(win) per row, probability 0-1."""
-        if np.isinf(matrix).any():  # EnsembleScorer refuses infinity too (NaN is "missing")
-            raise ValueError("X contains infinity; only NaN is accepted as missing")
+        """Uncalibrated P(win) per row, probability 0-1; ``±inf`` counts as missing, as in
+        ``EnsembleScorer`` (:func:`~research.scoring.encode.inf_as_missing`, logged)."""
+        if np.isinf(matrix).any():
+            names = encoded_columns(self.feature_names) if self.feature_names else None
+            matrix = inf_as_missing(matrix, names)
         return self._session.run([OUTPUT], {INPUT: matrix})[0][:, 0]

@@ -2,7 +2,9 @@
 
 * ``score_signal(features)`` always returns a score in [0, 100]: the ensemble when a model is
   ready, the heuristic when not, or when the model raises or returns nonsense (seed, "Error
-  Handling & Fallback Chain").
+  Handling & Fallback Chain"). Only an argument that is not a mapping of features raises
+  (:class:`~research.schema.InputTypeError`): a programming error, not a model failure.
+  ±inf features count as missing, in training and scoring alike.
 * ``record_outcome(signal, outcome, pnl)`` is idempotent by ``signal_id``; timeouts are skipped
   unless configured; it counts ``completed_trades``, updates the EV buckets
   (``session|volatility``) and retrains when ``total >= 30 and total - last_train_count >= 50``
@@ -22,6 +24,7 @@ import pandas as pd
 
 from research import schema as S
 from research.config import ScorerConfig
+from research.ev_buckets import add_outcome
 from research.scoring.ensemble import EnsembleScorer
 from research.scoring.fast import FastScorer
 from research.scoring.heuristic import heuristic_scores
@@ -94,17 +97,31 @@ class MLScorer:
 
     # ------------------------------------------------------------------ scoring
     def score_signal(self, features: Mapping) -> float:
-        """Score one signal's features, 0-100; never raises (ML -> heuristic -> 50).
+        """Score one signal's features, 0-100; a failing model never raises (ML -> heuristic -> 50).
 
         Uses the ONNX fast path when the model has one (~100x quicker for one signal, equal
-        within 1e-9 points), else the scikit-learn model.
+        within 1e-9 points), else the scikit-learn model. Missing, non-numeric and infinite
+        feature values all count as missing (:mod:`research.scoring.encode`).
+
+        Parameters
+        ----------
+        features : Mapping or pandas.Series
+            Feature name -> value of one signal (``{}``: nothing known, a neutral score).
+
+        Raises
+        ------
+        research.schema.InputTypeError
+            ``features`` is not a mapping (``None``, a list, a string, a frame): a programming
+            error, refused at once instead of being scored as "nothing known". Also a
+            ``TypeError``.
         """
+        S.check_features_mapping(features, f"{type(self).__name__}.score_signal")
         if self.fast is not None:
             try:
                 score = self.fast.score_one(features)
                 if math.isfinite(score) and 0.0 <= score <= 100.0:
                     return score
-            except Exception:  # e.g. an infinite feature: the full path decides what to do
+            except Exception:  # the fast path must never stop the bot: the full path decides
                 logger.debug("%s fast path failed; full model used", self.strategy, exc_info=True)
         return float(self.score_frame(pd.DataFrame([dict(features)]))[0][0])
 
@@ -116,7 +133,13 @@ class MLScorer:
         With ``return_raw``, a third array: the model's uncalibrated P(win) (0-1) per row, NaN
         where the heuristic scored or the model has none — pass it back with the outcome
         (``record_outcome(decision_raw=...)``) for prequential calibration.
+
+        Raises
+        ------
+        research.schema.InputTypeError
+            ``features`` is not a DataFrame (a programming error; also a ``TypeError``).
         """
+        S.check_features_frame(features, f"{type(self).__name__}.score_frame")
         n = len(features)
         scores, p_raw = np.full(n, np.nan), np.full(n, np.nan)
         ml = np.zeros(n, dtype=bool)
@@ -179,15 +202,29 @@ class MLScorer:
             (:meth:`score_frame` with ``return_raw``; else ``signal['decision_raw']``): an
             out-of-sample score the next retrain calibrates on (prequential calibration).
         """
+        trade = self.trade_record(signal, outcome, pnl, features=features,
+                                  exit_time=exit_time, decision_raw=decision_raw)  # fmt: skip
+        if trade is None or trade[S.SIGNAL_ID] in self._recorded:
+            return False  # a timeout not learnt, or a replayed or duplicated outcome
+        self.learn(trade)
+        if self._retrain_due():
+            self.retrain(now=exit_time)
+        return True
+
+    def trade_record(self, signal: Mapping, outcome: str, pnl: float, *,
+                     features: Mapping | None = None, exit_time=None,
+                     decision_raw: float | None = None) -> dict | None:  # fmt: skip
+        """The JSON-able training record of one outcome (``ml:{strategy}:trades``), or None
+        when this scorer does not learn it (a timeout, unless ``learn_from_timeouts``).
+
+        Pure: nothing is recorded. :meth:`record_outcome` is ``trade_record`` + :meth:`learn`;
+        a multi-writer recorder calls them apart, with the state store's atomic step between.
+        """
         if outcome not in S.OUTCOMES:
             raise ValueError(f"outcome must be one of {S.OUTCOMES}, got {outcome!r}")
-        sid = str(signal[S.SIGNAL_ID])
-        if sid in self._recorded:
-            return False  # idempotent: a replayed or duplicated outcome changes nothing
         if outcome == "timeout" and not self.config.learn_from_timeouts:
-            return False
+            return None
         feats = dict(features if features is not None else signal.get("features", {}))
-        self._recorded.add(sid)
         if decision_raw is None:
             decision_raw = signal.get(DECISION_RAW)
         if decision_raw is not None:
@@ -195,34 +232,30 @@ class MLScorer:
             # bits of float64 (BLAS blocking); the calibrator fitted on these values must not
             # depend on how the online loop batched its scoring.
             decision_raw = float(np.float32(decision_raw))
-        self.trades.append({
-            S.SIGNAL_ID: sid,
+        return {
+            S.SIGNAL_ID: str(signal[S.SIGNAL_ID]),
             S.SIGNAL_TIME: _iso(signal.get(S.SIGNAL_TIME)),
             S.EXIT_TIME: _iso(exit_time),
             S.OUTCOME: outcome,
             S.PNL_PERCENT: float(pnl),
             DECISION_RAW: _plain(None if decision_raw is None else float(decision_raw)),
             "features": {k: _plain(v) for k, v in feats.items()},
-        })  # fmt: skip
-        self.completed_trades += 1
-        self._update_ev_bucket(feats, outcome, float(pnl))
-        if self._retrain_due():
-            self.retrain(now=exit_time)
-        return True
+        }
 
-    def _update_ev_bucket(self, feats: Mapping, outcome: str, pnl: float) -> None:
-        # unknown context is kept under its own key: recording an outcome must never fail
-        key = S.bucket_name(
-            feats.get(S.SESSION, "unknown"), feats.get(S.VOLATILITY_REGIME, "unknown")
+    def learn(self, trade: Mapping, *, completed_trades: int | None = None) -> None:
+        """Add one :meth:`trade_record` to the training rows, the count and the EV buckets.
+
+        ``completed_trades`` is the shared count after this trade when several processes
+        record into one state store (:class:`~research.stores.recorder.OutcomeRecorder`);
+        by default the scorer counts it itself. Does not retrain.
+        """
+        trade = dict(trade)
+        self._recorded.add(str(trade[S.SIGNAL_ID]))
+        self.trades.append(trade)
+        self.completed_trades = (
+            self.completed_trades + 1 if completed_trades is None else int(completed_trades)
         )
-        b = self.ev_buckets.setdefault(key, {"wins": 0, "losses": 0, "win_pnl": 0.0,
-                                             "loss_pnl": 0.0})  # fmt: skip
-        if outcome == "win":
-            b["wins"] += 1
-            b["win_pnl"] += pnl
-        else:
-            b["losses"] += 1
-            b["loss_pnl"] += pnl
+        add_outcome(self.ev_buckets, trade["features"], trade[S.OUTCOME], trade[S.PNL_PERCENT])
 
     def _retrain_due(self) -> bool:
         total = self.completed_trades
@@ -317,14 +350,19 @@ class MLScorer:
                    model_factory: Callable | None = None) -> MLScorer:  # fmt: skip
         """Rebuild a scorer from :meth:`to_state` (and the champion model, if any)."""
         scorer = cls(state["strategy"], config=config, model_factory=model_factory)
-        for key in ("completed_trades", "last_train_count", "last_train_ts", "nn_enabled",
-                    "model_version"):  # fmt: skip
-            setattr(scorer, key, state[key])
-        scorer.ev_buckets = {k: dict(v) for k, v in state["ev_buckets"].items()}
-        scorer.trades = [dict(t) for t in state["trades"]]
-        scorer._recorded = {t[S.SIGNAL_ID] for t in scorer.trades}
+        scorer.adopt(state)
         scorer.set_model(model)
         return scorer
+
+    def adopt(self, state: Mapping) -> None:
+        """Take the counters, EV buckets and training rows of a :meth:`to_state` snapshot
+        (e.g. the state store's shared one), keeping the model in force."""
+        for key in ("completed_trades", "last_train_count", "last_train_ts", "nn_enabled",
+                    "model_version"):  # fmt: skip
+            setattr(self, key, state[key])
+        self.ev_buckets = {k: dict(v) for k, v in state["ev_buckets"].items()}
+        self.trades = [dict(t) for t in state["trades"]]
+        self._recorded = {t[S.SIGNAL_ID] for t in self.trades}
 
 
 def _iso(value) -> str | None:

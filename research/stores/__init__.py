@@ -18,7 +18,8 @@ _LAZY = {
     "OutcomeRecorder": "research.stores.recorder",
     "StateStore": "research.stores.state",
     "open_state": "research.stores.state",
-    "rebuild_state": "research.stores.recorder",
+    "rebuild_state": "research.stores.rebuild",
+    "RebuildRefused": "research.stores.rebuild",
 }
 __all__ = ["ModelIntegrityError", "StoreError", "StoreUnavailable", *sorted(_LAZY)]
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,10 +28,10 @@ from sqlalchemy.engine import URL, make_url
 from research import schema as S
 from research.config import Settings
 from research.stores.errors import StoreError, StoreUnavailable
+from research.stores.query import _db_column, _frame, _match, _utc_bound
 from research.stores.rows import _isna, to_jsonable, trade_records  # noqa: F401 (re-exported)
 from research.stores.tables import (  # noqa: F401 (re-exported)
     _NOW,
-    CONNECT_TIMEOUT_SEC,
     CREATED_AT,
     FEATURES,
     FEATURES_JSON,
@@ -47,6 +47,7 @@ from research.stores.tables import (  # noqa: F401 (re-exported)
     phantom_trades,
     pipeline_runs,
 )
+from research.stores.watchdog import HangWatchdog
 
 logger = logging.getLogger(__name__)
 
@@ -57,36 +58,6 @@ def normalize_url(url: str | URL) -> URL:
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")
     return parsed
-
-
-def _db_column(name: str) -> str:
-    return {S.STRATEGY: STRATEGY_NAME, FEATURES: FEATURES_JSON}.get(name, name)
-
-
-def _frame(rows: Sequence, columns: Sequence[sa.Column], names: Sequence[str]) -> pd.DataFrame:
-    """Query rows as a frame with the project's dtypes, chosen from the columns' SQL types."""
-    df = pd.DataFrame.from_records([tuple(r) for r in rows], columns=list(names))
-    for name, column in zip(names, columns, strict=True):
-        kind, values = column.type, df[name]
-        if name in (S.OUTCOME, S.EXIT_REASON):  # fixed vocabularies, as simulate() returns them
-            df[name] = pd.Categorical(values, S.OUTCOMES if name == S.OUTCOME else S.EXIT_REASONS)
-        elif isinstance(kind, UTCDateTime):
-            df[name] = pd.to_datetime(values, utc=True)
-        elif isinstance(kind, sa.Double):
-            df[name] = values.astype("float64")
-        elif isinstance(kind, sa.Boolean):
-            df[name] = values.astype("boolean" if values.isna().any() else bool)
-        elif isinstance(kind, sa.Integer):
-            df[name] = values.astype("Int64")
-    return df
-
-
-def _match(column: sa.ColumnElement, value: str | Iterable[str]) -> sa.ColumnElement:
-    return column == value if isinstance(value, str) else column.in_(list(value))
-
-
-def _utc_bound(value) -> datetime:
-    return S.utc_timestamp(value).to_pydatetime()
 
 
 class AuditTrail:
@@ -108,8 +79,13 @@ class AuditTrail:
         answer; the message says what is wrong and how to fix it.
     """
 
-    def __init__(self, url: str | None = None, *, upgrade: bool = True) -> None:
-        self.url = normalize_url(url or Settings.from_env().database_url)
+    def __init__(self, url: str | None = None, *, upgrade: bool = True,
+                 connect_timeout: float | None = None,
+                 io_timeout: float | None = None) -> None:  # fmt: skip
+        settings = Settings.from_env()
+        self.url = normalize_url(url or settings.database_url)
+        self.connect_timeout = float(connect_timeout or settings.connect_timeout_sec)
+        self.io_timeout = float(io_timeout or settings.io_timeout_sec)
         self.backend = self.url.get_backend_name()
         if self.backend not in ("postgresql", "sqlite"):
             raise StoreError(
@@ -117,12 +93,34 @@ class AuditTrail:
                 f"({self.masked_url}). Fix: set PHANTOMLAB_DATABASE_URL to a "
                 "postgresql:// or sqlite:/// URL."
             )
-        connect_args = {}
-        if self.backend == "postgresql" and "connect_timeout" not in self.url.query:
-            connect_args["connect_timeout"] = CONNECT_TIMEOUT_SEC
-        self.engine = sa.create_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        self.engine = sa.create_engine(
+            self.url, pool_pre_ping=True, pool_timeout=self.io_timeout,
+            connect_args=self._connect_args(),
+        )  # fmt: skip
+        self._watchdog = HangWatchdog(self.engine) if self.backend == "postgresql" else None
         if upgrade:
             self.upgrade()
+
+    def _connect_args(self) -> dict:
+        """libpq settings that make a hung or vanished PostgreSQL fail fast (URL query wins).
+
+        ``connect_timeout`` bounds opening a connection; ``statement_timeout`` makes the server
+        cancel a statement that runs too long; ``tcp_user_timeout`` and the keepalives make
+        the kernel drop a connection whose peer stopped acknowledging (a dead host).
+        """
+        if self.backend != "postgresql":
+            return {}
+        io_ms = int(self.io_timeout * 1000)
+        wanted = {
+            "connect_timeout": max(1, round(self.connect_timeout)),
+            "options": f"-c statement_timeout={io_ms}",
+            "tcp_user_timeout": io_ms,
+            "keepalives": 1,
+            "keepalives_idle": max(1, round(self.io_timeout)),
+            "keepalives_interval": 1,
+            "keepalives_count": 3,
+        }
+        return {k: v for k, v in wanted.items() if k not in self.url.query}
 
     @property
     def masked_url(self) -> str:
@@ -144,36 +142,51 @@ class AuditTrail:
     # -- errors ---------------------------------------------------------------------------------
     @contextlib.contextmanager
     def _guard(self, action: str) -> Iterator[None]:
-        """Turn driver errors into store errors that say what to do."""
-        try:
-            yield
-        except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.ProgrammingError) as exc:
-            orig = exc.orig if exc.orig is not None else exc
-            reason = (str(orig).strip() or type(orig).__name__).splitlines()[0]
-            if "no such table" in reason or getattr(orig, "sqlstate", None) == "42P01":
-                raise StoreError(
-                    f"the audit tables do not exist in {self.masked_url} ({reason}). "
-                    "Fix: run AuditTrail(url).upgrade() (Alembic 'upgrade head') once."
-                ) from exc
-            if isinstance(exc, sa_exc.ProgrammingError):
-                raise
-            if self.backend == "sqlite":
-                where = f"SQLite database {self.url.database!r}"
-                fix = (
-                    "Fix: check that its folder exists and is writable and that no other "
-                    "process holds a long write lock, or set PHANTOMLAB_DATABASE_URL."
-                )
-            else:
-                where = f"PostgreSQL at {self.url.host}:{self.url.port or 5432}"
-                fix = (
-                    "Fix: start it (pg_ctlcluster <version> main start, or systemctl start "
-                    "postgresql), check database, user and password, or set "
-                    "PHANTOMLAB_DATABASE_URL to a reachable database."
-                )
-            raise StoreUnavailable(
-                f"{where} does not answer ({reason}) while trying to {action}. {fix} "
-                f"URL: {self.masked_url}"
+        """Turn driver errors into store errors that say what to do; cut a call that hangs.
+
+        A server that stops answering without closing (a paused process, a dead host) would
+        block the caller forever: past ``connect_timeout + io_timeout`` seconds the watchdog
+        shuts this engine's sockets down, the driver raises, and the caller gets
+        :class:`StoreUnavailable` (the recorder then journals the outcome).
+        """
+        deadline = self.connect_timeout + self.io_timeout + 1.0
+        with self._watchdog.armed(deadline) if self._watchdog else contextlib.nullcontext() as dog:
+            try:
+                yield
+            except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.ProgrammingError,
+                    sa_exc.TimeoutError) as exc:  # fmt: skip
+                self._raise_store_error(exc, action, hung=dog is not None and dog.fired)
+
+    def _raise_store_error(self, exc: Exception, action: str, *, hung: bool) -> None:
+        """Raise the store error that says what went wrong and how to fix it."""
+        orig = getattr(exc, "orig", None) or exc
+        reason = (str(orig).strip() or type(orig).__name__).splitlines()[0]
+        if hung:
+            reason = f"no answer within {self.connect_timeout + self.io_timeout + 1.0:g} s"
+        if "no such table" in reason or getattr(orig, "sqlstate", None) == "42P01":
+            raise StoreError(
+                f"the audit tables do not exist in {self.masked_url} ({reason}). "
+                "Fix: run AuditTrail(url).upgrade() (Alembic 'upgrade head') once."
             ) from exc
+        if isinstance(exc, sa_exc.ProgrammingError):
+            raise exc
+        if self.backend == "sqlite":
+            where = f"SQLite database {self.url.database!r}"
+            fix = (
+                "Fix: check that its folder exists and is writable and that no other "
+                "process holds a long write lock, or set PHANTOMLAB_DATABASE_URL."
+            )
+        else:
+            where = f"PostgreSQL at {self.url.host}:{self.url.port or 5432}"
+            fix = (
+                "Fix: start it (pg_ctlcluster <version> main start, or systemctl start "
+                "postgresql), check database, user and password, or set "
+                "PHANTOMLAB_DATABASE_URL to a reachable database."
+            )
+        raise StoreUnavailable(
+            f"{where} does not answer ({reason}) while trying to {action}. {fix} "
+            f"URL: {self.masked_url}"
+        ) from exc
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
@@ -300,7 +313,8 @@ class AuditTrail:
         """Record a published model version (immutable; recording it again is a no-op).
 
         Raises :class:`StoreError` if ``(strategy, version)`` exists with another ``sha256``.
-        With ``is_champion`` it also becomes the champion, in the same transaction.
+        With ``is_champion`` it also becomes the champion, in the same transaction, unless a
+        newer version is (the champion moves forward only, see :meth:`set_champion`).
         """
         t = model_versions
         where = (t.c[S.STRATEGY] == strategy) & (t.c.version == int(version))
@@ -323,24 +337,38 @@ class AuditTrail:
             if is_champion:
                 self._flip_champion(conn, strategy, int(version))
 
-    def set_champion(self, strategy: str, version: int) -> None:
-        """Make ``version`` the only champion of ``strategy`` (one transaction)."""
+    def set_champion(self, strategy: str, version: int, *, rollback: bool = False) -> int:
+        """Make ``version`` the only champion of ``strategy`` (one transaction); returns the
+        champion. Forward only, as the registry's pointer: a late mirror of an older version
+        leaves the newer champion (logged); ``rollback=True`` (an explicit rollback) moves back.
+        """
         with self._guard("set the champion"), self.engine.begin() as conn:
-            self._flip_champion(conn, strategy, int(version))
+            return self._flip_champion(conn, strategy, int(version), rollback=rollback)
 
     @staticmethod
-    def _flip_champion(conn: sa.Connection, strategy: str, version: int) -> None:
+    def _flip_champion(conn: sa.Connection, strategy: str, version: int, *,
+                       rollback: bool = False) -> int:  # fmt: skip
         t = model_versions
         mine = t.c[S.STRATEGY] == strategy
+        if conn.dialect.name == "sqlite":  # take the write lock before reading (no FOR UPDATE)
+            conn.execute(t.update().where(mine).values(is_champion=t.c.is_champion))
         # FOR UPDATE: two concurrent flips on PostgreSQL serialise instead of colliding.
-        known = conn.execute(sa.select(t.c.version).where(mine).with_for_update()).scalars().all()
+        query = sa.select(t.c.version, t.c.is_champion).where(mine).with_for_update()
+        rows = conn.execute(query).all()
+        known = [r.version for r in rows]
         if version not in known:
             raise StoreError(
                 f"no model version {strategy} v{version} in the audit trail (recorded: "
                 f"{sorted(known)}). Fix: record_model_version(...) it first."
             )
+        current = max((r.version for r in rows if r.is_champion), default=None)
+        if current is not None and current > version and not rollback:
+            logger.info("SQL champion of %s stays v%d: v%d is older (rollback=True moves back)",
+                        strategy, current, version)  # fmt: skip
+            return current
         conn.execute(t.update().where(mine, t.c.is_champion.is_(True)).values(is_champion=False))
         conn.execute(t.update().where(mine, t.c.version == version).values(is_champion=True))
+        return version
 
     def model_versions(self, strategy: str | None = None) -> pd.DataFrame:
         """Model versions ordered by strategy, version (columns as in the table, minus id)."""

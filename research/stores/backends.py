@@ -30,12 +30,47 @@ def _b(value: Value) -> bytes:
 
 
 def mask_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (safe to log and to show)."""
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return parts._replace(netloc=netloc).geturl()
-    return url
+    """``url`` with its password replaced by ``***``: safe to log, print, notify and share.
+
+    The one masking function of the package (logs, the CLI, notifications, manifests, reports).
+    SQLAlchemy parses the URL (``make_url(url).render_as_string(hide_password=True)``), so
+    ``postgresql://u:pw@h/db``, ``redis://:pw@h:6379/0``, ``rediss://user:pw@h/0`` and
+    ``unix://:pw@/tmp/redis.sock`` all come back as ``...:***@...``. Text SQLAlchemy cannot
+    parse, or parses differently from the URL libraries that connect (a raw ``@`` in the
+    password), is masked conservatively: everything between ``scheme://user:`` and the last
+    ``@`` of the authority. A ``password=`` (``passwd``, ``pwd``, ``secret``, ``token``) query
+    value is masked too. A URL without a password comes back unchanged, character for character.
+
+    Parameters
+    ----------
+    url : str
+        A URL (a :class:`sqlalchemy.engine.URL` is rendered as text first).
+
+    Returns
+    -------
+    str
+        The masked URL.
+    """
+    import re
+    from urllib.parse import unquote
+
+    text = str(url)
+    # scheme://user:PASSWORD@ — the password runs to the last "@" before the path/query
+    userinfo = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@]*:)([^/?#]*)@")
+    text = re.sub(r"(?i)([?&](?:password|passwd|pwd|secret|token)=)[^&#]*", r"\1***", text)
+    try:
+        from sqlalchemy.engine import make_url  # imported here: callers stay light
+
+        parsed = make_url(text)
+    except Exception:  # noqa: BLE001 - any text at all must come back masked, never raise
+        return userinfo.sub(r"\1***@", text)
+    try:
+        seen = urlsplit(text).password  # how redis-py / urllib read the same text
+    except ValueError:  # e.g. an unbalanced "[": not a URL urllib can connect to either
+        seen = None
+    if parsed.password is None or seen is None or unquote(seen) != str(parsed.password):
+        return userinfo.sub(r"\1***@", text)  # no password, or an ambiguous one: mask it all
+    return parsed.render_as_string(hide_password=True)
 
 
 # ---------------------------------------------------------------------------- Redis
@@ -43,13 +78,23 @@ class RedisBackend:
     """A Redis server (``redis://host:port/db``); every call fails as :class:`StoreUnavailable`
     with a fix-it message when the server does not answer."""
 
-    def __init__(self, url: str, *, timeout: float = 3.0) -> None:
+    def __init__(self, url: str, *, timeout: float | None = None,
+                 connect_timeout: float | None = None) -> None:  # fmt: skip
         import redis
 
+        from research.config import Settings
+
+        settings = Settings.from_env()
         self.url = url
         self._redis = redis
-        self.r = redis.Redis.from_url(url, socket_timeout=timeout,
-                                      socket_connect_timeout=timeout)  # fmt: skip
+        # A server that stops answering fails the call after io_timeout (redis-py raises
+        # TimeoutError): the recorder goes on and marks the state view stale.
+        self.r = redis.Redis.from_url(
+            url,
+            socket_timeout=timeout or settings.io_timeout_sec,
+            socket_connect_timeout=connect_timeout or settings.connect_timeout_sec,
+            socket_keepalive=True,
+        )
 
     def _down(self, exc: Exception) -> StoreUnavailable:
         return StoreUnavailable(
@@ -153,6 +198,14 @@ class _SqliteClient:
             for t in _TABLES:
                 self.con.execute(f"DELETE FROM {t} WHERE key=?", (k,))
         return n
+
+    def rename(self, src, dst) -> bool:
+        if not self.exists(src):
+            raise KeyError(f"no such key {src!r}")  # as Redis: ERR no such key
+        self.delete(dst)
+        for t in _TABLES:
+            self.con.execute(f"UPDATE {t} SET key=? WHERE key=?", (dst, src))
+        return True
 
     # lists
     def _ends(self, key):
@@ -321,11 +374,15 @@ class SqliteBackend:
         self.con.close()
 
 
-def open_backend(url: str) -> RedisBackend | SqliteBackend:
-    """The backend a URL names: ``redis://`` / ``rediss://`` / ``unix://`` or ``sqlite:///``."""
+def open_backend(url: str, **timeouts) -> RedisBackend | SqliteBackend:
+    """The backend a URL names: ``redis://`` / ``rediss://`` / ``unix://`` or ``sqlite:///``.
+
+    ``timeouts`` (``timeout``, ``connect_timeout``, seconds) go to Redis; default from
+    :class:`~research.config.Settings` (``PHANTOMLAB_IO_TIMEOUT``, ``..._CONNECT_TIMEOUT``).
+    """
     scheme = urlsplit(url).scheme
     if scheme in ("redis", "rediss", "unix"):
-        return RedisBackend(url)
+        return RedisBackend(url, **timeouts)
     if scheme == "sqlite":
         return SqliteBackend(url)
     raise ValueError(

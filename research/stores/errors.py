@@ -16,4 +16,10 @@ class StoreUnavailable(StoreError):
 
 
 class ModelIntegrityError(StoreError):
-    """A model blob is unsigned, tampered with, signed with another key, or incompatible."""
+    """A model blob is unsigned, tampered with, signed with another key, or incompatible.
+
+    Also: a champion pointer that names no version, metadata that is not what was published,
+    a blob that is not a skops file or holds another class than the registry publishes (even
+    correctly signed), features that do not fit the current feature registry, and a version
+    still ``pending`` (its publish did not finish). The message says how to fix it.
+    """

@@ -1,17 +1,19 @@
 """Model registry: immutable, signed model versions and an atomically flipped champion pointer.
 
-A published version is three keys written once (``SET … NX``) in the state store::
+A published version is four keys written once (``SET … NX``, one transaction) in the state store::
 
     ml:{strategy}:model:v{N}        skops bytes of the fitted EnsembleScorer (never pickle)
     ml:{strategy}:model:v{N}:onnx   the ONNX graph of its fast scoring path
     ml:{strategy}:model:v{N}:meta   JSON: versions, features, schema hash, training window,
                                     rows, OOS metrics, git SHA, created at, HMAC signature
+    ml:{strategy}:model:v{N}:status ``pending``, then ``ready`` once recorded in SQL
 
 The signature is HMAC-SHA256, keyed by ``PHANTOMLAB_SIGNING_KEY`` (never stored in the store),
-over the SHA-256 of both blobs and the canonical metadata. The seed's ``ml:{strategy}:model``,
-``:scaler`` and ``:calibrator`` keys name the champion version (the scaler and the calibrator
-live inside the versioned ensemble); they are flipped together in one ``WATCH``/``MULTI``
-transaction, and only forward unless it is a :meth:`ModelRegistry.rollback`.
+over the SHA-256 of both blobs and the canonical metadata; a load also checks the class and
+features of what it unpacks, and refuses anything bad with :class:`ModelIntegrityError` and a fix.
+The seed's ``ml:{strategy}:model``, ``:scaler`` and ``:calibrator`` keys name the champion
+version (the scaler and calibrator live inside the ensemble); they are flipped together in one
+``WATCH``/``MULTI``, only to a ``ready`` version, and only forward unless it is a rollback.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import hmac
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -30,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from research.features import CATEGORIES, FEATURES
-from research.stores.errors import ModelIntegrityError
+from research.stores.errors import ModelIntegrityError, StoreError, StoreUnavailable
 from research.stores.jsonable import canonical_json
 from research.stores.state import StateStore
 
@@ -39,13 +42,16 @@ logger = logging.getLogger(__name__)
 KEY_ENV = "PHANTOMLAB_SIGNING_KEY"
 POINTERS = ("model", "scaler", "calibrator")  # the seed's keys, all naming the champion
 #: The only non-builtin types a model blob may contain (skops refuses anything else).
-TRUSTED_TYPES = (
-    "numpy.dtype",
-    "research.scoring.ensemble.EnsembleScorer",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-    "sklearn.tree._tree.Tree",
-)
+TRUSTED_TYPES = ("numpy.dtype", "research.scoring.ensemble.EnsembleScorer",
+                 "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+                 "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+                 "sklearn.tree._tree.Tree")  # fmt: skip
+#: The classes a version may hold once loaded (skops also loads its default-trusted types).
+PUBLISHABLE = ("research.scoring.ensemble.EnsembleScorer",)
+#: A version's ``:status``; ``legacy``: published before statuses existed (treated as ready).
+PENDING, READY, LEGACY = "pending", "ready", "legacy"
+_POINTER = re.compile(rb"v([1-9][0-9]{0,17})")
+SUMMARY = ("created_at", "n_rows", "blob_bytes", "git_sha")  # list_versions columns
 
 
 def schema_hash() -> str:
@@ -102,6 +108,42 @@ def _signature(key: bytes, blob: bytes, onnx_blob: bytes, meta: dict) -> str:
     return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
+def _pointer_version(raw) -> int | None:
+    """The version a champion pointer names (``v<N>``, N >= 1), or None if it names none."""
+    raw = raw.encode() if isinstance(raw, str) else raw
+    match = _POINTER.fullmatch(raw) if isinstance(raw, bytes) else None
+    return int(match.group(1)) if match else None
+
+
+def _status(raw) -> str:
+    """A version's ``:status`` (none: :data:`LEGACY`, published before statuses existed)."""
+    return LEGACY if raw is None else raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)  # fmt: skip
+
+
+def _json_object(raw) -> dict | None:
+    """Metadata bytes as a JSON object, or None if they are not one."""
+    try:
+        meta = json.loads(raw)
+    except (ValueError, TypeError):
+        return None
+    return meta if isinstance(meta, dict) else None
+
+
+def _malformed(meta: dict) -> list[str]:
+    """The fields a load relies on that are malformed in (signed) metadata."""
+    v, f, c = meta.get("versions"), meta.get("features"), meta.get("calibration")
+    ok = {"versions": isinstance(v, dict) and isinstance(v.get("sklearn"), str),
+          "features": isinstance(f, list) and all(isinstance(n, str) for n in f),
+          "calibration": c is None or (isinstance(c, list) and len(c) == 2
+                                       and all(isinstance(x, list) for x in c)),
+          "schema_hash": isinstance(meta.get("schema_hash"), str)}  # fmt: skip
+    return [name for name, good in ok.items() if not good]
+
+
+def _class_name(obj) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
 @dataclass(frozen=True, kw_only=True, slots=True)
 class LoadedModel:
     """A verified model version: the ensemble, its fast path and its metadata."""
@@ -121,8 +163,8 @@ class ModelRegistry:
         self.audit = audit  # optional AuditTrail: versions and champions also go to SQL
 
     def _audit(self, action: str, fn) -> None:
-        """Mirror a registry change into the SQL ``model_versions`` table; never fails the
-        registry (the state store is the source of truth for models)."""
+        """Mirror a champion change into SQL ``model_versions``; never fails the registry (the
+        state store is the source of truth; the SQL champion moves forward only, as it does)."""
         if self.audit is None:
             return
         try:
@@ -136,67 +178,98 @@ class ModelRegistry:
     def _vk(self, strategy: str, version: int, part: str = "") -> str:
         return self._k(strategy, f"model:v{int(version)}{part}")
 
+    @staticmethod
+    def _refuse(strategy: str, what: str, fix: str = "") -> ModelIntegrityError:
+        fix = fix or (f"roll back to a good version: ModelRegistry.rollback({strategy!r}, <N>) "
+                      f"(list_versions({strategy!r}) shows versions and status), or republish; "
+                      f"if it should verify, check that {KEY_ENV} is the publisher's key.")  # fmt: skip
+        return ModelIntegrityError(f"{strategy} {what}. Fix: {fix}")
+
+    def _ready(self, strategy: str, version: int, status: str, pending_ok: bool = False) -> None:
+        if status not in (READY, LEGACY) and not (pending_ok and status == PENDING):
+            raise self._refuse(strategy, f"v{version} is {status!r}, not {READY!r}: its publish "
+                               "did not finish (the publisher died before the SQL record?), so "
+                               "it cannot be champion")  # fmt: skip
+
     # ------------------------------------------------------------------ publish
     def publish(self, strategy: str, model, *, metrics: dict | None = None,
                 train_start=None, train_end=None, n_rows: int | None = None,
                 make_champion: bool = True) -> int:  # fmt: skip
         """Write ``model`` (a fitted EnsembleScorer) as a new immutable version; returns it.
 
-        The champion pointer then moves to it, unless a newer version already holds it (two
-        racing publishers keep both versions; the pointer ends at the newest, consistently).
+        The version is written ``pending``, recorded in the SQL audit trail (if the registry has
+        one), marked ``ready``, and only then may the champion pointer move to it, unless a newer
+        version already holds it (two racing publishers keep both versions; the pointer ends at
+        the newest, consistently, in the state store and in SQL).
+
+        Raises :class:`StoreError` (:class:`StoreUnavailable` if SQL does not answer) when SQL
+        did not record the version: it stays ``pending`` and never becomes champion.
         """
         import skops.io as sio
 
         from research.scoring.fast import FastScorer
 
+        if _class_name(model) not in PUBLISHABLE:
+            raise TypeError(f"the registry publishes {list(PUBLISHABLE)}, not {_class_name(model)}"
+                            ". Fix: publish a fitted research.scoring.EnsembleScorer.")  # fmt: skip
         key = signing_key(self._key)
         blob = sio.dumps(model)
         fast = FastScorer.from_model(model)
         onnx_blob = fast.onnx_bytes
         calib = fast.calibration
         version = int(self.store.backend.call("incr", self._k(strategy, "model:next")))
-        meta = {
-            "strategy": strategy,
-            "version": version,
-            "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
-            "versions": _versions(),
-            "features": list(model.feature_names_ or []),
-            "schema_hash": schema_hash(),
-            "train_start": None if train_start is None else pd.Timestamp(train_start).isoformat(),
-            "train_end": None if train_end is None else pd.Timestamp(train_end).isoformat(),
-            "n_rows": None if n_rows is None else int(n_rows),
-            "metrics": {k: float(v) for k, v in (metrics or {}).items()},
-            "git_sha": _git_sha(),
-            "calibration": None if calib is None else [c.tolist() for c in calib],
-            "blob_sha256": hashlib.sha256(blob).hexdigest(),
-            "onnx_sha256": hashlib.sha256(onnx_blob).hexdigest(),
-            "blob_bytes": len(blob),
-        }
+        meta = {"strategy": strategy, "version": version,
+                "created_at": pd.Timestamp.now(tz="UTC").isoformat(), "versions": _versions(),
+                "features": list(model.feature_names_ or []), "schema_hash": schema_hash(),
+                "train_start": None if train_start is None else pd.Timestamp(train_start).isoformat(),
+                "train_end": None if train_end is None else pd.Timestamp(train_end).isoformat(),
+                "n_rows": None if n_rows is None else int(n_rows),
+                "metrics": {k: float(v) for k, v in (metrics or {}).items()}, "git_sha": _git_sha(),
+                "calibration": None if calib is None else [c.tolist() for c in calib],
+                "blob_sha256": hashlib.sha256(blob).hexdigest(),
+                "onnx_sha256": hashlib.sha256(onnx_blob).hexdigest(), "blob_bytes": len(blob)}  # fmt: skip
         meta["signature"] = _signature(key, blob, onnx_blob, meta)
+        status_key = self._vk(strategy, version, ":status")
 
         def write(tx, _):
             tx.set(self._vk(strategy, version, ":meta"), _canonical(meta), nx=True)
             tx.set(self._vk(strategy, version, ":onnx"), onnx_blob, nx=True)
             tx.set(self._vk(strategy, version), blob, nx=True)
+            tx.set(status_key, PENDING, nx=True)
 
         self.store.backend.atomic((), lambda c: None, write)
-        logger.info("published %s model v%d (%d bytes)", strategy, version, len(blob))
-        self._audit("publish", lambda a: a.record_model_version(
-            strategy, version, sha256=meta["blob_sha256"], metrics=meta["metrics"],
-            metadata={k: v for k, v in meta.items() if k != "calibration"},
-            git_sha=meta["git_sha"], n_rows=meta["n_rows"], train_start=train_start,
-            train_end=train_end))  # fmt: skip
+        logger.info("published %s model v%d (%d bytes), pending", strategy, version, len(blob))
+        try:
+            if self.audit is not None:
+                self.audit.record_model_version(
+                    strategy, version, sha256=meta["blob_sha256"], metrics=meta["metrics"],
+                    metadata={k: v for k, v in meta.items() if k != "calibration"},
+                    git_sha=meta["git_sha"], n_rows=meta["n_rows"], train_start=train_start,
+                    train_end=train_end)  # fmt: skip
+        except Exception as exc:
+            error = StoreUnavailable if isinstance(exc, StoreUnavailable) else StoreError
+            raise error(
+                f"{strategy} model v{version} is in {self.store.url} but not recorded in the SQL "
+                f"audit trail ({type(exc).__name__}: {exc}); it stays {PENDING!r} and never "
+                "becomes champion. Fix: make the audit database reachable (or resolve the SQL "
+                "error above), then publish again."
+            ) from exc
+        self.store.backend.call("set", status_key, READY)
         if make_champion and self._flip(strategy, version, forward_only=True) == version:
             self._audit("champion", lambda a: a.set_champion(strategy, version))
         return version
 
     def _flip(self, strategy: str, version: int, *, forward_only: bool) -> int:
-        """Point the seed's model/scaler/calibrator keys at ``version`` in one transaction."""
-        pointer = self._k(strategy, "model")
+        """Point the three champion keys at ready ``version`` in one transaction (a pointer
+        naming no version counts as 0); returns the champion."""
+        pointer, status_key = self._k(strategy, "model"), self._vk(strategy, version, ":status")
 
         def read(c):
-            current = c.get(pointer)
-            return int(current.decode().lstrip("v")) if current else 0
+            self._ready(strategy, version, _status(c.get(status_key)))
+            raw = c.get(pointer)
+            if raw is not None and not _pointer_version(raw):
+                logger.warning("%s champion pointer %r names no version", strategy, raw)
+            return _pointer_version(raw) or 0
 
         def write(tx, current):
             if forward_only and current > version:
@@ -204,7 +277,7 @@ class ModelRegistry:
             for field in POINTERS:
                 tx.set(self._k(strategy, field), f"v{version}")
 
-        current = self.store.backend.atomic([pointer], read, write)
+        current = self.store.backend.atomic([pointer, status_key], read, write)
         if forward_only and current > version:
             logger.info("%s v%d published; champion stays v%d (newer)", strategy, version, current)
             return current
@@ -212,81 +285,122 @@ class ModelRegistry:
 
     # ------------------------------------------------------------------ read
     def champion_version(self, strategy: str) -> int | None:
-        """The champion's version (None before the first publish); refuses torn pointers."""
+        """The champion's version (None before the first publish); refuses torn or garbage
+        pointers with :class:`ModelIntegrityError` (the fix: :meth:`rollback`)."""
         keys = [self._k(strategy, f) for f in POINTERS]
         # one watched snapshot: a publish flipping the pointers between three separate reads
         # would otherwise look like torn pointers
         raw = self.store.backend.atomic(keys, lambda c: [c.get(key) for key in keys],
                                         lambda tx, plan: None)  # fmt: skip
-        if raw[0] is None:
+        if all(r is None for r in raw):
             return None
         if len(set(raw)) != 1:
-            raise ModelIntegrityError(
-                f"{strategy} champion pointers disagree ({dict(zip(POINTERS, raw, strict=True))})."
-                f" Fix: ModelRegistry.rollback({strategy!r}, <version>) to set them together."
-            )
-        return int(raw[0].decode().lstrip("v"))
+            pointers = dict(zip(POINTERS, raw, strict=True))
+            raise self._refuse(strategy, f"champion pointers disagree ({pointers})",
+                               f"ModelRegistry.rollback({strategy!r}, <N>) sets them together.")  # fmt: skip
+        version = _pointer_version(raw[0])
+        if version is None:
+            raise self._refuse(strategy, f"champion pointer {raw[0]!r} is not a version (v<N>)")
+        return version
 
-    def load(self, strategy: str, version: int) -> LoadedModel:
-        """Load and verify one version: signature, then versions and schema, then skops."""
-        import skops.io as sio
-
-        from research.scoring.fast import FastScorer
-
+    def load(self, strategy: str, version: int, *, allow_pending: bool = False) -> LoadedModel:
+        """Load and verify one version (status, signature, metadata, versions, schema, skops
+        with pinned types, class, features, ONNX graph); :class:`ModelIntegrityError` if bad.
+        ``allow_pending`` loads a ``pending`` version to inspect it (it cannot be champion)."""
         get = self.store.backend.call
-        blob, onnx_blob, raw_meta = (get("get", self._vk(strategy, version, p))
-                                     for p in ("", ":onnx", ":meta"))  # fmt: skip
+        blob, onnx_blob, raw_meta, raw_status = (get("get", self._vk(strategy, version, p))
+                                                 for p in ("", ":onnx", ":meta", ":status"))  # fmt: skip
         if blob is None or raw_meta is None or onnx_blob is None:
-            raise ModelIntegrityError(
-                f"{strategy} model v{version} is missing or incomplete in {self.store.url}. "
-                f"Fix: list_versions({strategy!r}) shows what exists."
-            )
-        try:
-            meta = json.loads(raw_meta)
-        except ValueError as exc:
-            raise ModelIntegrityError(f"{strategy} v{version} metadata is not JSON: {exc}") from exc
+            raise self._refuse(strategy, f"model v{version} is missing or incomplete in "
+                               f"{self.store.url}")  # fmt: skip
+        self._ready(strategy, version, _status(raw_status), allow_pending)
+        meta = _json_object(raw_meta)
+        if meta is None:
+            raise self._refuse(strategy, f"v{version} metadata is not a JSON object "
+                               f"({bytes(raw_meta[:40])!r}...)")  # fmt: skip
         self._verify(strategy, version, blob, onnx_blob, meta)
-        untrusted = set(sio.get_untrusted_types(data=blob))
-        unknown = sorted(untrusted - set(TRUSTED_TYPES))
-        if unknown:
-            raise ModelIntegrityError(
-                f"{strategy} v{version} contains types outside the pinned trusted list: "
-                f"{unknown}. Fix: publish only research.scoring.EnsembleScorer models."
-            )
-        model = sio.loads(blob, trusted=sorted(untrusted))
-        calib = meta.get("calibration")
-        fast = FastScorer(onnx_blob, feature_names=meta["features"] or None,
-                          calib_x=None if calib is None else np.asarray(calib[0]),
-                          calib_y=None if calib is None else np.asarray(calib[1]))  # fmt: skip
+        model = self._unpack(strategy, version, blob)
+        fast = self._check_model(strategy, version, model, onnx_blob, meta)
         return LoadedModel(version=int(version), model=model, fast=fast, meta=meta)
 
     def _verify(self, strategy, version, blob, onnx_blob, meta) -> None:
-        sig = meta.get("signature")
+        sig, bad = meta.get("signature"), f"v{version}"
         if not sig:
-            raise ModelIntegrityError(
-                f"{strategy} v{version} is unsigned; refused. Fix: republish it with "
-                f"ModelRegistry.publish (which signs with {KEY_ENV})."
-            )
+            raise self._refuse(strategy, f"{bad} is unsigned; refused", "republish it with "
+                               f"ModelRegistry.publish (which signs with {KEY_ENV}).")  # fmt: skip
+        if not isinstance(sig, str) or not re.fullmatch(r"[0-9a-f]{64}", sig):
+            raise self._refuse(strategy, f"{bad} signature is not an HMAC-SHA256 hex string "
+                               f"({type(sig).__name__} {str(sig)[:40]!r})")  # fmt: skip
         if not hmac.compare_digest(sig, _signature(signing_key(self._key), blob, onnx_blob, meta)):
-            raise ModelIntegrityError(
-                f"{strategy} v{version}: signature mismatch — the blob or its metadata was "
-                f"changed, or it was signed with another key. Fix: check that {KEY_ENV} is the "
-                "publisher's key; otherwise roll back to a good version or republish."
-            )
+            raise self._refuse(strategy, f"{bad}: signature mismatch — the blob or its metadata "
+                               "was changed, or it was signed with another key")  # fmt: skip
+        if meta.get("strategy") != strategy or meta.get("version") != int(version):
+            raise self._refuse(strategy, f"{bad} holds the signed keys of {meta.get('strategy')} "
+                               f"v{meta.get('version')} (copied)")  # fmt: skip
+        if _malformed(meta):
+            raise self._refuse(strategy, f"{bad} signed metadata is malformed: {_malformed(meta)}")
         import sklearn
 
-        have, want = sklearn.__version__.split(".")[:2], meta["versions"]["sklearn"].split(".")[:2]
-        if have != want:
-            raise ModelIntegrityError(
-                f"{strategy} v{version} was fitted with scikit-learn {meta['versions']['sklearn']}"
-                f", this environment has {sklearn.__version__}. Fix: install that version, or "
-                "retrain and publish with this one."
-            )
-        if meta.get("schema_hash") != schema_hash():
-            raise ModelIntegrityError(
-                f"{strategy} v{version} was fitted under another feature registry (schema hash "
-                f"{meta.get('schema_hash')} vs {schema_hash()}). Fix: retrain and republish."
-            )
+        fitted = meta["versions"]["sklearn"]
+        if sklearn.__version__.split(".")[:2] != fitted.split(".")[:2]:
+            raise self._refuse(strategy, f"{bad} was fitted with scikit-learn {fitted}, this "
+                               f"environment has {sklearn.__version__}", "install that version, "
+                               "or retrain and publish with this one.")  # fmt: skip
+        if meta["schema_hash"] != schema_hash():
+            raise self._refuse(strategy, f"{bad} was fitted under another feature registry "
+                               f"(schema hash {meta['schema_hash']} vs {schema_hash()})",
+                               "retrain and republish.")  # fmt: skip
+
+    def _unpack(self, strategy: str, version: int, blob: bytes):
+        """The skops blob as an object, with only the pinned types beyond skops' defaults."""
+        import skops.io as sio
+
+        try:
+            untrusted = set(sio.get_untrusted_types(data=blob))
+        except Exception as exc:  # zipfile, json or skops errors: the blob is no skops file
+            raise self._refuse(strategy, f"v{version} blob is not a skops file "
+                               f"({type(exc).__name__}: {str(exc)[:120]})") from exc  # fmt: skip
+        unknown = sorted(untrusted - set(TRUSTED_TYPES))
+        if unknown:
+            raise self._refuse(strategy, f"v{version} contains types outside the pinned trusted "
+                               f"list: {unknown}")  # fmt: skip
+        try:
+            return sio.loads(blob, trusted=sorted(untrusted))
+        except Exception as exc:  # a skops file whose content does not construct
+            raise self._refuse(strategy, f"v{version} blob does not load ({type(exc).__name__}: "
+                               f"{str(exc)[:120]})") from exc  # fmt: skip
+
+    def _check_model(self, strategy: str, version: int, model, onnx_blob: bytes, meta: dict):
+        """The loaded object is what the registry publishes, with the signed features, which
+        fit the current feature registry; returns its checked ONNX fast path."""
+        from research.scoring.encode import encoded_columns, is_extra
+        from research.scoring.fast import FastScorer
+
+        names, width = getattr(model, "feature_names_", None), getattr(model, "n_features_in_", None)  # fmt: skip
+        if _class_name(model) not in PUBLISHABLE or not isinstance(width, int):
+            raise self._refuse(strategy, f"v{version} holds a {_class_name(model)}, not a fitted "
+                               f"{' or '.join(PUBLISHABLE)} (all the registry publishes)")  # fmt: skip
+        if list(names or []) != meta["features"]:
+            raise self._refuse(strategy, f"v{version} model features ({len(names or [])}) differ "
+                               f"from its signed metadata ({len(meta['features'])})")  # fmt: skip
+        unknown = [f for f in names or [] if f not in FEATURES and not is_extra(f)]
+        cols = len(encoded_columns([f for f in names if f not in unknown])) if names else width
+        if unknown or cols != width:
+            raise self._refuse(strategy, f"v{version} features do not fit the current feature "
+                               f"registry (unregistered: {unknown[:5]}; they encode to {cols} "
+                               f"columns, the model takes {width}); retrain and republish")  # fmt: skip
+        calib = meta["calibration"]
+        try:
+            fast = FastScorer(onnx_blob, feature_names=meta["features"] or None,
+                              calib_x=None if calib is None else np.asarray(calib[0]),
+                              calib_y=None if calib is None else np.asarray(calib[1]))  # fmt: skip
+        except (ValueError, TypeError) as exc:  # OnnxModelError is a ValueError
+            raise self._refuse(strategy, f"v{version} ONNX graph or calibration does not load "
+                               f"({type(exc).__name__}: {str(exc)[:160]})") from exc  # fmt: skip
+        if fast.n_columns != width:
+            raise self._refuse(strategy, f"v{version} ONNX graph takes {fast.n_columns} columns, "
+                               f"the model {width}")  # fmt: skip
+        return fast
 
     def load_champion(self, strategy: str) -> LoadedModel | None:
         """The verified champion of ``strategy`` (None if nothing was published yet)."""
@@ -294,26 +408,36 @@ class ModelRegistry:
         return None if version is None else self.load(strategy, version)
 
     def rollback(self, strategy: str, version: int) -> None:
-        """Make an existing, verified ``version`` the champion again (backwards allowed)."""
-        self.load(strategy, version)  # refuses a missing or tampered version first
+        """Make an existing, verified, ready ``version`` the champion again (backwards allowed),
+        whatever the pointers hold now (torn, garbage, a bad version): it is their fix."""
+        self.load(strategy, version)  # refuses a missing, pending, tampered or foreign version
         self._flip(strategy, version, forward_only=False)
-        self._audit("rollback", lambda a: a.set_champion(strategy, version))
+        self._audit("rollback", lambda a: a.set_champion(strategy, version, rollback=True))
         logger.warning("%s champion rolled back to v%d", strategy, version)
 
     def list_versions(self, strategy: str) -> pd.DataFrame:
-        """One row per published version: metadata summary and a ``champion`` flag."""
-        prefix = self._k(strategy, "model:v")
-        champion = self.champion_version(strategy)
-        rows = []
+        """One row per version: ``status`` (``pending``, ``ready``, ``legacy``, or ``unreadable``
+        metadata), a metadata summary and a ``champion`` flag (none if the pointer is garbage).
+        Nothing is verified here: :meth:`load` does."""
+        try:
+            champion = self.champion_version(strategy)
+        except ModelIntegrityError as exc:  # the list is what the fix (a rollback) needs
+            logger.warning("%s", exc)
+            champion = None
+        prefix, get, rows = self._k(strategy, "model:v"), self.store.backend.call, []
         for raw in self.store.backend.scan_keys(prefix):  # this strategy's versions only
-            key = raw.decode()
-            if key.endswith(":meta"):
-                meta = json.loads(self.store.backend.call("get", key))
-                rows.append({"version": meta["version"], "created_at": meta["created_at"],
-                             "n_rows": meta["n_rows"], "blob_bytes": meta["blob_bytes"],
-                             "git_sha": meta["git_sha"], **{f"metric_{k}": v for k, v in
-                                                            meta["metrics"].items()},
-                             "champion": meta["version"] == champion})  # fmt: skip
-        cols = ["version", "created_at", "n_rows", "blob_bytes", "git_sha", "champion"]
-        frame = pd.DataFrame(rows, columns=None if rows else cols)
+            key = raw.decode(errors="replace")
+            found = re.fullmatch(r"([0-9]+):meta", key[len(prefix) :])
+            if found:
+                version = int(found.group(1))
+                meta = _json_object(get("get", key))
+                status = _status(get("get", self._vk(strategy, version, ":status")))
+                meta, status = (meta, status) if meta is not None else ({}, "unreadable")
+                metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
+                rows.append({"version": version, "status": status,
+                             **{k: meta.get(k) for k in SUMMARY},
+                             **{f"metric_{k}": v for k, v in metrics.items()},
+                             "champion": version == champion})  # fmt: skip
+        frame = pd.DataFrame(rows, columns=None if rows else ["version", "status", *SUMMARY,
+                                                              "champion"])  # fmt: skip
         return frame.sort_values("version").reset_index(drop=True) if rows else frame

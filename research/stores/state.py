@@ -30,6 +30,7 @@ import pandas as pd
 
 from research import schema as S
 from research.config import Settings
+from research.ev_buckets import add_outcome
 from research.stores.backends import open_backend
 from research.stores.jsonable import canonical_json, to_jsonable
 
@@ -81,7 +82,10 @@ class StateStore:
 
     @property
     def url(self) -> str:
-        return self.backend.url
+        """Where the store is, password masked (it is logged, printed and notified)."""
+        from research.stores.backends import mask_url
+
+        return mask_url(self.backend.url)
 
     def ping(self) -> None:
         """Raise :class:`~research.stores.StoreUnavailable` (with a fix) if the store is down."""
@@ -103,24 +107,6 @@ class StateStore:
             tx.delete(k.ml(s, "trades"))
             for i in range(0, len(trades), 1000):
                 tx.rpush(k.ml(s, "trades"), *trades[i : i + 1000])
-
-        self.backend.atomic((), lambda c: None, write)
-
-    def append_scorer_trade(self, state: Mapping) -> None:
-        """After one new ``record_outcome``: push its trade, update the counters (one MULTI).
-
-        O(1) per outcome where :meth:`save_scorer` rewrites the whole ``trades`` list.
-        """
-        k, s = self.keys, state["strategy"]
-        trade = state["trades"][-1]
-        payload = canonical_json(trade)
-
-        values = _scorer_values(state)
-
-        def write(tx, _):
-            tx.rpush(k.ml(s, "trades"), payload)
-            for field, value in values.items():
-                tx.set(k.ml(s, field), value)
 
         self.backend.atomic((), lambda c: None, write)
 
@@ -186,11 +172,30 @@ class StateStore:
     def record_completed(self, phantom: Mapping, *, now=None) -> bool:
         """Push one completed phantom (a signal + outcome record) atomically and idempotently.
 
-        In one transaction: ``phantom:completed`` (and ``scalp_phantom:completed``) gain the
-        record and are trimmed to the last 1000 younger than 30 days (age counted from ``now``,
-        default the record's ``exit_time``); ``phantom:wr:{strategy}`` gains ``'1'``/``'0'``
-        (timeouts are not wins or losses: not pushed) and keeps the last 200. Returns False if
-        this ``signal_id`` was recorded before (nothing changes).
+        :meth:`record_outcome` without a training record. Returns False if this ``signal_id``
+        was recorded before (nothing changes).
+        """
+        return self.record_outcome(phantom, now=now) is not None
+
+    def record_outcome(self, phantom: Mapping, *, trade: Mapping | None = None,
+                       now=None) -> dict | None:  # fmt: skip
+        """Record one outcome in one atomic step, exactly once whatever the number of writers.
+
+        If this ``signal_id`` is not yet in ``phantom:recorded``, in one transaction:
+
+        * ``phantom:completed`` (and ``scalp_phantom:completed``) gain the record and are
+          trimmed to the last 1000 younger than 30 days (age counted from ``now``, default the
+          record's ``exit_time``); ``phantom:wr:{strategy}`` gains ``'1'``/``'0'`` (timeouts are
+          not wins or losses: not pushed) and keeps the last 200;
+        * with ``trade`` (an :meth:`MLScorer.trade_record`, i.e. the scorer learns it):
+          ``ml:{strategy}:trades`` gains it, ``completed_trades`` goes up by one and the EV
+          bucket counts it.
+
+        The step is guarded by the ``phantom:recorded`` set (``WATCH``: a concurrent writer
+        makes it retry), so counters change only when the ``signal_id`` is new and ``trades``
+        never holds one twice. Returns None for a ``signal_id`` seen before, else the shared
+        counters after the step: ``{'completed_trades', 'last_train_count', 'model_version'}``
+        of the strategy.
         """
         k, rec = self.keys, to_jsonable(phantom)
         sid, strategy = str(rec[S.SIGNAL_ID]), str(rec[S.STRATEGY])
@@ -199,13 +204,20 @@ class StateStore:
         score, oldest = exit_time.value / 1e9, (now - pd.Timedelta(days=COMPLETED_MAX_AGE_DAYS))
         member = canonical_json(rec)
         lists = [k.phantom("completed")] + ([k.scalp_completed] if strategy == "scalp" else [])
+        counters = ("completed_trades", "last_train_count", "model_version")
+        learnt = [k.ml(strategy, f) for f in ("completed_trades", "ev_buckets")]
 
         def read(c):
-            return bool(c.sismember(k.phantom("recorded"), sid))
+            if c.sismember(k.phantom("recorded"), sid):
+                return None
+            shared = {f: int(c.get(k.ml(strategy, f)) or 0) for f in counters}
+            buckets = c.get(k.ml(strategy, "ev_buckets")) if trade is not None else None
+            return shared, buckets
 
-        def write(tx, seen):
-            if seen:
+        def write(tx, plan):
+            if plan is None:
                 return
+            shared, buckets = plan
             tx.sadd(k.phantom("recorded"), sid)
             for key in lists:
                 tx.zadd(key, {member: score})
@@ -214,8 +226,64 @@ class StateStore:
             if rec[S.OUTCOME] in ("win", "loss"):
                 tx.lpush(k.wr(strategy), "1" if rec[S.OUTCOME] == "win" else "0")
                 tx.ltrim(k.wr(strategy), 0, WR_MAX - 1)
+            if trade is not None:
+                shared["completed_trades"] += 1
+                ev = add_outcome(json.loads(buckets or "{}"), trade["features"],
+                                 trade[S.OUTCOME], trade[S.PNL_PERCENT])  # fmt: skip
+                tx.rpush(k.ml(strategy, "trades"), canonical_json(trade))
+                tx.set(k.ml(strategy, "completed_trades"), shared["completed_trades"])
+                tx.set(k.ml(strategy, "ev_buckets"), canonical_json(ev))
 
-        return not self.backend.atomic([k.phantom("recorded")], read, write)
+        plan = self.backend.atomic([k.phantom("recorded"), *learnt], read, write)
+        return None if plan is None else plan[0]
+
+    # ------------------------------------------------------------------ shared retrains
+    def claim_retrain(self, strategy: str, *, min_trades: int, retrain_every: int) -> int | None:
+        """Claim the retrain the shared counters make due (one writer wins it), or None.
+
+        Due when ``completed_trades >= min_trades`` and ``completed_trades - last_train_count
+        >= retrain_every`` (the seed's rule on the shared counts). The winner's transaction
+        sets ``last_train_count`` to the count it trains on, so no other writer sees it due;
+        returns that count. :meth:`release_retrain` gives it back if the fit fails.
+        """
+        k = self.keys
+        keys = [k.ml(strategy, "completed_trades"), k.ml(strategy, "last_train_count")]
+
+        def read(c):
+            total, last = (int(c.get(key) or 0) for key in keys)
+            due = total >= min_trades and total - last >= retrain_every
+            return (total, last) if due else None
+
+        def write(tx, plan):
+            if plan is not None:
+                tx.set(keys[1], plan[0])
+
+        plan = self.backend.atomic(keys, read, write)
+        return None if plan is None else plan[0]
+
+    def release_retrain(self, strategy: str, claimed: int, previous: int) -> None:
+        """After a failed fit: put ``last_train_count`` back to ``previous`` unless a newer
+        retrain moved it on since this one was claimed at ``claimed``."""
+        key = self.keys.ml(strategy, "last_train_count")
+
+        def write(tx, current):
+            if current == claimed:
+                tx.set(key, int(previous))
+
+        self.backend.atomic([key], lambda c: int(c.get(key) or 0), write)
+
+    def save_training(self, strategy: str, *, last_train_ts: str | None, model_version: int,
+                      nn_enabled: bool) -> None:  # fmt: skip
+        """After a retrain: its time, the model version (never moved back) and ``nn_enabled``."""
+        k = self.keys
+        key = k.ml(strategy, "model_version")
+
+        def write(tx, current):
+            tx.set(k.ml(strategy, "last_train_ts"), last_train_ts or "")
+            tx.set(k.ml(strategy, "nn_enabled"), "1" if nn_enabled else "0")
+            tx.set(key, max(int(current), int(model_version)))
+
+        self.backend.atomic([key], lambda c: int(c.get(key) or 0), write)
 
     def completed(self, *, scalp: bool = False) -> list[dict]:
         """Records of ``phantom:completed`` (or ``scalp_phantom:completed``), oldest first."""
@@ -238,13 +306,6 @@ class StateStore:
         """Every key under this namespace (for inspection and tests)."""
         return [_s(k) for k in self.backend.scan_keys(self.keys.p)]
 
-    def clear_state(self) -> int:
-        """Delete the namespace's state keys — not the model registry (``ml:*:model*``)."""
-        doomed = [key for key in self.all_keys() if ":model" not in key]
-        if doomed:
-            self.backend.atomic((), lambda c: None, lambda tx, _: tx.delete(*doomed))
-        return len(doomed)
-
 
 def _scorer_values(state: Mapping) -> dict:
     """The scalar ``ml:{strategy}:*`` fields of an :meth:`MLScorer.to_state` dict, as stored."""
@@ -258,11 +319,12 @@ def _scorer_values(state: Mapping) -> dict:
     }
 
 
-def open_state(url: str | None = None, *, namespace: str | None = None) -> StateStore:
+def open_state(url: str | None = None, *, namespace: str | None = None,
+               **timeouts) -> StateStore:  # fmt: skip
     """The state store a URL names (default ``PHANTOMLAB_REDIS_URL``): ``redis://…`` or
     ``sqlite:///…``; ``namespace`` (default ``PHANTOMLAB_NAMESPACE``, else none) prefixes every
     key so two environments can share a server."""
     url = url or Settings.from_env().redis_url
     if namespace is None:
         namespace = os.environ.get("PHANTOMLAB_NAMESPACE", "")
-    return StateStore(open_backend(url), namespace=namespace)
+    return StateStore(open_backend(url, **timeouts), namespace=namespace)

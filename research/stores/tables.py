@@ -15,7 +15,6 @@ from sqlalchemy.dialects import postgresql
 from research import schema as S
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-CONNECT_TIMEOUT_SEC = 3  # a PostgreSQL that does not answer must fail fast: callers fall back
 
 # Column names that exist only in the audit trail (the frames' names live in research.schema).
 FEATURES = "features"  # per-trade mapping of feature values (stored as features_json)
