@@ -116,3 +116,17 @@ def planted_gate_frame(seed: int, n: int = 3000) -> tuple[pd.DataFrame, list[str
                             S.SIGNAL_TIME: pd.date_range("2024", periods=n, freq="5min",
                                                          tz="UTC")})  # fmt: skip
     return frame, list(gates.columns)
+
+
+def processes_of(run_dir) -> list:
+    """Live processes of a run: the executor and its kernel carry its folder in their env."""
+    import psutil
+
+    found = []
+    for proc in psutil.process_iter():
+        try:
+            if proc.environ().get("PHANTOMLAB_RUN_DIR") == str(run_dir.resolve()):
+                found.append(proc)
+        except (psutil.Error, OSError):
+            continue
+    return found

@@ -6,13 +6,10 @@ without touching the shared one; SQL is the real PostgreSQL (a fresh database) o
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import time
-
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from store_faults_support import RedisServer
 from support import closed_scalp_trades, empty_database
 
 from research import schema as S
@@ -26,37 +23,6 @@ from research.stores.recorder import OutcomeRecorder, rebuild_state
 from research.stores.state import open_state
 
 NO_TRAIN = ScorerConfig(min_trades=10**9)  # count and store, never fit (fast, deterministic)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class RedisServer:
-    """A throwaway redis-server on its own port (nothing on disk)."""
-
-    def __init__(self) -> None:
-        self.port = _free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
-        for _ in range(100):
-            try:
-                open_state(self.url).ping()
-                return
-            except StoreUnavailable:
-                time.sleep(0.05)
-        raise RuntimeError("private redis-server did not start")
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(10)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import yaml
 from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from support import processes_of
 
 from research.cli import _parse_assignments, main
 from research.runner import (
@@ -437,21 +438,7 @@ def test_timeout_stops_the_whole_run_and_keeps_the_partial_notebook(tmp_path):
     outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert not any("woke up" in o.get("text", "") for o in outputs), "the sleep was cut short"
     assert "Run timed out" in (run_dir / "sleepy.html").read_text(encoding="utf-8")
-    assert _processes_of(run_dir) == [], "no executor or kernel of the run may survive it"
-
-
-def _processes_of(run_dir: Path) -> list:
-    """Live processes of a run: the executor and its kernel carry its folder in their env."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("PHANTOMLAB_RUN_DIR") == str(run_dir.resolve()):
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    return found
+    assert processes_of(run_dir) == [], "no executor or kernel of the run may survive it"
 
 
 def _wait_for(predicate, timeout: float):
@@ -474,7 +461,7 @@ def test_stopping_the_runner_stops_its_executor_and_kernel(tmp_path, sig):
                               env=os.environ | {"OMP_NUM_THREADS": "1"})  # fmt: skip
     run_dir = tmp_path / "sleepy" / "x"
     try:
-        kernel = _wait_for(lambda: [p for p in _processes_of(run_dir)
+        kernel = _wait_for(lambda: [p for p in processes_of(run_dir)
                                     if "ipykernel_launcher" in " ".join(p.cmdline())],
                            90)  # fmt: skip
         assert kernel, "the kernel never started"
@@ -483,7 +470,7 @@ def test_stopping_the_runner_stops_its_executor_and_kernel(tmp_path, sig):
     finally:
         runner.kill()
     # the runner kills them on Ctrl-C; if it is killed outright they notice within a second
-    assert _wait_for(lambda: not _processes_of(run_dir), 15), _processes_of(run_dir)
+    assert _wait_for(lambda: not processes_of(run_dir), 15), processes_of(run_dir)
     if sig == "SIGINT":
         assert rc == 1, runner.stdout.read()
         m = json.loads((run_dir / "manifest.json").read_text())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from support import closed_scalp_trades, fresh_pg_database
+from support import closed_scalp_trades, fresh_pg_database, processes_of
 
 from research.stores.audit import AuditTrail
 
@@ -47,20 +47,6 @@ def _manifest(run_dir: Path) -> dict | None:
         return json.loads((run_dir / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):  # not written yet (or, on old code, never)
         return None
-
-
-def _processes_of(run_dir: Path) -> list:
-    """Live processes of a run: the executor and its kernel carry its folder in their env."""
-    import psutil
-
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("PHANTOMLAB_RUN_DIR") == str(run_dir.resolve()):
-                found.append(proc)
-        except (psutil.Error, OSError):
-            continue
-    return found
 
 
 def _sql_row(url: str, run_id: str) -> dict:
@@ -138,7 +124,7 @@ def test_sigterm_stops_the_run_and_leaves_manifest_html_index_and_a_closed_sql_r
         assert _sql_row(pg_url, sql_run)["status"] == "running"
         beat = m["heartbeat_at"]
         _wait_for(lambda: _manifest(run_dir)["heartbeat_at"] > beat, 10, "a newer heartbeat")
-        assert _processes_of(run_dir), "the executor and kernel run"
+        assert processes_of(run_dir), "the executor and kernel run"
         runner.send_signal(signal.SIGTERM)
         out, err = runner.communicate(timeout=120)
     finally:
@@ -146,7 +132,7 @@ def test_sigterm_stops_the_run_and_leaves_manifest_html_index_and_a_closed_sql_r
     # the runner recorded everything, then let SIGTERM end it as it would have
     assert runner.returncode == -signal.SIGTERM, (runner.returncode, out, err)
     assert "SIGTERM received" in err
-    _wait_for(lambda: not _processes_of(run_dir), 15, "the executor and kernel to exit")
+    _wait_for(lambda: not processes_of(run_dir), 15, "the executor and kernel to exit")
     m = _manifest(run_dir)
     assert m["status"] == "failed" and m["error"]["ename"] == "Terminated", m
     assert "SIGTERM" in m["error"]["evalue"] and m["finished_at"] and m["duration_sec"] > 0
@@ -195,7 +181,7 @@ def test_kill_9_of_retrain_publish_is_marked_died_by_the_next_reports(tmp_path, 
         runner.kill()
     sql_run = m["results"]["pipeline_run_id"]
     # orphans notice their runner is gone and exit; nothing closes the SQL row for them
-    _wait_for(lambda: not _processes_of(run_dir), 20, "the executor and kernel to exit")
+    _wait_for(lambda: not processes_of(run_dir), 20, "the executor and kernel to exit")
     assert _manifest(run_dir)["status"] == "running"
     assert _sql_row(trades_db, sql_run)["status"] == "running"
     assert "running" in _index_row(reports, "k9"), "listed since its start"

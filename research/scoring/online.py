@@ -242,6 +242,17 @@ class MLScorer:
             "features": {k: _plain(v) for k, v in feats.items()},
         }
 
+    def trade_record_of(self, row: Mapping) -> dict | None:
+        """:meth:`trade_record` of one completed-trade row: a signal merged with its outcome
+        (``outcome``, ``pnl_percent``, ``exit_time``, optional ``features`` mapping)."""
+        return self.trade_record(
+            row,
+            str(row[S.OUTCOME]),
+            float(row[S.PNL_PERCENT]),
+            features=row.get("features") or {},
+            exit_time=row[S.EXIT_TIME],
+        )
+
     def learn(self, trade: Mapping, *, completed_trades: int | None = None) -> None:
         """Add one :meth:`trade_record` to the training rows, the count and the EV buckets.
 

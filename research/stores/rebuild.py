@@ -144,13 +144,7 @@ def _record_all(store: StateStore, trades: pd.DataFrame, config: ScorerConfig, *
     scorers: dict[str, MLScorer] = {}
     for row in trades.to_dict("records"):
         scorer = scorers.setdefault(row[S.STRATEGY], MLScorer(row[S.STRATEGY], config=counting))
-        learnt = scorer.trade_record(
-            row,
-            str(row[S.OUTCOME]),
-            float(row[S.PNL_PERCENT]),
-            features=row.get("features") or {},
-            exit_time=row[S.EXIT_TIME],
-        )
+        learnt = scorer.trade_record_of(row)
         store.record_outcome({k: row.get(k) for k in RECORD_COLUMNS}, trade=learnt, now=now)
 
 

@@ -81,13 +81,7 @@ class OutcomeRecorder:
         scorer = self.scorers.get(str(row[S.STRATEGY]))
         learnt = None
         if scorer is not None and row.get(S.OUTCOME) is not None:
-            learnt = scorer.trade_record(
-                row,
-                str(row[S.OUTCOME]),
-                float(row[S.PNL_PERCENT]),
-                features=row.get("features") or {},
-                exit_time=row[S.EXIT_TIME],
-            )
+            learnt = scorer.trade_record_of(row)
         shared = self._to_state(row, learnt)
         done["state"] = shared is not _DOWN
         if learnt is None:
