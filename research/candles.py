@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
+from research.data_files import BINANCE_KLINE_COLUMNS, FREQTRADE_EXTENSIONS, read_freqtrade
 from research.schema import (
     CANDLE_COLUMNS,
     CLOSE,
@@ -37,21 +38,16 @@ from research.schema import (
 logger = logging.getLogger(__name__)
 
 #: Accepted file extensions (lower case), longest first so ``.csv.gz`` is matched whole.
-EXTENSIONS: tuple[str, ...] = (".csv.gz", ".csv", ".parquet", ".pq")
+EXTENSIONS: tuple[str, ...] = (".csv.gz", ".csv", ".parquet", ".pq", *FREQTRADE_EXTENSIONS)
 #: Accepted names of the time column, case-insensitive.
 TIME_COLUMNS: tuple[str, ...] = (TIMESTAMP, "time", "date", "datetime", "open_time")
-#: Binance kline layout (12 columns, usually without a header row).
-BINANCE_KLINE_COLUMNS: tuple[str, ...] = (
-    "open_time", OPEN, HIGH, LOW, CLOSE, VOLUME, "close_time", "quote_asset_volume",
-    "number_of_trades", "taker_buy_base", "taker_buy_quote", "ignore",
-)  # fmt: skip
 #: Columns of the :func:`find_gaps` frame.
 GAP_START, GAP_END, MISSING_BARS = "gap_start", "gap_end", "missing_bars"
 
 _UNITS = {"s": "s", "sec": "s", "m": "min", "min": "min", "h": "h", "hr": "h", "d": "D", "w": "W"}
 _TF = re.compile(r"^\s*(\d+)\s*([A-Za-z]+)\s*$")
 _NAMES = (  # BTC_USDT_5m, BTC_USDT-5m (freqtrade), BTCUSDT-5m-2025-01 (Binance monthly dumps)
-    re.compile(r"^(?P<symbol>.+)[_-](?P<tf>\d+[A-Za-z]+)$"),
+    re.compile(r"^(?P<symbol>.+)[_-](?P<tf>\d+[A-Za-z]+)(?:-futures|-mark|-index)?$"),
     re.compile(r"^(?P<symbol>[A-Za-z0-9]+)-(?P<tf>\d+[A-Za-z]+)-\d{4}-\d{2}(?:-\d{2})?$"),
 )
 _HEADER = f"{TIMESTAMP},{','.join(CANDLE_COLUMNS)}"
@@ -201,6 +197,8 @@ def _read_raw(path: Path, ext: str) -> tuple[pd.DataFrame, tuple[str, int]]:
 
 def _read_table(path: Path, ext: str) -> tuple[pd.DataFrame, tuple[str, int]]:
     """Read with the file's own (or Binance's) column names; also how to number bad rows."""
+    if ext in FREQTRADE_EXTENSIONS:  # freqtrade's .feather / .json (research.data_files)
+        return read_freqtrade(path, ext), ("row", 0)
     if ext in (".parquet", ".pq"):
         raw = pd.read_parquet(path)
         if isinstance(raw.index, pd.DatetimeIndex) or str(raw.index.name).lower() in TIME_COLUMNS:
@@ -268,7 +266,7 @@ def _to_utc_index(raw: pd.Series, path: Path, rows: tuple[str, int]) -> pd.Datet
 def load_candles(
     path: str | Path, symbol: str | None = None, timeframe: str | pd.Timedelta | None = None
 ) -> pd.DataFrame:
-    """Load one OHLCV file (``.csv``, ``.csv.gz``, ``.parquet``/``.pq``) as checked candles.
+    """Load one OHLCV file (csv, csv.gz, parquet/pq; freqtrade feather/json) as checked candles.
 
     Parameters
     ----------

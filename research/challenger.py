@@ -235,7 +235,8 @@ def publish_decision(stores: Stores, decision: Decision, challenger, data: Trade
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ThresholdUpdate:
-    """The ``qcal:*`` thresholds written (``table``: the adapter's per-bucket statistics)."""
+    """The ``qcal:*`` thresholds written (``table``: the adapter's per-bucket statistics);
+    nothing (empty ``thresholds``, a ``note`` saying why) when the run kept the champion."""
 
     thresholds: dict
     table: pd.DataFrame
@@ -243,11 +244,18 @@ class ThresholdUpdate:
     ev_threshold: float | None
     scored_after: pd.Timestamp | None
     champion_version: int
+    note: str = ""  # why nothing was written, when nothing was
 
 
 def update_thresholds(stores: Stores, data: TradeSet, champion: LoadedModel,
-                      config: RetrainConfig) -> ThresholdUpdate:  # fmt: skip
+                      config: RetrainConfig, *, publication: Publication) -> ThresholdUpdate:  # fmt: skip
     """Score recent trades with the (verified) champion; refit and save the thresholds.
+
+    Only a run that **published** refreshes the live thresholds: when the champion was kept
+    (``publication.published`` is False) nothing is written and the ``qcal:*`` keys stay
+    byte-identical. They were fitted when that champion was published (by the publishing run,
+    or the online scorer) and a keep-run sees fewer unseen trades than that fit did (it would
+    overwrite thresholds refitted on a few hundred trades, most buckets missing).
 
     Only trades signalled after the champion's ``train_end`` are scored: a forest's scores of
     its own training rows are over-confident and would set the thresholds too low. Writes
@@ -257,6 +265,21 @@ def update_thresholds(stores: Stores, data: TradeSet, champion: LoadedModel,
     """
     trades, strategy = data.trades, data.strategy
     after = _timestamp(champion.meta.get("train_end"))
+    if not publication.published:
+        note = (
+            f"champion v{champion.version} kept: live thresholds left as they are (only "
+            "a published model refreshes them)"
+        )
+        logger.info("%s %s", strategy, note)
+        return ThresholdUpdate(
+            thresholds={},
+            table=pd.DataFrame(columns=list(BUCKET_STATS_COLUMNS)),
+            n_trades=0,
+            ev_threshold=None,
+            scored_after=after,
+            champion_version=champion.version,
+            note=note,
+        )
     rows = np.arange(len(trades))
     if after is not None:
         rows = np.flatnonzero((trades[S.SIGNAL_TIME] > after).to_numpy())

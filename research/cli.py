@@ -151,6 +151,17 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_fil
     if res.key_path is not None:
         click.echo(f"Models signed with the local key in {res.key_path} (mode 0600; set "
                    "PHANTOMLAB_SIGNING_KEY to sign with your own)")  # fmt: skip
+    from research.demo import save_workspace
+
+    try:
+        workspace = save_workspace(res)
+    except (ValueError, OSError) as exc:  # a malformed or unwritable workspace file
+        click.echo(f"Warning: workspace not saved: {exc}", err=True)
+    else:
+        click.echo(
+            f"Workspace {workspace}: later commands run here use these stores and this key by "
+            "default (`phantomlab config` shows every setting and where it comes from)"
+        )
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         study.signals.to_parquet(out / "signals.parquet")
@@ -610,6 +621,14 @@ def reports(reports_dir) -> None:
 
     click.echo(str(build_index(reports_dir)))
 
+
+from research.cli_models import config, models  # noqa: E402  (phantomlab models / config)
+
+for _command in (models, config):
+    main.add_command(_command)
+from research.cli_data import data  # noqa: E402  (phantomlab data download / list / check)
+
+main.add_command(data)
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

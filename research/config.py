@@ -3,12 +3,15 @@
 Configs are plain frozen dataclasses: hashable, printable, comparable, and impossible to mutate
 halfway through a run. ``dataclasses.replace(cfg, field=value)`` makes a variant.
 
-Environment variables (read by :func:`Settings.from_env`) all start with ``PHANTOMLAB_``.
+Environment variables (read by :func:`Settings.from_env`) all start with ``PHANTOMLAB_``; the
+workspace file (``./.phantomlab/config.toml``, :mod:`research.workspace`) supplies what the
+environment does not (:meth:`Settings.resolve`: flag > environment > workspace file > default).
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -46,6 +49,12 @@ class Settings:
     io_timeout_sec : float
         Seconds a store may take to answer one command or statement before the caller falls
         back (the journal for SQL, a stale state view for Redis) (``PHANTOMLAB_IO_TIMEOUT``).
+    signing_key_file : Path or None
+        File holding the model signing key, used when ``PHANTOMLAB_SIGNING_KEY`` is unset
+        (``PHANTOMLAB_SIGNING_KEY_FILE``; the demo's workspace names its local key).
+
+    Every field may also come from the workspace file (:mod:`research.workspace`); see
+    :meth:`resolve` for the order.
     """
 
     data_dir: Path | None = None
@@ -54,6 +63,7 @@ class Settings:
     journal_path: Path = Path(DEFAULT_JOURNAL)
     connect_timeout_sec: float = DEFAULT_CONNECT_TIMEOUT_SEC
     io_timeout_sec: float = DEFAULT_IO_TIMEOUT_SEC
+    signing_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_sec", "io_timeout_sec"):
@@ -65,19 +75,75 @@ class Settings:
                 )
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """The settings of this process: environment > workspace file > default.
+
+        See :meth:`resolve`; with an explicit ``environ`` mapping only the workspace that
+        mapping names (``PHANTOMLAB_WORKSPACE``) is read, so a mapping is self-contained.
+        """
+        return cls.resolve(environ=environ).settings
+
+    @classmethod
+    def resolve(
+        cls, flags: Mapping[str, object] | None = None, environ: Mapping[str, str] | None = None
+    ) -> ResolvedSettings:
+        """Every setting from the one place that decides: flag > environment > workspace > default.
+
+        Parameters
+        ----------
+        flags : mapping, optional
+            Values given on the command line, by field name (``None`` values are ignored).
+        environ : mapping, optional
+            The environment; default ``os.environ``. The workspace file
+            (:func:`research.workspace.config_path`: ``$PHANTOMLAB_WORKSPACE/config.toml``, else
+            ``./.phantomlab/config.toml``) is read for ``os.environ``, and for an explicit
+            mapping only when it names ``PHANTOMLAB_WORKSPACE``.
+
+        Raises
+        ------
+        ValueError
+            A malformed workspace file or a bad number of seconds (with a fix).
+        """
+        from research import workspace as ws
+
         env = os.environ if environ is None else environ
-        data_dir = env.get("PHANTOMLAB_DATA_DIR")
-        return cls(
-            data_dir=Path(data_dir) if data_dir else None,
-            redis_url=env.get("PHANTOMLAB_REDIS_URL", DEFAULT_REDIS_URL),
-            database_url=env.get("PHANTOMLAB_DATABASE_URL", DEFAULT_DATABASE_URL),
-            journal_path=Path(env.get("PHANTOMLAB_JOURNAL", DEFAULT_JOURNAL)),
-            connect_timeout_sec=_seconds(
-                env, "PHANTOMLAB_CONNECT_TIMEOUT", DEFAULT_CONNECT_TIMEOUT_SEC
-            ),
-            io_timeout_sec=_seconds(env, "PHANTOMLAB_IO_TIMEOUT", DEFAULT_IO_TIMEOUT_SEC),
+        path = ws.config_path(env)
+        use_file = environ is None or bool(env.get(ws.WORKSPACE_ENV))
+        stored = ws.read_workspace(path) if use_file else {}
+        raw, sources = {}, {}
+        for spec in ws.SPECS:
+            given = (flags or {}).get(spec.name)
+            if given is not None:
+                raw[spec.name], sources[spec.name] = str(given), "flag"
+            elif env.get(spec.env):
+                raw[spec.name], sources[spec.name] = env[spec.env], f"environment ({spec.env})"
+            elif spec.name in stored:
+                raw[spec.name], sources[spec.name] = stored[spec.name], f"workspace file ({path})"
+            else:
+                sources[spec.name] = "default"
+        values = {}
+        for name, text in raw.items():
+            kind = ws.SPEC[name].kind
+            if kind == "path":
+                values[name] = Path(text).expanduser()
+            elif kind == "seconds":
+                label = ws.SPEC[name].env
+                values[name] = _seconds({label: text}, label, 0.0)
+            else:
+                values[name] = text
+        return ResolvedSettings(
+            settings=cls(**values), sources=sources, workspace_file=path if use_file else None
         )
+
+
+@_frozen
+class ResolvedSettings:
+    """:class:`Settings` and where each value came from (``flag``, ``environment (VAR)``,
+    ``workspace file (PATH)`` or ``default``); ``workspace_file`` is the file consulted."""
+
+    settings: Settings
+    sources: dict[str, str]
+    workspace_file: Path | None = None
 
 
 def _seconds(env, name: str, default: float) -> float:

@@ -6,7 +6,8 @@ the models published, signed, to the registry -> a notification. By default ever
 local (SQLite files, no server needed); with ``PHANTOMLAB_REDIS_URL`` /
 ``PHANTOMLAB_DATABASE_URL`` it goes to Redis / PostgreSQL. Without ``PHANTOMLAB_SIGNING_KEY``
 models are signed with a local key in ``./.phantomlab/signing_key`` (mode 0600, outside the
-shared ``reports/``). URLs are shown with their passwords masked.
+shared ``reports/``). URLs are shown with their passwords masked. The ``phantomlab demo`` command
+then leaves the workspace file (:func:`save_workspace`) so later commands use the same stores.
 """
 
 from __future__ import annotations
@@ -31,13 +32,11 @@ from research.stores.backends import mask_url
 from research.stores.persist import audit_rows, save_replay
 from research.stores.registry import KEY_ENV, ModelRegistry
 from research.stores.state import open_state
+from research.workspace import KEY_FILE, WORKSPACE_ENV, workspace_dir, write_workspace
 
 logger = logging.getLogger(__name__)
 
 REPLAY_DIR = "replay"  # replay frames (Parquet) under the demo's workdir
-WORKSPACE_ENV = "PHANTOMLAB_WORKSPACE"  # local, private files (the demo signing key)
-DEFAULT_WORKSPACE = ".phantomlab"  # relative to the working directory; git-ignored
-KEY_FILE = "signing_key"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -59,7 +58,7 @@ def default_key_path() -> Path:
     A workspace folder of its own (git-ignored), never under ``reports/``: that folder is meant
     to be shared, and whoever holds the key can sign a model the bot would load.
     """
-    return Path(os.environ.get(WORKSPACE_ENV) or DEFAULT_WORKSPACE) / KEY_FILE
+    return workspace_dir() / KEY_FILE
 
 
 def write_secret_file(path: Path, text: str) -> bool:
@@ -132,7 +131,7 @@ def demo_signing_key(path: Path | None = None, *, legacy: Path | None = None) ->
             legacy.unlink()
             logger.warning("moved the demo signing key out of %s to %s", legacy.parent, path)
     if write_secret_file(path, secrets.token_hex(32)):
-        logger.warning("no %s set: the demo signs with a new local key in %s", KEY_ENV, path)
+        logger.info("no %s set: the demo signs with a new local key in %s", KEY_ENV, path)
     elif path.stat().st_mode & 0o077:
         logger.warning("the demo signing key %s is readable by others. Fix: chmod 600 %s",
                        path, path)  # fmt: skip
@@ -218,6 +217,32 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     return DemoResult(study=study, replay=result, state_url=state_url,
                       database_url=database_url, published=published,
                       key_path=local_key)  # fmt: skip
+
+
+def save_workspace(result: DemoResult, path: Path | None = None) -> Path:
+    """Leave the workspace file later commands use by default (:mod:`research.workspace`).
+
+    It names the stores the demo chose itself (its SQLite files) and its local signing key
+    *file*, as absolute paths; what the environment supplied (``PHANTOMLAB_REDIS_URL``,
+    ``PHANTOMLAB_DATABASE_URL``, ``PHANTOMLAB_SIGNING_KEY``) is removed from the file instead of
+    copied into it, so later commands follow the environment and no password lands in a file.
+
+    Returns
+    -------
+    Path
+        The workspace file (``$PHANTOMLAB_WORKSPACE/config.toml``, else
+        ``./.phantomlab/config.toml``), replaced atomically.
+    """
+    own = {
+        "redis_url": (result.state_url, "PHANTOMLAB_REDIS_URL"),
+        "database_url": (result.database_url, "PHANTOMLAB_DATABASE_URL"),
+    }
+    updates: dict[str, str | None] = {
+        name: None if url == os.environ.get(var) else url for name, (url, var) in own.items()
+    }
+    key = result.key_path
+    updates["signing_key_file"] = None if key is None else str(Path(key).resolve())
+    return write_workspace(updates, path)
 
 
 def run_report(result: DemoResult, *, workdir: Path, reports_dir: Path | None = None,

@@ -39,3 +39,10 @@ def _no_scheduler_from_the_environment(monkeypatch):
     from research.distributed import SCHEDULER_ENV
 
     monkeypatch.delenv(SCHEDULER_ENV, raising=False)
+
+
+@pytest.fixture(autouse=True)
+def _no_workspace_of_the_checkout(monkeypatch, tmp_path_factory):
+    """A `make demo` in the checkout leaves ./.phantomlab/config.toml, which every default
+    setting would read; tests start from an empty workspace of their own instead."""
+    monkeypatch.setenv("PHANTOMLAB_WORKSPACE", str(tmp_path_factory.mktemp("workspace")))

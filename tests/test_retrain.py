@@ -283,9 +283,10 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
 ):
     where = {"strategy": "scalp", "database_url": database_url, "state_url": REDIS_URL,
              "namespace": namespace}  # fmt: skip
+    store = open_state(REDIS_URL, namespace=namespace)
+    store.save_thresholds("scalp", {"stale|bucket": 99.0}, 1)  # a publish must replace them
     first = _result(_run(tmp_path, "first", **where))
     assert first["published"] is True and first["model_version"] == 1
-    store = open_state(REDIS_URL, namespace=namespace)
     champion = ModelRegistry(store).load_champion("scalp")  # verifies the signature
     assert champion.version == 1 and champion.meta["n_rows"] > 0
     with pytest.raises(ModelIntegrityError, match="signature mismatch"):
@@ -300,6 +301,14 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
         versions = audit.model_versions("scalp")
     assert list(runs["status"]) == ["ok"] and runs[S.MODEL_VERSION].iloc[0] == 1
     assert versions.loc[versions["is_champion"].astype(bool), "version"].tolist() == [1]
+    assert "stale|bucket" not in table
+    keys = store.keys
+    live = [
+        keys.qcal("scalp", "thr"),
+        keys.qcal("scalp", "last_train_count"),
+        keys.ml("scalp", "threshold"),
+    ]
+    published_thresholds = [store.backend.call("get", key) for key in live]
 
     second = _result(_run(tmp_path, "second", max_train_trades=40, **where))
     m = second["metrics"]
@@ -312,6 +321,9 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
     assert m["champion_brier"] == pytest.approx(first["metrics"]["challenger_brier"])
     assert ModelRegistry(store).champion_version("scalp") == 1
     assert len(ModelRegistry(store).list_versions("scalp")) == 1
+    # only a published model refreshes the live thresholds: a keep leaves them byte-identical
+    assert [store.backend.call("get", key) for key in live] == published_thresholds
+    assert m["threshold_buckets"] == 0 and m["threshold_trades"] == 0
     with AuditTrail(database_url, upgrade=False) as audit:
         runs = audit.runs("retrain_publish")
     assert list(runs["status"]) == ["ok", "ok"] and runs[S.MODEL_VERSION].tolist() == [1, 1]

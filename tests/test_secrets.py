@@ -317,7 +317,11 @@ def test_demo_shows_no_password_and_keeps_its_key_private_outside_reports(tmp_pa
     assert str(key) in done.stdout, "the demo says where its key is"
     reports = tmp_path / "reports"
     assert not [p for p in reports.rglob("*") if "signing_key" in p.name], "no key in reports/"
-    assert list(workspace.iterdir()) == [key], "no temporary file left behind"
+    config = workspace / "config.toml"  # the demo's workspace file: the key's path, no URL
+    assert sorted(workspace.iterdir()) == [config, key], "no temporary file left behind"
+    assert stat.S_IMODE(config.stat().st_mode) == 0o600
+    assert REDIS_PW not in config.read_text() and PG_PW not in config.read_text()
+    assert key.read_text().strip() not in config.read_text()
     assert "published to redis://:***@" in texts["notifications"]
     _assert_nowhere((key.read_text(),), texts, reports)
 

@@ -109,7 +109,8 @@ def plot_gate_deltas(singles: pd.DataFrame, *, top: int = 15, ax: Axes | None = 
 
 
 def plot_synergy_heatmap(combos: pd.DataFrame, ax: Axes | None = None) -> Figure:
-    """Pair synergy ``WR(both pass) - mean(WR(v1), WR(v2))`` as a symmetric heatmap.
+    """Pair synergy ``WR(both pass) - mean(WR(v1), WR(v2))`` as a symmetric heatmap, in
+    win-rate percentage points (the colour bar's unit; ``combos`` holds fractions).
 
     ``combos`` is :attr:`research.analysis.gates.GateAnalysis.combos` (pairs are its rows of
     ``size == 2``, named ``"a & b"``).
@@ -121,10 +122,12 @@ def plot_synergy_heatmap(combos: pd.DataFrame, ax: Axes | None = None) -> Figure
     gates = sorted({n for pair in names for n in pair})
     grid = pd.DataFrame(np.nan, index=gates, columns=gates)
     for (a, b), v in zip(names, pairs, strict=True):
-        grid.loc[a, b] = grid.loc[b, a] = v
+        # synergy is a difference of win rates (fractions): shown in percentage points, so the
+        # colour bar's label and its values agree (+0.05 -> +5.0 points)
+        grid.loc[a, b] = grid.loc[b, a] = 100.0 * v
     fig, ax = _axis(ax, (0.55 * len(gates) + 3, 0.5 * len(gates) + 2))
-    sns.heatmap(grid, ax=ax, cmap="vlag", center=0.0, annot=len(gates) <= 10, fmt=".2f",
-                cbar_kws={"label": "synergy (win-rate points)"})  # fmt: skip
+    sns.heatmap(grid, ax=ax, cmap="vlag", center=0.0, annot=len(gates) <= 10, fmt="+.1f",
+                cbar_kws={"label": "synergy (win-rate percentage points)"})  # fmt: skip
     ax.set_title("Pair synergy of the top gates (seed's measure)")
     return fig
 

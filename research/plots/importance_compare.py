@@ -60,6 +60,49 @@ def importance_pairs(permutation: pd.DataFrame, evolution: pd.DataFrame, *,
     return out.sort_values("permutation", ascending=False)
 
 
+#: label offsets tried in turn, in points: right-above, right-below, left-above, left-below, ...
+_OFFSETS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (4, 12), (-4, 12), (4, -19), (-4, -19))
+
+
+def _overlaps(box, placed) -> bool:
+    return any(box.overlaps(other) for other in placed)
+
+
+def place_labels(ax: Axes, xs, ys, names, *, fontsize: float = 7.0) -> list:
+    """Name points without overlapping labels (adjustText is not a dependency).
+
+    Each label tries the offsets of :data:`_OFFSETS` in turn and keeps the first whose box
+    overlaps no label placed before it nor leaves the axes; a label that fits nowhere is left
+    out (its point stays, the table beside the figure names it). Points are labelled from the
+    highest down. Returns the placed :class:`~matplotlib.text.Annotation` objects.
+    """
+    fig = ax.figure
+    ax.autoscale_view()  # the data limits as drawn: label boxes are measured in pixels
+    renderer = fig.canvas.get_renderer()
+    frame = ax.get_window_extent(renderer)
+    placed, texts = [], []
+    order = np.argsort(-np.asarray(ys, dtype=float), kind="stable")
+    xs, ys, names = np.asarray(xs, float), np.asarray(ys, float), [str(n) for n in names]
+    for i in order:
+        for dx, dy in _OFFSETS:
+            text = ax.annotate(
+                names[i],
+                (xs[i], ys[i]),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                fontsize=fontsize,
+                ha="left" if dx > 0 else "right",
+            )
+            box = text.get_window_extent(renderer)
+            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 <= frame.y1
+            if inside and not _overlaps(box, placed):
+                placed.append(box)
+                texts.append(text)
+                break
+            text.remove()
+    return texts
+
+
 def plot_importance_comparison(permutation: pd.DataFrame, evolution: pd.DataFrame, *,
                                size: int | str = "all", label_top: int = 4,
                                ax: Axes | None = None) -> Figure:  # fmt: skip
@@ -96,13 +139,11 @@ def plot_importance_comparison(permutation: pd.DataFrame, evolution: pd.DataFram
                    label="noise probe")  # fmt: skip
     ax.axvline(1.0 / len(evolution), ls=":", color="tab:grey", label="equal MDI share")
     top = pairs.index[(pairs["mdi_rank"] <= label_top) | (pairs["permutation_rank"] <= label_top)]
-    for name in top:
-        ax.annotate(str(name), (pairs.loc[name, "mdi"], pairs.loc[name, "permutation"]),
-                    xytext=(4, 3), textcoords="offset points", fontsize=7)  # fmt: skip
+    ax.set_xlim(left=min(0.0, float(np.nanmin(pairs["mdi"]))))
+    place_labels(ax, pairs.loc[top, "mdi"], pairs.loc[top, "permutation"], top)
     what = "all trades" if size == "all" else f"first {size} trades"
     ax.set(xlabel=f"impurity importance, MDI share in sample ({what})",
            ylabel="drop in out-of-sample AUC when permuted (±2 s.e.)",
            title="Seed (MDI) vs rigorous (permutation) importance")  # fmt: skip
-    ax.set_xlim(left=min(0.0, float(np.nanmin(pairs["mdi"]))))
     ax.legend(fontsize=8, loc="best")
     return fig

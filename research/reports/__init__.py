@@ -12,7 +12,14 @@ from research._lazy import lazy_getattr
 # Resolved lazily: the demo saves replay frames without loading the plotting stack.
 _EXPORTS = {
     "PeriodData": "research.reports.period",
-    "Section": "research.reports.tearsheet",
+    "Section": "research.reports.section",
+    "format_table": "research.reports.format",
+    "no_skill_notes": "research.reports.skill",
+    "pick_candles": "research.reports.inputs",
+    "show_notes": "research.reports.format",
+    "synthetic_note": "research.reports.inputs",
+    "show_table": "research.reports.format",
+    "timeframe_text": "research.reports.format",
     "gate_frame": "research.reports.period",
     "load_period": "research.reports.period",
     "load_replay_frames": "research.reports.period",

@@ -3,7 +3,10 @@
 A section returns a :class:`Section` (notes, tables, figures); ``section.show()`` displays it
 in a notebook. ``pipelines/report.ipynb`` calls one section per cell, so the notebook holds no
 logic and the same sections can be rendered elsewhere (tests, other reports). The report
-opens with :func:`verdict` (one paragraph, above any table). Every table and figure of R is on
+opens with :func:`verdict` (one paragraph, above any table; it and :func:`verdict_record`,
+what the runner shows first on the run's page and in the index, live in
+:mod:`research.reports.verdict`). :class:`Section` is in :mod:`research.reports.section` and
+displays its tables formatted (:mod:`research.reports.format`). Every table and figure of R is on
 one cost basis and says which — R net of costs or R gross — so executed trades and phantoms
 are compared like for like, and each cumulative-R line ends on a total its section prints.
 """
@@ -11,166 +14,31 @@ are compared like for like, and each cumulative-R line ends on a total its secti
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 
-import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 
 from research import plots
 from research import schema as S
 from research.analysis import activity as act
 from research.analysis.calibration import probability_metrics, reliability_table
-from research.analysis.uplift import replay_summary, uplift_table
-from research.analysis.verdict import LABELS, classify, verdict_text
-from research.reports.period import META, WIN, PeriodData, gate_frame
+from research.analysis.uplift import replay_summary
+from research.reports.format import format_table
+from research.reports.period import WIN, PeriodData, gate_frame
+from research.reports.section import Section
+from research.reports.skill import no_skill_notes
+from research.reports.verdict import (  # noqa: F401 - re-exported: the notebook's tearsheet.*
+    NO_GROSS,
+    _decisions,
+    _has_gross,
+    _uplift_table,
+    headline,
+    uplift_display,
+    verdict,
+    verdict_record,
+)
 from research.stores.tables import CREATED_AT
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Section:
-    """One part of a report: what to read (notes), numbers (tables) and figures."""
-
-    title: str
-    notes: list[str] = field(default_factory=list)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    figures: dict[str, object] = field(default_factory=dict)
-
-    def show(self) -> None:
-        """Display notes, tables and figures (IPython); figures are closed once shown so the
-        inline backend does not draw them twice."""
-        from IPython.display import display
-
-        for note in self.notes:
-            # a raw bundle: IPython's Markdown() would read a note that names a file
-            display({"text/markdown": note, "text/plain": note}, raw=True)
-        for table in self.tables.values():
-            numbers = table.select_dtypes("number").columns
-            shown = table.copy()
-            shown[numbers] = shown[numbers].round(3)  # enough to read, short enough to scan
-            display(shown)
-        for fig in self.figures.values():
-            display(fig)
-            plt.close(fig)
-
-
-def _decisions(period: PeriodData) -> pd.DataFrame | None:
-    """The period's replay decisions with at least one closed signal, else None."""
-    dec = period.replay.get("decisions") if period.replay else None
-    if dec is None or not (~dec[S.CENSORED].to_numpy(bool)).any():
-        return None
-    return dec
-
-
-#: Words for replay frames saved before ``rr_gross``/``cost_r`` travelled with the decisions.
-NO_GROSS = ("These replay frames carry neither `rr_gross` nor `cost_r` (saved by an older "
-            "version): R gross is unknown, so gross figures are left out and skill cannot be "
-            "told apart from cost selection. Fix: rerun the replay (`phantomlab demo`).")  # fmt: skip
-
-
-def _has_gross(dec: pd.DataFrame) -> bool:
-    return S.RR_GROSS in dec or act.COST_R in dec
-
-
-def _uplift_table(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """:func:`uplift_table` of the period's decisions, computed once per period."""
-    key = f"_uplift_table:{n_boot}:{seed}"
-    if key not in period.replay:
-        period.replay[key] = uplift_table(_decisions(period), n_boot=n_boot, seed=seed)
-    return period.replay[key]
-
-
-def _costs_words(period: PeriodData, dec: pd.DataFrame) -> str:
-    """The cost basis in words (the replay's own when saved) with the median cost in R."""
-    meta = period.replay.get(META)
-    words = "the replay's costs"
-    if meta is not None and "costs" in set(meta["key"]):
-        words = str(meta.set_index("key").at["costs", "value"])
-    if act.COST_R in dec and np.isfinite(dec[act.COST_R].to_numpy(np.float64)).any():
-        words += f", a median {np.nanmedian(dec[act.COST_R].to_numpy(np.float64)):.2f} R per trade"
-    return words
-
-
-def _market_words(dec: pd.DataFrame) -> str:
-    times = pd.to_datetime(dec[S.SIGNAL_TIME], utc=True)
-    symbols = ", ".join(sorted(map(str, pd.unique(dec[S.SYMBOL])))) if S.SYMBOL in dec else "?"
-    return (f"{symbols}, {len(dec):,} signals from {times.min():%Y-%m-%d} to "
-            f"{times.max():%Y-%m-%d}")  # fmt: skip
-
-
-def _interval(low: float, high: float) -> str:
-    if not (np.isfinite(low) and np.isfinite(high)):
-        return "too few"
-    return f"[{low:+.3f}, {high:+.3f}]"
-
-
-def uplift_display(table: pd.DataFrame) -> pd.DataFrame:
-    """An :func:`uplift_table` as the report prints it: R per trade, intervals in words.
-
-    One row per era x strategy x rule, the seed's rule right below the rule in force; skill
-    (R gross) with its 95 % interval beside the rotation null's band, cost selection and the
-    net uplift (R net of costs) apart; "too few" instead of an interval under 30 passed trades.
-    """
-    era_order = {e: i for i, e in enumerate(("all", "heuristic", "model"))}
-    order = table.assign(_e=table["era"].map(era_order), _s=table[S.STRATEGY].eq("all"),
-                         _r=table["rule"].ne("in force"))  # fmt: skip
-    order = order.sort_values(["_e", "_s", S.STRATEGY, "_r"], kind="stable")
-    order = order.reset_index(drop=True)
-    return pd.DataFrame({
-        "era": order["era"], S.STRATEGY: order[S.STRATEGY], "rule": order["rule"],
-        "passed": [f"{int(p):,}/{int(n):,}" for p, n in zip(order["n_passed"], order["n"],
-                                                              strict=True)],
-        "skill (R gross)": order["skill"],
-        "skill 95 %": list(map(_interval, order["skill_low"], order["skill_high"])),
-        "null 95 % (R gross)": list(map(_interval, order["null_low"], order["null_high"])),
-        "null p": order["null_p"],
-        "cost selection (R)": order["cost_selection"],
-        "uplift (R net)": order["uplift"],
-        "uplift 95 %": list(map(_interval, order["ci_low"], order["ci_high"])),
-        "mean R net passed": order["mean_r_passed"], "mean R net all": order["mean_r_all"],
-        "total R net passed": order["total_r_passed"], "total R net all": order["total_r_all"],
-        "AUC": order["auc"], "PSR": order["psr"],
-    })  # fmt: skip
-
-
-def verdict(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
-    """The filter's verdict in one paragraph, first, with the null control beside the result.
-
-    From the replay frames only (:func:`research.analysis.verdict.verdict_text` of the
-    period's decisions: skill gross, cost selection and net uplift apart, the model era apart
-    from the heuristic one, the cost basis stated); the audit trail alone cannot give one.
-    """
-    dec = _decisions(period)
-    if dec is None:
-        return Section(title="Verdict", notes=[
-            "No verdict: this report has no replay frames with a closed signal (production "
-            "audit trail only), and the audit trail alone records phantoms before costs and "
-            "has no costed no-filter baseline to judge the filter against."])  # fmt: skip
-    table = _uplift_table(period, n_boot=n_boot, seed=seed)
-    text = verdict_text(table, costs=_costs_words(period, dec), market=_market_words(dec))
-    rows = table.loc[(table["rule"] == "in force") & (table[S.STRATEGY] == "all")]
-    control = pd.DataFrame({
-        "era": rows["era"].to_numpy(),
-        "passed": [f"{int(p):,}/{int(n):,}" for p, n in zip(rows["n_passed"], rows["n"],
-                                                              strict=True)],
-        "skill (R gross)": rows["skill"].to_numpy(),
-        "skill 95 %": list(map(_interval, rows["skill_low"], rows["skill_high"])),
-        "null 95 %": list(map(_interval, rows["null_low"], rows["null_high"])),
-        "null p": rows["null_p"].to_numpy(),
-        "verdict": [LABELS[classify(r)] for _, r in rows.iterrows()],
-    })  # fmt: skip
-    notes = [
-        text,
-        *([] if _has_gross(dec) else [NO_GROSS]),
-        "The null control beside the result: skill is the mean gross R of the signals the "
-        "filter passed minus that of every signal; the null band is where that skill falls "
-        "when the same choices are shifted in time against the outcomes (no information). "
-        "Skill inside the band is what chance gives.",
-    ]
-    return Section(title="Verdict", notes=notes, tables={"null_control": control},
-                   figures={"null_control": plots.plot_uplift(rows)})  # fmt: skip
 
 
 def overview(period: PeriodData) -> Section:
@@ -182,7 +50,8 @@ def overview(period: PeriodData) -> Section:
             "strategies": ", ".join(period.strategies),
             "symbols": ", ".join(sorted(map(str, t[S.SYMBOL].unique())))}  # fmt: skip
     rows |= {f"source: {k}": v for k, v in period.sources.items()}
-    table = pd.DataFrame({"value": [str(v) for v in rows.values()]}, index=list(rows))
+    table = format_table(pd.Series(rows, name="value"))
+    table.index.name = "what"
     return Section(title="Overview", tables={"overview": table})
 
 
@@ -275,26 +144,6 @@ def replay(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
     return Section(title="Replay", notes=notes, tables=tables, figures=figures)
 
 
-def headline(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> dict[str, float | int]:
-    """A few numbers for the runner's manifest and the reports index (plain floats/ints):
-    trades, win rates net of costs, and with replay frames the period's net uplift and skill
-    (R per trade, rule in force, every signal)."""
-    t = period.trades
-    table = act.executed_vs_phantom(t)
-    rates = table.loc[table[S.STRATEGY] == "all"].set_index("decision")["win_rate"]
-    out = {"trades": len(t), "executed": int(t[S.WAS_EXECUTED].astype(bool).sum())}
-    for decision in (act.EXECUTED, act.PHANTOM):
-        rate = float(rates[decision]) if decision in rates else np.nan
-        out[f"wr_{decision}"] = round(rate, 4) if np.isfinite(rate) else None
-    if _decisions(period) is not None:
-        up = _uplift_table(period, n_boot=n_boot, seed=seed)
-        row = up.loc[(up["rule"] == "in force") & (up["era"] == "all") & (up[S.STRATEGY] == "all")]
-        for key, col in (("uplift_r", "uplift"), ("skill_r", "skill")):
-            if len(row) and np.isfinite(row.iloc[0][col]):
-                out[key] = round(float(row.iloc[0][col]), 4)
-    return out
-
-
 def _scored(period: PeriodData) -> tuple[pd.DataFrame, str]:
     """Trades whose decision-time score came from a model, when the replay says which."""
     t = period.trades.loc[period.trades[S.ML_SCORE].notna()]
@@ -319,9 +168,13 @@ def calibration(period: PeriodData, *, n_bins: int = 10, min_bucket: int = 30) -
     for strategy, g in t.groupby(S.STRATEGY, sort=False):
         pg = g[S.ML_SCORE].to_numpy(float) / 100.0
         rel.append(reliability_table(g[WIN], pg, n_bins).reset_index().assign(rule=strategy))
-        metrics[strategy] = probability_metrics(g[WIN], pg) | {"n": len(g)}
-    metrics["all"] = probability_metrics(t[WIN], p) | {"n": len(t)}
-    figures = {"reliability": plots.plot_reliability(pd.concat(rel, ignore_index=True))}
+        counts = {"n": len(g), "win_rate": g[WIN].mean()}
+        metrics[strategy] = probability_metrics(g[WIN], pg) | counts
+    metrics["all"] = probability_metrics(t[WIN], p) | {"n": len(t), "win_rate": t[WIN].mean()}
+    table = pd.DataFrame(metrics).T
+    table.index.name = S.STRATEGY
+    rel = pd.concat(rel, ignore_index=True)
+    figures = {"reliability": plots.plot_reliability(rel)}
     notes = [
         f"Computed on {which}. Points on the diagonal: a score of 70 wins 70 % of the time. "
         "Lower Brier / log-loss / ECE is better; AUC says how well scores rank trades."
@@ -335,8 +188,8 @@ def calibration(period: PeriodData, *, n_bins: int = 10, min_bucket: int = 30) -
         )
         notes.append("The heatmap shows the calibration gap per session x volatility bucket: "
                      "red cells are over-confident, green ones too shy.")  # fmt: skip
-    return Section(title="Calibration", notes=notes,
-                   tables={"metrics": pd.DataFrame(metrics).T}, figures=figures)  # fmt: skip
+    notes += no_skill_notes(table, rel)
+    return Section(title="Calibration", notes=notes, tables={"metrics": table}, figures=figures)
 
 
 def gates(period: PeriodData, *, min_n: int = 20, fdr: float = 0.10, n_perm: int = 200,

@@ -317,6 +317,9 @@ def _fail_before_start(
     if index is not None:
         error |= {"cell": index, "cell_id": nb.cells[index].get("id")}
     defaults = {p.name: p.default for p in declared or []}
+    # "failed" for the exit code and the API; "refused" for readers: it never ran, so the
+    # index lists it apart from the runs (research.runner.index)
+    run = run | {"refused": True}
     return _finish(run, nb, "failed", error, defaults, dict(raw), declared, None)
 
 
@@ -342,6 +345,8 @@ def _finish(
     manifest = build_manifest(
         run, status, error, parameters, overrides, collect_results(nb), kernel
     )
+    if run.get("refused"):
+        manifest["refused"] = True
     html_path = run_dir / run["html"]
     try:
         write_report(nb, manifest, html_path, declared=declared)

@@ -2,13 +2,17 @@
 
 nbconvert's ``basic`` template renders the executed notebook's cells (code hidden, outputs and
 markdown kept, figures as base64 ``data:`` images); this module wraps it in a small page of its
-own with inline CSS and a header: status, the effective parameters (default vs overridden),
-the recorded results and, for a failed run, a red banner with the error. The ``lab``/``classic``
+own with inline CSS that answers first: status, then for a failed run a red banner with the
+error, for a report run its verdict (interval and basis), for a retrain whether it published
+or kept the champion and why (:func:`run_answer`); then the notebook's findings; the effective
+parameters (default vs overridden) and the recorded results folded away (``<details>``) at
+the bottom. The ``lab``/``classic``
 templates are not used because they load require.js and MathJax from CDNs, which fail offline.
 """
 
 from __future__ import annotations
 
+import copy
 import html
 import json
 import logging
@@ -20,6 +24,7 @@ from typing import Any
 
 import nbformat
 
+from research.reports.answer import decision_answer, verdict_answer
 from research.runner.atomic import write_text_atomic
 
 # Cells that only repeat the error banner in the notebook itself (papermill's and ours).
@@ -27,8 +32,12 @@ PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 RUNNER_ERROR_TAG = "phantomlab-error"
 
 STATUS_COLOURS = {"ok": "#1a7f37", "failed": "#cf222e", "timeout": "#bc4c00",
-                  "running": "#0969da", "died": "#6e2c00"}  # fmt: skip
-_TITLES = {"timeout": "Run timed out", "died": "Run died"}  # else "Run failed"
+                  "running": "#0969da", "died": "#6e2c00", "refused": "#59636e"}  # fmt: skip
+_TITLES = {
+    "timeout": "Run timed out",
+    "died": "Run died",
+    "refused": "Run refused before it started (bad parameters)",
+}  # else "Run failed"
 
 CSS = """
 body { font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Helvetica, Arial, sans-serif;
@@ -57,6 +66,16 @@ pre { background: #f6f8fa; padding: .5rem; overflow-x: auto; font-size: .85rem; 
 .ansi-cyan-fg { color: #1b7c83; } .ansi-magenta-fg { color: #8250df; }
 .ansi-bold { font-weight: bold; }
 code { background: #f6f8fa; padding: 0 .2rem; }
+.answer { border: 2px solid #59636e; border-radius: 6px; padding: .7rem 1rem; margin: 1rem 0; }
+.answer h2 { font-size: 1.25rem; margin: 0 0 .3rem; }
+.answer p { margin: .2rem 0 .5rem; }
+.answer table { margin: .3rem 0 0; }
+.answer-skill, .answer-published { border-color: #1a7f37; background: #f0fff4; }
+.answer-harm, .answer-failed { border-color: #cf222e; background: #fff5f5; }
+.answer-none, .answer-too_few, .answer-kept, .answer-no_replay { border-color: #9a6700;
+  background: #fffbea; }
+details.more { margin-top: 1.5rem; border-top: 1px solid #d1d9e0; padding-top: .5rem; }
+details.more summary { cursor: pointer; font-weight: 600; }
 """
 
 _NBCONVERT_LOG = logging.getLogger(f"{__name__}.nbconvert")
@@ -68,6 +87,21 @@ _EXTERNAL = re.compile(
     r"(?:.*?</\1>)?",
     flags=re.IGNORECASE | re.DOTALL,
 )
+
+
+def _without_results(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """A copy without the outputs of ``record(...)``: their values open the page (the answer)
+    and close it (recorded results); a ``phantomlab results: {...}`` dump between the
+    findings helps no reader."""
+    from research.runner.results import RESULT_MIME
+
+    shown = copy.deepcopy(nb)
+    for cell in shown.cells:
+        if cell.cell_type == "code":
+            cell.outputs = [
+                o for o in cell.get("outputs", []) if RESULT_MIME not in o.get("data", {})
+            ]
+    return shown
 
 
 def render_cells(nb: nbformat.NotebookNode) -> str:
@@ -87,7 +121,7 @@ def render_cells(nb: nbformat.NotebookNode) -> str:
         TagRemovePreprocessor(remove_cell_tags={PAPERMILL_ERROR_TAG, RUNNER_ERROR_TAG}),
         enabled=True,
     )
-    body, _ = exporter.from_notebook_node(nb)
+    body, _ = exporter.from_notebook_node(_without_results(nb))
     # An output may itself carry a CDN script (e.g. a plotting library's HTML); offline it
     # would only fail, so it goes.
     return _EXTERNAL.sub("", body)
@@ -171,16 +205,31 @@ def parameters_table(
     return f'<table class="parameters"><thead>{head}</thead><tbody>{"".join(rows)}</tbody></table>'
 
 
+def _value_text(value: Any) -> str:
+    """A recorded value for a reader: 3 decimals for floats, nested dicts one per line."""
+    if isinstance(value, bool) or value is None:
+        return {True: "yes", False: "no", None: "–"}[value]
+    if isinstance(value, float):
+        return f"{value:,.1f}" if abs(value) >= 100 else f"{value:.3f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    if isinstance(value, Mapping):
+        return "<br>".join(f"{_cell(k)}: {_value_text(v)}" for k, v in value.items())
+    return _cell(value)
+
+
 def _results_table(results: Mapping[str, Any]) -> str:
+    """What the notebook recorded (the manifest's ``results``), folded away, formatted."""
     if not results:
         return ""
     rows = "".join(
-        f"<tr><td><code>{_cell(k)}</code></td><td><code>{_cell(v)}</code></td></tr>"
+        f"<tr><td><code>{_cell(k)}</code></td><td>{_value_text(v)}</td></tr>"
         for k, v in results.items()
     )
     return (
-        '<h2>Results</h2><table class="results"><thead><tr><th>name</th><th>value</th></tr>'
-        f"</thead><tbody>{rows}</tbody></table>"
+        f'<details class="more"><summary>Recorded results ({len(results)})</summary>'
+        '<table class="results"><thead><tr><th>name</th><th>value</th></tr>'
+        f"</thead><tbody>{rows}</tbody></table></details>"
     )
 
 
@@ -198,6 +247,57 @@ def _banner(error: Mapping[str, Any] | None, status: str) -> str:
         f'<div class="banner" role="alert"><strong>{title}{where}: '
         f"{_cell(error.get('ename', 'Error'))}</strong><pre>{_cell(error.get('evalue', ''))}"
         "</pre></div>"
+    )
+
+
+def shown_status(manifest: Mapping[str, Any]) -> str:
+    """The status a reader sees: ``refused`` for a run stopped by bad parameters before it
+    started (its manifest says ``failed`` with ``refused: true``), else the manifest's."""
+    if manifest.get("refused"):
+        return "refused"
+    return str(manifest.get("status", "failed"))
+
+
+def run_answer(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """What the run found, first: ``{"kind", "title", "detail", "figures", "short"}`` or None.
+
+    A failed, timed-out, died or refused run answers with its error; a report run with its
+    recorded ``verdict`` (:func:`research.reports.verdict.verdict_record`); a retrain with
+    ``published`` and its ``reason``. Other runs (nothing recorded to judge) give None.
+    """
+    status = shown_status(manifest)
+    results = manifest.get("results") or {}
+    if status not in ("ok", "running"):
+        error = manifest.get("error") or {}
+        why = f"{_text(error.get('ename', 'Error'))}: {_text(error.get('evalue', ''))}"
+        return {
+            "kind": "failed",
+            "title": _TITLES.get(status, "Run failed"),
+            "detail": why,
+            "figures": [],
+            "short": why,
+        }
+    if isinstance(results.get("verdict"), Mapping):
+        return verdict_answer(results["verdict"])
+    if isinstance(results.get("published"), bool) and "reason" in results:
+        return decision_answer(results)
+    return None
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def answer_block(manifest: Mapping[str, Any]) -> str:
+    """The answer (:func:`run_answer`) as the first block of a run's page (``id="verdict"``)."""
+    answer = run_answer(manifest)
+    if answer is None or answer["kind"] == "failed":  # a failure's banner is the answer
+        return ""
+    rows = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in answer["figures"])
+    table = f'<table class="headline"><tbody>{rows}</tbody></table>' if rows else ""
+    return (
+        f'<div class="answer answer-{_cell(answer["kind"])}" id="verdict">'
+        f"<h2>{_cell(answer['title'])}</h2><p>{_cell(answer['detail'])}</p>{table}</div>"
     )
 
 
@@ -222,7 +322,7 @@ def write_report(
     declared : list of Parameter, optional
         The notebook's declared parameters, for types and help in the parameters table.
     """
-    status = str(manifest.get("status", "failed"))
+    status = shown_status(manifest)
     title = f"{manifest.get('pipeline', '?')} · {manifest.get('run_id', '?')}"
     duration = manifest.get("duration_sec")
     meta = (
@@ -235,13 +335,15 @@ def write_report(
     params = parameters_table(
         manifest.get("parameters", {}), manifest.get("overrides", {}), declared
     )
+    # the answer first, the notebook's findings next, the inputs folded away at the bottom
     body = (
         f'<div class="meta">{meta}</div>'
         f"{_banner(manifest.get('error'), status)}"
-        "<h2>Parameters</h2>"
-        f"{params}"
-        f"{_results_table(manifest.get('results') or {})}"
+        f"{answer_block(manifest)}"
         f'<section class="report">{render_cells(nb)}</section>'
+        f'<details class="more"><summary>Parameters ({len(manifest.get("parameters") or {})})'
+        f"</summary>{params}</details>"
+        f"{_results_table(manifest.get('results') or {})}"
     )
     # atomic: a browser (or the index) never reads half a page; a died run's is rewritten
     return write_text_atomic(path, page(title, body))

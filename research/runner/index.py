@@ -18,7 +18,7 @@ from typing import Any
 
 from research.runner.atomic import write_text_atomic
 from research.runner.catalog import default_reports_dir
-from research.runner.html import format_time, page, status_badge
+from research.runner.html import format_time, page, run_answer, shown_status, status_badge
 from research.runner.manifest import (
     ERROR_NAMES,
     MANIFEST_NAME,
@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 INDEX_NAME = "index.html"
 _MAX_METRICS = 4  # the index is an overview; the run's page has them all
+_MAX_REASON = 200  # characters of a failure's reason in its row (the whole one on hover)
 
 
 def _text(value: Any) -> str:
@@ -61,21 +62,53 @@ def _link(run_rel: str, name: Any, label: str) -> str:
     return f'<a href="{_e(run_rel)}/{_e(name)}">{label}</a>'
 
 
+def _outcome(m: dict) -> str:
+    """The run's answer in its row: failure reason, published-or-kept and why, the verdict
+    with its headline figure, or (a pipeline that records neither) its metrics."""
+    answer = run_answer(m)
+    if answer is None:
+        return _metrics(m.get("metrics"))
+    if answer["kind"] == "failed":
+        why = _text(answer["short"])
+        short = why if len(why) <= _MAX_REASON else why[: _MAX_REASON - 1] + "…"
+        return f'<span class="reason" title="{_e(why)}">{_e(short)}</span>'
+    detail = f"<br><small>{_e(answer['short'])}</small>" if answer["short"] else ""
+    return f"<strong>{_e(answer['title'])}</strong>{detail}"
+
+
 def _row(run_rel: str, m: dict) -> str:
-    status = str(m.get("status", "?"))
+    status = shown_status(m)
     duration = m.get("duration_sec")
     duration_text = f"{float(duration):.1f} s" if isinstance(duration, int | float) else ""
-    error = m.get("error") or {}
-    tooltip = f"{_text(error.get('ename'))}: {_text(error.get('evalue'))}" if error else None
     version = m.get("model_version")
     return (
         f"<tr><td>{_e(m.get('pipeline'))}</td><td><code>{_e(m.get('run_id'))}</code></td>"
-        f"<td>{status_badge(status, tooltip)}</td>"
+        f"<td>{status_badge(status)}</td><td>{_outcome(m)}</td>"
         f'<td class="nowrap">{_e(format_time(m.get("started_at")))}</td><td>{duration_text}</td>'
-        f"<td>{'' if version is None else _e(version)}</td><td>{_metrics(m.get('metrics'))}</td>"
+        f"<td>{'' if version is None else _e(version)}</td>"
         f"<td>{_link(run_rel, m.get('html'), 'report')} "
         f"{_link(run_rel, m.get('notebook'), 'notebook')} "
         f"{_link(run_rel, MANIFEST_NAME, 'manifest')}</td></tr>"
+    )
+
+
+_HEAD = (
+    "<tr><th>pipeline</th><th>run</th><th>status</th><th>outcome (verdict, decision or "
+    "why it failed)</th><th>started (UTC)</th><th>duration</th><th>model version</th>"
+    "<th>links</th></tr>"
+)
+
+
+def _refused_section(refused: list[tuple[str, dict]]) -> str:
+    """Runs refused before they started (bad parameters): not runs, so folded away apart."""
+    if not refused:
+        return ""
+    rows = "".join(_row(rel, m) for rel, m in refused)
+    return (
+        f'<details class="more"><summary>{len(refused)} refused before starting (bad '
+        "parameters; nothing ran)</summary>"
+        f'<table class="runs refused"><thead>{_HEAD}</thead><tbody>{rows}</tbody></table>'
+        "</details>"
     )
 
 
@@ -204,9 +237,12 @@ def build_index(reports_dir: str | Path | None = None) -> Path:
 
     First marks runs whose runner died as ``died`` (:func:`mark_dead_runs`). Then scans
     ``<reports_dir>/*/*/manifest.json``. Runs are sorted newest first (by start time,
-    then run id), with pipeline, run id, status (coloured), start time, duration, model
-    version, key metrics and relative links to the run's HTML, notebook and manifest. A
-    manifest that cannot be read is listed in a note at the bottom instead of failing.
+    then run id), with pipeline, run id, status (coloured), the outcome in words (the
+    verdict, published or kept and why, or why it failed; else key metrics), start time,
+    duration, model version and relative links to the run's HTML, notebook and manifest.
+    Runs refused before they started (bad parameters: ``refused`` in the manifest) are not
+    listed among the runs but in a folded "refused" section below. A manifest that cannot
+    be read is listed in a note at the bottom instead of failing.
 
     Parameters
     ----------
@@ -230,15 +266,14 @@ def build_index(reports_dir: str | Path | None = None) -> Path:
         runs.append((rel, manifest))
     runs.sort(key=lambda r: (str(r[1].get("started_at", "")), str(r[1].get("run_id", ""))),
               reverse=True)  # fmt: skip
-    head = ("<tr><th>pipeline</th><th>run</th><th>status</th><th>started (UTC)</th>"
-            "<th>duration</th><th>model version</th><th>metrics</th><th>links</th>"
-            "</tr>")  # fmt: skip
+    refused = [(rel, m) for rel, m in runs if m.get("refused")]
+    runs = [(rel, m) for rel, m in runs if not m.get("refused")]
     body = "".join(_row(rel, m) for rel, m in runs)
     table = (
-        f'<table class="runs"><thead>{head}</thead><tbody>{body}</tbody></table>'
+        f'<table class="runs"><thead>{_HEAD}</thead><tbody>{body}</tbody></table>'
         if runs
         else "<p>No runs yet. Start one with <code>phantomlab pipeline run NAME</code>.</p>"
-    )
+    ) + _refused_section(refused)
     note = ""
     if broken:
         items = "".join(f"<li><code>{_e(rel)}</code>: {_e(why)}</li>" for rel, why in broken)

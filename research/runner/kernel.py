@@ -27,10 +27,52 @@ def kernel_dir() -> Path:
     return Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
 
 
+#: ipykernel's warning (7.x) for a kernel bound to TCP without CurveZMQ keys
+TCP_WARNING = "Kernel is running over TCP without encryption"
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+# What the kernelspec runs: ``python -m ipykernel_launcher`` (via runpy, so the command line
+# still names it) after :func:`quiet_loopback_tcp_warning`; ``-f {connection_file}`` follows.
+_LAUNCH = (
+    "from research.runner.kernel import quiet_loopback_tcp_warning; "
+    "quiet_loopback_tcp_warning(); "
+    "import runpy; runpy.run_module('ipykernel_launcher', run_name='__main__')"
+)
+
+
+class _LoopbackTcpWarning(logging.Filter):
+    """Drops :data:`TCP_WARNING` when the kernel listens on a loopback address, only then.
+
+    The runner's kernel manager starts the kernel on the same machine, bound to 127.0.0.1:
+    its traffic never leaves the host, and the connection file that holds the message-signing
+    key is readable by the user alone, so "plain text, susceptible to eavesdropping" does not
+    apply and the line in every run's log only teaches readers to ignore warnings. A kernel
+    bound to any other address keeps the warning (there it is a real problem), and every
+    other message of the kernel is untouched.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.getMessage().startswith(TCP_WARNING):
+            return True
+        from ipykernel.kernelapp import IPKernelApp
+
+        app = IPKernelApp.instance() if IPKernelApp.initialized() else None
+        return app is None or str(app.ip) not in _LOOPBACK
+
+
+def quiet_loopback_tcp_warning() -> None:
+    """Install :class:`_LoopbackTcpWarning` on ipykernel's application logger.
+
+    Called by the :data:`KERNEL_NAME` kernelspec before ipykernel starts (see :data:`_LAUNCH`).
+    """
+    logging.getLogger("IPKernelApp").addFilter(_LoopbackTcpWarning())
+
+
 def kernel_spec() -> dict:
-    """The ``kernel.json`` content: this interpreter running ``ipykernel_launcher``."""
+    """The ``kernel.json`` content: this interpreter running ``ipykernel_launcher`` with
+    the loopback-only TCP warning filter (:func:`quiet_loopback_tcp_warning`)."""
     return {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "argv": [sys.executable, "-c", _LAUNCH, "-f", "{connection_file}"],
         "display_name": f"Phantom Lab (Python {sys.version_info.major}.{sys.version_info.minor})",
         "language": "python",
         "metadata": {"debugger": True},

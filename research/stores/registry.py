@@ -22,24 +22,27 @@ import hashlib
 import hmac
 import json
 import logging
-import os
 import re
-import subprocess
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from research.features import CATEGORIES, FEATURES
+from research.features import FEATURES
 from research.stores.errors import ModelIntegrityError, StoreError, StoreUnavailable
-from research.stores.jsonable import canonical_json
+from research.stores.signing import (  # noqa: F401 (KEY_ENV, signing_key re-exported)
+    KEY_ENV,
+    _canonical,
+    _git_sha,
+    _signature,
+    _versions,
+    schema_hash,
+    signing_key,
+)
 from research.stores.state import StateStore
 
 logger = logging.getLogger(__name__)
 
-KEY_ENV = "PHANTOMLAB_SIGNING_KEY"
 POINTERS = ("model", "scaler", "calibrator")  # the seed's keys, all naming the champion
 #: The only non-builtin types a model blob may contain (skops refuses anything else).
 TRUSTED_TYPES = ("numpy.dtype", "research.scoring.ensemble.EnsembleScorer",
@@ -52,60 +55,6 @@ PUBLISHABLE = ("research.scoring.ensemble.EnsembleScorer",)
 PENDING, READY, LEGACY = "pending", "ready", "legacy"
 _POINTER = re.compile(rb"v([1-9][0-9]{0,17})")
 SUMMARY = ("created_at", "n_rows", "blob_bytes", "git_sha")  # list_versions columns
-
-
-def schema_hash() -> str:
-    """Hash of the feature registry (names, dtypes, categories): a model fitted under another
-    registry would encode signals differently, so loading it is refused."""
-    spec = [(n, f.dtype, f.available, CATEGORIES.get(n)) for n, f in FEATURES.items()]
-    return hashlib.sha256(json.dumps(spec, default=str).encode()).hexdigest()[:16]
-
-
-def _versions() -> dict[str, str]:
-    import onnx
-    import onnxruntime
-    import sklearn
-    import skops
-
-    return {"python": sys.version.split()[0], "numpy": np.__version__,
-            "sklearn": sklearn.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "skops": skops.__version__}  # fmt: skip
-
-
-def _git_sha() -> str | None:
-    if os.environ.get("PHANTOMLAB_GIT_SHA"):
-        return os.environ["PHANTOMLAB_GIT_SHA"]
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5, check=True)  # fmt: skip
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def signing_key(key: bytes | str | None = None) -> bytes:
-    """The HMAC key: ``key`` or ``$PHANTOMLAB_SIGNING_KEY``; refuses a missing or short one."""
-    key = key if key is not None else os.environ.get(KEY_ENV)
-    if not key:
-        raise ModelIntegrityError(
-            f"no signing key: models are published and loaded only with an HMAC key. Fix: "
-            f"export {KEY_ENV}=<a secret of 16+ characters>, the same for publisher and loader."
-        )
-    key = key.encode() if isinstance(key, str) else key
-    if len(key) < 16:
-        raise ModelIntegrityError(f"{KEY_ENV} is {len(key)} bytes; use 16 or more.")
-    return key
-
-
-def _canonical(meta: dict) -> bytes:
-    return canonical_json(meta).encode()
-
-
-def _signature(key: bytes, blob: bytes, onnx_blob: bytes, meta: dict) -> str:
-    body = {k: v for k, v in meta.items() if k != "signature"}
-    msg = (hashlib.sha256(blob).digest() + hashlib.sha256(onnx_blob).digest()
-           + _canonical(body))  # fmt: skip
-    return hmac.new(key, msg, hashlib.sha256).hexdigest()
 
 
 def _pointer_version(raw) -> int | None:
