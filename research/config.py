@@ -49,6 +49,9 @@ class Settings:
     io_timeout_sec : float
         Seconds a store may take to answer one command or statement before the caller falls
         back (the journal for SQL, a stale state view for Redis) (``PHANTOMLAB_IO_TIMEOUT``).
+    replay_dir : Path or None
+        Replay frames (:func:`research.reports.period.save_replay_frames`) the report pipeline
+        reads when it is given none (``PHANTOMLAB_REPLAY_DIR``; the demo names its own).
     signing_key_file : Path or None
         File holding the model signing key, used when ``PHANTOMLAB_SIGNING_KEY`` is unset
         (``PHANTOMLAB_SIGNING_KEY_FILE``; the demo's workspace names its local key).
@@ -64,6 +67,7 @@ class Settings:
     connect_timeout_sec: float = DEFAULT_CONNECT_TIMEOUT_SEC
     io_timeout_sec: float = DEFAULT_IO_TIMEOUT_SEC
     signing_key_file: Path | None = None
+    replay_dir: Path | None = None
 
     def __post_init__(self) -> None:
         for name in ("connect_timeout_sec", "io_timeout_sec"):

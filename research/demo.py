@@ -49,6 +49,7 @@ class DemoResult:
     database_url: str
     published: dict[str, int | None]
     key_path: Path | None = None  # the local signing key, when PHANTOMLAB_SIGNING_KEY is unset
+    replay_dir: Path | None = None  # the replay frames the report pipeline reads
 
 
 def default_key_path() -> Path:
@@ -216,7 +217,7 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     local_key = None if os.environ.get(KEY_ENV) else (key_path or default_key_path())
     return DemoResult(study=study, replay=result, state_url=state_url,
                       database_url=database_url, published=published,
-                      key_path=local_key)  # fmt: skip
+                      key_path=local_key, replay_dir=workdir / REPLAY_DIR)  # fmt: skip
 
 
 def save_workspace(result: DemoResult, path: Path | None = None) -> Path:
@@ -242,6 +243,8 @@ def save_workspace(result: DemoResult, path: Path | None = None) -> Path:
     }
     key = result.key_path
     updates["signing_key_file"] = None if key is None else str(Path(key).resolve())
+    frames = result.replay_dir
+    updates["replay_dir"] = None if frames is None else str(Path(frames).resolve())
     return write_workspace(updates, path)
 
 

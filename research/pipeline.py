@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 from research import schema as S
-from research.candles import load_folder, timeframe_of
+from research.candles import load_folder, parse_timeframe, timeframe_of
 from research.config import SimulatorConfig
 from research.features import SymbolClusterer, build_features
 from research.phantom import simulate
@@ -69,7 +69,27 @@ def load_market(
                 "Fix: pick from the available keys (file stems for a data folder)."
             )
         markets = {s: markets[s] for s in symbols}
+    _one_bar_length(markets)
     return markets
+
+
+def _one_bar_length(markets: Mapping[str, pd.DataFrame]) -> None:
+    """Refuse to pool bars of different lengths: a feature (an RSI, a volume spike, a timeout
+    in bars) means something else on 5-minute and on hourly bars, and the analyses pool every
+    symbol's signals."""
+    lengths: dict[str, list[str]] = {}
+    for key, frame in markets.items():
+        tf = frame.attrs.get("timeframe")
+        lengths.setdefault(
+            S.timeframe_label(parse_timeframe(tf)) if tf is not None else "unknown", []
+        ).append(key)
+    if len(lengths) > 1:
+        held = "; ".join(f"{tf}: {', '.join(keys)}" for tf, keys in sorted(lengths.items()))
+        raise ValueError(
+            f"the files hold bars of {len(lengths)} lengths ({held}); pooling them would mix "
+            "what every feature means. Fix: pass timeframe= (e.g. timeframe='5m', --timeframe "
+            "on the command line) or symbols= of one bar length."
+        )
 
 
 def research_market(

@@ -366,3 +366,18 @@ def utc_timestamp(value) -> pd.Timestamp:
     """``value`` (datetime-like; naive means UTC) as a tz-aware UTC :class:`pandas.Timestamp`."""
     ts = pd.Timestamp(value)
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def timeframe_label(value) -> str:
+    """A candle period as traders write it: ``Timedelta('0 days 00:05:00')`` -> ``"5m"``.
+
+    Whole days give ``"1d"``, whole hours ``"4h"``, whole minutes ``"5m"``, else seconds.
+    Text is returned unchanged (it already is a label).
+    """
+    if isinstance(value, str):
+        return value
+    seconds = pd.Timedelta(value).total_seconds()
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"

@@ -67,6 +67,12 @@ SPECS = (
         help="folder of candle files (none: the synthetic market)",
     ),
     SettingSpec(
+        name="replay_dir",
+        env="PHANTOMLAB_REPLAY_DIR",
+        kind="path",
+        help="replay frames the report reads when not given (the demo's)",
+    ),
+    SettingSpec(
         name="journal_path",
         env="PHANTOMLAB_JOURNAL",
         kind="path",

@@ -363,3 +363,19 @@ def test_a_catalogued_name_with_its_suffix_points_to_the_bare_name(tmp_path):
     with pytest.raises(PipelineNotFoundError, match=r"no pipeline named 'nope'.*Available"):
         run_pipeline("nope", reports_dir=tmp_path)
     assert not any(tmp_path.iterdir())
+
+
+def test_bars_of_different_lengths_are_never_pooled(tmp_path):
+    from research.pipeline import load_market
+
+    hourly = make_market(n_bars=300, seed=1, timeframe="1h")
+    five = make_market(n_bars=300, seed=2, timeframe="5min")
+    hourly.to_csv(tmp_path / "AAA_USDT_1h.csv")
+    five.to_csv(tmp_path / "BBB_USDT_5m.csv")
+    with pytest.raises(ValueError, match=r"2 lengths \(1h: AAA_USDT_1h; 5m: BBB_USDT_5m\).*Fix"):
+        load_market(tmp_path)
+    assert list(load_market(tmp_path, timeframe="5m")) == ["BBB_USDT_5m"]
+    assert list(load_market(tmp_path, symbols=["AAA_USDT_1h"])) == ["AAA_USDT_1h"]
+    result = CliRunner().invoke(main, ["demo", "--data", str(tmp_path), "--no-report"])
+    assert result.exit_code != 0 and "Fix: pass timeframe=" in result.output
+    assert "Traceback" not in result.output

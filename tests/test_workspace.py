@@ -217,6 +217,7 @@ def test_readme_commands_after_the_demo_run_with_nothing_exported(tmp_path):
     assert stored["redis_url"] == f"sqlite:///{tmp_path / 'reports/demo/state.db'}"
     assert stored["database_url"] == f"sqlite:///{tmp_path / 'reports/demo/audit.db'}"
     assert stored["signing_key_file"] == str(tmp_path / ".phantomlab/signing_key")
+    assert stored["replay_dir"] == str(tmp_path / "reports/demo/replay")
     for command in _readme_commands():
         done = _run(command, tmp_path)
         shown = " ".join(command[1:])
@@ -232,3 +233,6 @@ def test_readme_commands_after_the_demo_run_with_nothing_exported(tmp_path):
     runs = sorted((tmp_path / "reports").glob("*/*/manifest.json"))
     assert {p.parts[-3] for p in runs} == {"retrain_publish", "report"}
     assert all(json.loads(p.read_text())["status"] == "ok" for p in runs)
+    # the report found the demo's replay through the workspace: its verdict is the replay's
+    report = next(json.loads(p.read_text()) for p in runs if p.parts[-3] == "report")
+    assert report["results"]["verdict"]["label"] != "no_replay", report["results"]

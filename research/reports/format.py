@@ -14,6 +14,8 @@ import logging
 import numpy as np
 import pandas as pd
 
+from research import schema as S
+
 logger = logging.getLogger(__name__)
 
 #: column-name parts of fractions shown as percentages (``win_rate`` 0.335 -> ``33.5 %``)
@@ -23,19 +25,7 @@ _NOT_RATE = ("n_", "count", "trades")
 MISSING = "–"
 
 
-def timeframe_text(value) -> str:
-    """A candle period as traders write it: ``Timedelta('0 days 00:05:00')`` -> ``"5m"``.
-
-    Whole days give ``"1d"``, whole hours ``"4h"``, whole minutes ``"5m"``, else seconds.
-    Text is returned unchanged (it already is a label).
-    """
-    if isinstance(value, str):
-        return value
-    seconds = pd.Timedelta(value).total_seconds()
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size and seconds % size == 0:
-            return f"{int(seconds // size)}{unit}"
-    return f"{seconds:g}s"
+timeframe_text = S.timeframe_label  # a candle period as traders write it ("5m")
 
 
 def is_rate(name: object) -> bool:

@@ -174,7 +174,9 @@ def load_period(*, database_url: str | None = None, state_url: str | None = None
     strategies : sequence of str
         Strategies to include; empty = all.
     replay_dir : path, optional
-        Replay frames (:func:`save_replay_frames`), filtered to the same period.
+        Replay frames (:func:`save_replay_frames`), filtered to the same period. Default: the
+        settings' ``replay_dir`` (``PHANTOMLAB_REPLAY_DIR`` or the workspace the demo left),
+        if it names an existing folder; else none.
     min_trades : int
         Fewer completed trades than this is an error (a report of nothing helps no one).
 
@@ -185,10 +187,14 @@ def load_period(*, database_url: str | None = None, state_url: str | None = None
     ValueError
         Bad dates or strategies, or too few trades in the period.
     """
+    from research.config import Settings
     from research.stores.audit import AuditTrail
     from research.stores.backends import mask_url
     from research.stores.state import open_state
 
+    if replay_dir is None:
+        found = Settings.from_env().replay_dir
+        replay_dir = found if found is not None and Path(found).is_dir() else None
     start, end = _bound(start, "start"), _bound(end, "end")
     if start is not None and end is not None and start >= end:
         raise ValueError(f"start {start} is not before end {end}. Fix: swap or widen them.")
