@@ -204,9 +204,8 @@ class MLScorer:
         """
         trade = self.trade_record(signal, outcome, pnl, features=features,
                                   exit_time=exit_time, decision_raw=decision_raw)  # fmt: skip
-        if trade is None or trade[S.SIGNAL_ID] in self._recorded:
+        if trade is None or not self.learn(trade):
             return False  # a timeout not learnt, or a replayed or duplicated outcome
-        self.learn(trade)
         if self._retrain_due():
             self.retrain(now=exit_time)
         return True
@@ -253,20 +252,26 @@ class MLScorer:
             exit_time=row[S.EXIT_TIME],
         )
 
-    def learn(self, trade: Mapping, *, completed_trades: int | None = None) -> None:
+    def learn(self, trade: Mapping, *, completed_trades: int | None = None) -> bool:
         """Add one :meth:`trade_record` to the training rows, the count and the EV buckets.
 
+        Idempotent by ``signal_id``: a trade learnt before adds nothing (returns False).
         ``completed_trades`` is the shared count after this trade when several processes
-        record into one state store (:class:`~research.stores.recorder.OutcomeRecorder`);
-        by default the scorer counts it itself. Does not retrain.
+        record into one state store (:class:`~research.stores.recorder.OutcomeRecorder`); the
+        scorer's count follows it either way. By default the scorer counts for itself. Does
+        not retrain.
         """
-        trade = dict(trade)
-        self._recorded.add(str(trade[S.SIGNAL_ID]))
-        self.trades.append(trade)
-        self.completed_trades = (
-            self.completed_trades + 1 if completed_trades is None else int(completed_trades)
-        )
-        add_outcome(self.ev_buckets, trade["features"], trade[S.OUTCOME], trade[S.PNL_PERCENT])
+        sid = str(trade[S.SIGNAL_ID])
+        new = sid not in self._recorded
+        if new:
+            self._recorded.add(sid)
+            self.trades.append(dict(trade))
+            add_outcome(self.ev_buckets, trade["features"], trade[S.OUTCOME], trade[S.PNL_PERCENT])
+        if completed_trades is not None:
+            self.completed_trades = int(completed_trades)
+        elif new:
+            self.completed_trades += 1
+        return new
 
     def _retrain_due(self) -> bool:
         total = self.completed_trades

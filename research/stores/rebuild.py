@@ -171,6 +171,8 @@ def _catch_up(audit, state: StateStore, config: ScorerConfig, *, now) -> int:
         m.decode() if isinstance(m, bytes) else str(m)
         for m in state.backend.call("smembers", state.keys.phantom("recorded"))
     }
+    if audit.trade_ids() <= recorded:  # the usual case: one cheap read of ids, no rows
+        return 0
     trades = audit.completed_trades(with_features=True)
     missing = trades.loc[~trades[S.SIGNAL_ID].astype(str).isin(recorded).to_numpy()]
     if len(missing):

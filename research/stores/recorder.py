@@ -97,9 +97,7 @@ class OutcomeRecorder:
             )
             done["retrained"] = scorer.model_version > before
         elif shared is not None:  # new to the store: follow its counts
-            if learnt[S.SIGNAL_ID] not in scorer._recorded:
-                scorer.learn(learnt, completed_trades=shared["completed_trades"])
-            scorer.completed_trades = shared["completed_trades"]
+            scorer.learn(learnt, completed_trades=shared["completed_trades"])
             scorer.last_train_count = max(scorer.last_train_count, shared["last_train_count"])
             done["scorer"] = True
             self._follow_champion(scorer, shared["model_version"])
