@@ -58,12 +58,24 @@ def main() -> None:
     for seed in range(args.first_seed, args.first_seed + args.seeds):
         t = time.perf_counter()
         cfg = demo_config(args.retrain_every, seed=seed)
-        frames.append(efficacy(args.kinds, seed=seed, n_bars=args.n_bars, config=cfg,
-                               scheduler=args.scheduler))  # fmt: skip
+        frames.append(
+            efficacy(
+                args.kinds, seed=seed, n_bars=args.n_bars, config=cfg, scheduler=args.scheduler
+            )
+        )
         allrows = frames[-1][frames[-1]["strategy"] == "all"]
         print(f"seed {seed} ({time.perf_counter() - t:.0f} s):")
-        cols = ["kind", "oracle_auc", "product_auc", "auc_share", "oracle_skill", "skill",
-                "skill_low", "skill_high", "uplift_net"]  # fmt: skip
+        cols = [
+            "kind",
+            "oracle_auc",
+            "product_auc",
+            "auc_share",
+            "oracle_skill",
+            "skill",
+            "skill_low",
+            "skill_high",
+            "uplift_net",
+        ]
         print(allrows[cols].round(3).to_string(index=False), flush=True)
     table = pd.concat(frames, ignore_index=True)
     if args.out:

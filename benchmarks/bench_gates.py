@@ -88,12 +88,15 @@ def main(argv=None) -> int:
 
     ok = np.allclose(fast, slow, rtol=0, atol=1e-12, equal_nan=True)
     print(f"{'path':40s} {'seconds':>9s} {'combinations/s':>15s}")
-    for name, secs in (("vectorised combination_counts()", t_fast),
-                       ("pandas filtering loop", t_slow)):  # fmt: skip
+    for name, secs in (
+        ("vectorised combination_counts()", t_fast),
+        ("pandas filtering loop", t_slow),
+    ):
         print(f"{name:40s} {secs:9.3f} {n_combos / secs:15,.0f}")
     print(f"speed ratio vectorised / pandas loop: {t_slow / t_fast:8.1f}x (target >= 20x)")
-    print(f"agreement: {'OK' if ok else 'FAILED'} (max |diff| "
-          f"{np.nanmax(np.abs(fast - slow)):.2e})")  # fmt: skip
+    print(
+        f"agreement: {'OK' if ok else 'FAILED'} (max |diff| {np.nanmax(np.abs(fast - slow)):.2e})"
+    )
     return 0 if ok else 1
 
 

@@ -50,8 +50,12 @@ def first_signals(study: StudyData, n: int, strategy: str | None = None) -> Stud
     sig = sig.head(n)
     ids = sig[S.SIGNAL_ID]
     out = study.outcomes.loc[study.outcomes[S.SIGNAL_ID].isin(ids)]
-    return StudyData(candles=study.candles, signals=sig.reset_index(drop=True),
-                     features=study.features.loc[ids], outcomes=out.reset_index(drop=True))  # fmt: skip
+    return StudyData(
+        candles=study.candles,
+        signals=sig.reset_index(drop=True),
+        features=study.features.loc[ids],
+        outcomes=out.reset_index(drop=True),
+    )
 
 
 def retrain_cost(scorer, sizes, n_jobs) -> pd.DataFrame:
@@ -67,21 +71,36 @@ def retrain_cost(scorer, sizes, n_jobs) -> pd.DataFrame:
         if n > len(y):
             continue
         t0 = time.perf_counter()
-        EnsembleScorer(calibration="oof", n_jobs=n_jobs).fit(frame.iloc[:n], y[:n],
-                                                             signal_times=st[:n],
-                                                             exit_times=et[:n])  # fmt: skip
+        EnsembleScorer(calibration="oof", n_jobs=n_jobs).fit(
+            frame.iloc[:n], y[:n], signal_times=st[:n], exit_times=et[:n]
+        )
         t_old = time.perf_counter() - t0
-        prev = EnsembleScorer(n_jobs=n_jobs).fit(frame.iloc[: n - 50], y[: n - 50],
-                                                 signal_times=st[: n - 50],
-                                                 exit_times=et[: n - 50],
-                                                 decision_raw=raw[: n - 50])  # fmt: skip
+        prev = EnsembleScorer(n_jobs=n_jobs).fit(
+            frame.iloc[: n - 50],
+            y[: n - 50],
+            signal_times=st[: n - 50],
+            exit_times=et[: n - 50],
+            decision_raw=raw[: n - 50],
+        )
         t0 = time.perf_counter()
-        new = EnsembleScorer(n_jobs=n_jobs).fit(frame.iloc[:n], y[:n], signal_times=st[:n],
-                                                exit_times=et[:n], decision_raw=raw[:n],
-                                                warm_from=prev)  # fmt: skip
+        new = EnsembleScorer(n_jobs=n_jobs).fit(
+            frame.iloc[:n],
+            y[:n],
+            signal_times=st[:n],
+            exit_times=et[:n],
+            decision_raw=raw[:n],
+            warm_from=prev,
+        )
         t_new = time.perf_counter() - t0
-        rows.append({"rows": n, "old_s": t_old, "cheap_s": t_new, "ratio": t_old / t_new,
-                     "cheap_path": f"{new.fit_path_}/{new.calibration_}"})  # fmt: skip
+        rows.append(
+            {
+                "rows": n,
+                "old_s": t_old,
+                "cheap_s": t_new,
+                "ratio": t_old / t_new,
+                "cheap_path": f"{new.fit_path_}/{new.calibration_}",
+            }
+        )
     return pd.DataFrame(rows)
 
 
@@ -89,11 +108,17 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=DATA_DIR)
     ap.add_argument("--timeframe", default="5m")
-    ap.add_argument("--sizes", type=int, nargs="+", default=[5000, 10000],
-                    help="replay the first N signals for each N")  # fmt: skip
+    ap.add_argument(
+        "--sizes",
+        type=int,
+        nargs="+",
+        default=[5000, 10000],
+        help="replay the first N signals for each N",
+    )
     ap.add_argument("--subset", type=int, default=1500, help="scalp signals for the reference")
-    ap.add_argument("--n-jobs", type=int, default=None,
-                    help="threads growing the forest (default: every core)")  # fmt: skip
+    ap.add_argument(
+        "--n-jobs", type=int, default=None, help="threads growing the forest (default: every core)"
+    )
     args = ap.parse_args(argv)
     if not args.data.is_dir():
         print(f"data folder {args.data} not found; pass --data DIR", file=sys.stderr)
@@ -105,15 +130,19 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     study = run_signals_and_phantoms(candles, progress=False)
     t_study = time.perf_counter() - t0
-    print(f"{len(candles)} files of {args.timeframe}: {len(study.signals):,} signals "
-          f"({study.signals[S.STRATEGY].value_counts().to_dict()}); signals + features + "
-          f"phantoms in {t_study:.1f} s; {os.cpu_count()} cores, OMP_NUM_THREADS="
-          f"{os.environ.get('OMP_NUM_THREADS')}")  # fmt: skip
+    print(
+        f"{len(candles)} files of {args.timeframe}: {len(study.signals):,} signals "
+        f"({study.signals[S.STRATEGY].value_counts().to_dict()}); signals + features + "
+        f"phantoms in {t_study:.1f} s; {os.cpu_count()} cores, OMP_NUM_THREADS="
+        f"{os.environ.get('OMP_NUM_THREADS')}"
+    )
 
     config = ReplayConfig(scorer=ScorerConfig(n_jobs=args.n_jobs))  # the seed's rule, defaults
-    print(f"\nseed's cadence: retrain every {config.scorer.retrain_every} outcomes after "
-          f"{config.scorer.min_trades}; default ensemble ({config.scorer.n_estimators} trees, "
-          f"{config.scorer.gb_max_iter} boosting iterations, neural net)")  # fmt: skip
+    print(
+        f"\nseed's cadence: retrain every {config.scorer.retrain_every} outcomes after "
+        f"{config.scorer.min_trades}; default ensemble ({config.scorer.n_estimators} trees, "
+        f"{config.scorer.gb_max_iter} boosting iterations, neural net)"
+    )
     last = None
     for n in args.sizes:
         part = first_signals(study, n)
@@ -121,19 +150,25 @@ def main(argv=None) -> int:
         last = replay(candles, config=config, study=part, progress=False)
         dt = time.perf_counter() - t0
         r = last.retrains
-        mix = r.groupby(["fit_path", "calibration"]).agg(retrains=("seconds", "size"),
-                                                         mean_s=("seconds", "mean"))  # fmt: skip
-        print(f"\nfirst {len(part.signals):,} signals: {dt:.1f} s ({dt / 60:.1f} min), "
-              f"{len(part.signals) / dt:,.0f} signals/s, {len(r)} retrains "
-              f"({len(r) / dt:.2f} retrains/s)")  # fmt: skip
+        mix = r.groupby(["fit_path", "calibration"]).agg(
+            retrains=("seconds", "size"), mean_s=("seconds", "mean")
+        )
+        print(
+            f"\nfirst {len(part.signals):,} signals: {dt:.1f} s ({dt / 60:.1f} min), "
+            f"{len(part.signals) / dt:,.0f} signals/s, {len(r)} retrains "
+            f"({len(r) / dt:.2f} retrains/s)"
+        )
         print(mix.round(3).to_string())
-        print(last.uplift[["n", "n_passed", "skill", "skill_low", "skill_high"]].round(3)
-              .to_string())  # fmt: skip
+        print(
+            last.uplift[["n", "n_passed", "skill", "skill_low", "skill_high"]].round(3).to_string()
+        )
 
     if last is not None and "scalp" in last.scorers:
         cost = retrain_cost(last.scorers["scalp"], (1000, 2500, 5000), args.n_jobs)
-        print("\none scalp retrain on the same rows: landed path (K-fold calibration, all "
-              "members regrown) vs cheap path (prequential, warm forest and net):")  # fmt: skip
+        print(
+            "\none scalp retrain on the same rows: landed path (K-fold calibration, all "
+            "members regrown) vs cheap path (prequential, warm forest and net):"
+        )
         print(cost.round(2).to_string(index=False))
 
     small = first_signals(study, args.subset, "scalp")
@@ -147,12 +182,16 @@ def main(argv=None) -> int:
     diff = float(np.max(np.abs(got[S.ML_SCORE].to_numpy() - ref[S.ML_SCORE].to_numpy())))
     same = bool((got[S.WAS_EXECUTED].to_numpy() == ref[S.WAS_EXECUTED].to_numpy()).all())
     m = len(small.signals)
-    print(f"\nfirst {m} scalp signals at the seed's cadence ({len(fast.retrains)} retrains, "
-          f"paths {sorted(set(fast.retrains['fit_path'] + '/' + fast.retrains['calibration']))}):")  # fmt: skip
+    print(
+        f"\nfirst {m} scalp signals at the seed's cadence ({len(fast.retrains)} retrains, "
+        f"paths {sorted(set(fast.retrains['fit_path'] + '/' + fast.retrains['calibration']))}):"
+    )
     print(f"  batched replay    {t_fast:8.2f} s  {m / t_fast:10,.0f} signals/s")
     print(f"  one-by-one loop   {t_ref:8.2f} s  {m / t_ref:10,.0f} signals/s")
-    print(f"  ratio             {t_ref / t_fast:8.1f}x   max |score diff| {diff:.2e}, "
-          f"same decisions: {same}")  # fmt: skip
+    print(
+        f"  ratio             {t_ref / t_fast:8.1f}x   max |score diff| {diff:.2e}, "
+        f"same decisions: {same}"
+    )
     return 0 if same and diff < 1e-9 else 1
 
 

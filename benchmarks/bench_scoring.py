@@ -63,8 +63,9 @@ def main(argv=None) -> int:
     parser.add_argument("--calls", type=int, default=2000, help="timed single-signal calls")
     parser.add_argument("--warmup", type=int, default=200, help="untimed calls first")
     parser.add_argument("--batch", type=int, default=10_000, help="rows of the batch frame")
-    parser.add_argument("--threads", type=int, default=1,
-                        help="scikit-learn's thread pools (0: no limit)")  # fmt: skip
+    parser.add_argument(
+        "--threads", type=int, default=1, help="scikit-learn's thread pools (0: no limit)"
+    )
     args = parser.parse_args(argv)
     with threadpool_limits(args.threads or None):
         return run(args)
@@ -86,17 +87,25 @@ def run(args) -> int:
     t0 = time.perf_counter()
     with warnings.catch_warnings():  # the MLP's ConvergenceWarning is expected at 300 epochs
         warnings.simplefilter("ignore")
-        model = EnsembleScorer().fit(x, y, signal_times=study.signals.loc[keep, S.SIGNAL_TIME],
-                                     exit_times=study.outcomes.loc[keep, S.EXIT_TIME])  # fmt: skip
+        model = EnsembleScorer().fit(
+            x,
+            y,
+            signal_times=study.signals.loc[keep, S.SIGNAL_TIME],
+            exit_times=study.outcomes.loc[keep, S.EXIT_TIME],
+        )
     t_fit = time.perf_counter() - t0
     t0 = time.perf_counter()
     fast = FastScorer.from_model(model)
     t_export = time.perf_counter() - t0
-    print(f"data: {args.key}, {len(x)} non-censored scalp signals ({y.mean():.1%} wins), "
-          f"{len(model.encoded_feature_names())} encoded columns; built in {t_data:.1f} s")  # fmt: skip
-    print(f"model: EnsembleScorer defaults, members {list(model.members_)}, calibration "
-          f"{model.calibration_!r}; fit {t_fit:.1f} s; ONNX export + load {t_export:.2f} s, "
-          f"{len(fast.onnx_bytes) / 1e6:.1f} MB")  # fmt: skip
+    print(
+        f"data: {args.key}, {len(x)} non-censored scalp signals ({y.mean():.1%} wins), "
+        f"{len(model.encoded_feature_names())} encoded columns; built in {t_data:.1f} s"
+    )
+    print(
+        f"model: EnsembleScorer defaults, members {list(model.members_)}, calibration "
+        f"{model.calibration_!r}; fit {t_fit:.1f} s; ONNX export + load {t_export:.2f} s, "
+        f"{len(fast.onnx_bytes) / 1e6:.1f} MB"
+    )
 
     rng = np.random.default_rng(0)
     rows = rng.integers(0, len(x), args.calls + args.warmup)
@@ -116,20 +125,30 @@ def run(args) -> int:
 
     p = {name: np.percentile(t, [50, 99]) * 1e6 for name, t in (("sk", t_sk), ("fx", t_fx))}
     print(f"\n{'path':44s} {'p50 us':>9s} {'p99 us':>9s} {'batch signals/s':>16s}")
-    print(f"{'scikit-learn score_signals(DataFrame([f]))':44s} {p['sk'][0]:9.1f} "
-          f"{p['sk'][1]:9.1f} {tp_sk:16,.0f}")  # fmt: skip
-    print(f"{'ONNX FastScorer.score_one(f)':44s} {p['fx'][0]:9.1f} {p['fx'][1]:9.1f} "
-          f"{tp_fx:16,.0f}")  # fmt: skip
+    print(
+        f"{'scikit-learn score_signals(DataFrame([f]))':44s} {p['sk'][0]:9.1f} "
+        f"{p['sk'][1]:9.1f} {tp_sk:16,.0f}"
+    )
+    print(
+        f"{'ONNX FastScorer.score_one(f)':44s} {p['fx'][0]:9.1f} {p['fx'][1]:9.1f} {tp_fx:16,.0f}"
+    )
     ratio = p["sk"][0] / p["fx"][0]
     print(f"single-signal calls timed: {len(t_sk)} per path (after {len(warm)} warm-up)")
     print(f"speed ratio p50 scikit-learn / ONNX:   {ratio:8.1f}x   (target >= {TARGET_RATIO:.0f}x)")
     print(f"batch ratio ONNX / scikit-learn:       {tp_fx / tp_sk:8.1f}x   ({args.batch} rows)")
-    print(f"ONNX p50 latency:                      {p['fx'][0]:8.1f} us (target <= "
-          f"{TARGET_P50_US:.0f} us)")  # fmt: skip
-    print(f"agreement max |diff| (0-100 score):    single {diff_one:.2e}, batch {diff_batch:.2e} "
-          f"(target <= {TARGET_AGREEMENT:.0e})")  # fmt: skip
-    ok = (p["fx"][0] <= TARGET_P50_US and ratio >= TARGET_RATIO
-          and max(diff_one, diff_batch) <= TARGET_AGREEMENT)  # fmt: skip
+    print(
+        f"ONNX p50 latency:                      {p['fx'][0]:8.1f} us (target <= "
+        f"{TARGET_P50_US:.0f} us)"
+    )
+    print(
+        f"agreement max |diff| (0-100 score):    single {diff_one:.2e}, batch {diff_batch:.2e} "
+        f"(target <= {TARGET_AGREEMENT:.0e})"
+    )
+    ok = (
+        p["fx"][0] <= TARGET_P50_US
+        and ratio >= TARGET_RATIO
+        and max(diff_one, diff_batch) <= TARGET_AGREEMENT
+    )
     print(f"targets: {'MET' if ok else 'MISSED'}")
     return 0 if ok else 1
 

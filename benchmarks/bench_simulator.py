@@ -40,15 +40,28 @@ def reference_run(candles, signals, config):
     """The plain-Python loop: returns (reasons, exit prices, bar-checks)."""
     t_open = candles.index.as_unit("ns").asi8
     t_close = t_open + timeframe_of(candles).value
-    bars = list(zip(*(candles[k].tolist() for k in (S.OPEN, S.HIGH, S.LOW, S.CLOSE)),
-                    t_close.tolist(), strict=True))  # fmt: skip
+    bars = list(
+        zip(
+            *(candles[k].tolist() for k in (S.OPEN, S.HIGH, S.LOW, S.CLOSE)),
+            t_close.tolist(),
+            strict=True,
+        )
+    )
     sig_ns = pd.DatetimeIndex(signals[S.SIGNAL_TIME]).as_unit("ns").asi8
     starts = np.searchsorted(t_open, sig_ns, side="left")
     hours = signals[S.STRATEGY].map(config.timeout_hours).to_numpy()
     reasons, prices, checks = [], [], 0
     for k, row in enumerate(signals.itertuples(index=False)):
-        res = simulate_one(bars, int(starts[k]), row.side, row.entry, row.sl, row.tp,
-                           int(sig_ns[k] + hours[k] * 3600e9), tp1_r=config.tp1_r)  # fmt: skip
+        res = simulate_one(
+            bars,
+            int(starts[k]),
+            row.side,
+            row.entry,
+            row.sl,
+            row.tp,
+            int(sig_ns[k] + hours[k] * 3600e9),
+            tp1_r=config.tp1_r,
+        )
         reasons.append(res["reason"])
         prices.append(res["price"])
         checks += res["checks"]
@@ -69,8 +82,9 @@ def main(argv=None) -> int:
     work = []
     for path in files:
         candles = load_candles(path)
-        sig = pd.concat([generate_signals(candles, s) for s in ("trend", "range", "scalp")],
-                        ignore_index=True)  # fmt: skip
+        sig = pd.concat(
+            [generate_signals(candles, s) for s in ("trend", "range", "scalp")], ignore_index=True
+        )
         work.append((path.name, candles, sig))
     n_signals = sum(len(s) for _, _, s in work)
     print(f"data: {len(files)} files of {args.timeframe}, {n_signals} signals (3 strategies)")

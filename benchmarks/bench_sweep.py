@@ -38,25 +38,30 @@ def main(argv=None) -> int:
     ap.add_argument("--rules", nargs="+", default=["seed", "rigorous"])
     ap.add_argument("--retrain-every", nargs="+", type=int, default=[100, 300])
     ap.add_argument("--n-boot", type=int, default=500)
-    ap.add_argument("--full-model", action="store_true",
-                    help="default ensemble (200 trees, 200 boosting iterations, NN on)")  # fmt: skip
+    ap.add_argument(
+        "--full-model",
+        action="store_true",
+        help="default ensemble (200 trees, 200 boosting iterations, NN on)",
+    )
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", category=RuntimeWarning)
     pd.set_option("display.width", 200)
 
-    light = {} if args.full_model else {"n_estimators": 20, "gb_max_iter": 20,
-                                         "nn_enabled": False}  # fmt: skip
-    base = ReplayConfig(scorer=ScorerConfig(random_state=args.seed, **light), seed=args.seed,
-                        n_boot=args.n_boot)  # fmt: skip
+    light = {} if args.full_model else {"n_estimators": 20, "gb_max_iter": 20, "nn_enabled": False}
+    base = ReplayConfig(
+        scorer=ScorerConfig(random_state=args.seed, **light), seed=args.seed, n_boot=args.n_boot
+    )
     grid = {"rule": args.rules, "retrain_every": args.retrain_every}
     n_settings = len(args.rules) * len(args.retrain_every)
     candles = known_answer_market("planted", n_bars=args.n_bars, seed=args.seed)
     t = time.perf_counter()
     study = run_signals_and_phantoms(candles, progress=False)
-    print(f"planted market, {args.n_bars:,} bars x {len(candles)} symbols: "
-          f"{len(study.signals):,} signals (study {time.perf_counter() - t:.1f} s, once); "
-          f"{n_settings} settings, {'full' if args.full_model else 'light'} ensemble, "
-          f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}")  # fmt: skip
+    print(
+        f"planted market, {args.n_bars:,} bars x {len(candles)} symbols: "
+        f"{len(study.signals):,} signals (study {time.perf_counter() - t:.1f} s, once); "
+        f"{n_settings} settings, {'full' if args.full_model else 'light'} ensemble, "
+        f"{os.cpu_count()} cores, OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
+    )
 
     def run(scheduler: str) -> tuple[float, pd.DataFrame]:
         t = time.perf_counter()

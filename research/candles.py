@@ -344,8 +344,12 @@ def load_candles(
     gaps = find_gaps(candles, tf)
     logger.info(
         "%s: %d bars of %s; %d gaps, %d missing bars (not filled)",
-        path.name, len(candles), tf, len(gaps), gaps[MISSING_BARS].sum(),
-    )  # fmt: skip
+        path.name,
+        len(candles),
+        tf,
+        len(gaps),
+        gaps[MISSING_BARS].sum(),
+    )
     candles.attrs = {"symbol": symbol or name_symbol, "timeframe": tf, **_gap_attrs(gaps)}
     return candles
 

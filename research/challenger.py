@@ -94,10 +94,16 @@ class Comparison:
     @property
     def metrics(self) -> pd.DataFrame:
         """One row per model and scope: trades, win rate, AUC, Brier, log-loss, ECE."""
-        rows = {"challenger, all OOS": {"trained_until": self.challenger_train_end,
-                                        **self.challenger_oos},
-                "challenger, fair window": {"trained_until": self.challenger_train_end,
-                                            **self.challenger}}  # fmt: skip
+        rows = {
+            "challenger, all OOS": {
+                "trained_until": self.challenger_train_end,
+                **self.challenger_oos,
+            },
+            "challenger, fair window": {
+                "trained_until": self.challenger_train_end,
+                **self.challenger,
+            },
+        }
         if self.champion is not None:
             rows[f"champion v{self.champion_version}, fair window"] = {
                 "trained_until": self.champion_train_end,
@@ -108,8 +114,9 @@ class Comparison:
         return frame
 
 
-def compare_models(challenger, champion: LoadedModel | None, data: TradeSet,
-                   split: Split) -> Comparison:  # fmt: skip
+def compare_models(
+    challenger, champion: LoadedModel | None, data: TradeSet, split: Split
+) -> Comparison:
     """Score both models on the OOS trades signalled after both training cut-offs.
 
     A champion without ``train_end`` in its metadata may have trained on any trade, so the
@@ -138,16 +145,23 @@ def compare_models(challenger, champion: LoadedModel | None, data: TradeSet,
         p_champ = champion.model.predict_proba(feats.iloc[window])[:, 1] if len(window) else []
         theirs = model_metrics(y[window], p_champ)
         if len(window):
-            tables.append(reliability_table(y[window], p_champ)
-                          .assign(rule=f"champion v{champion.version}"))  # fmt: skip
-    logger.info("fair window: %d of %d OOS trades signalled after %s", len(window), len(oos),
-                cutoff)  # fmt: skip
-    return Comparison(challenger=mine, challenger_oos=model_metrics(y[oos], p_oos),
-                      champion=theirs,
-                      champion_version=None if champion is None else champion.version,
-                      challenger_train_end=split.train_end, champion_train_end=champ_end,
-                      window_start=cutoff, note=note,
-                      reliability=pd.concat(tables).reset_index())  # fmt: skip
+            tables.append(
+                reliability_table(y[window], p_champ).assign(rule=f"champion v{champion.version}")
+            )
+    logger.info(
+        "fair window: %d of %d OOS trades signalled after %s", len(window), len(oos), cutoff
+    )
+    return Comparison(
+        challenger=mine,
+        challenger_oos=model_metrics(y[oos], p_oos),
+        champion=theirs,
+        champion_version=None if champion is None else champion.version,
+        challenger_train_end=split.train_end,
+        champion_train_end=champ_end,
+        window_start=cutoff,
+        note=note,
+        reliability=pd.concat(tables).reset_index(),
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -164,10 +178,18 @@ class Decision:
     def summary(self) -> pd.Series:
         """The decision, its reason and the primary metric of both models, as one Series."""
         champ = np.nan if self.champion is None else self.champion[PRIMARY]
-        return pd.Series({"publish": self.publish, "forced": self.forced, "reason": self.reason,
-                          f"challenger_{PRIMARY}": self.challenger[PRIMARY],
-                          f"champion_{PRIMARY}": champ, "champion_version": self.champion_version,
-                          "window_trades": self.challenger["n"]}, name="decision")  # fmt: skip
+        return pd.Series(
+            {
+                "publish": self.publish,
+                "forced": self.forced,
+                "reason": self.reason,
+                f"challenger_{PRIMARY}": self.challenger[PRIMARY],
+                f"champion_{PRIMARY}": champ,
+                "champion_version": self.champion_version,
+                "window_trades": self.challenger["n"],
+            },
+            name="decision",
+        )
 
 
 def decide(comparison: Comparison, config: RetrainConfig) -> Decision:
@@ -178,26 +200,36 @@ def decide(comparison: Comparison, config: RetrainConfig) -> Decision:
         publish, reason = True, "no champion yet: the challenger becomes the first version"
     elif comparison.n_window < config.min_window:
         publish = False
-        reason = (f"only {comparison.n_window} OOS trades were signalled after both training "
-                  f"cut-offs (after {comparison.window_start}), fewer than min_window="
-                  f"{config.min_window}: too few to compare fairly, champion v{v} kept. Fix: "
-                  "wait for more trades, lower min_window, or force=True")  # fmt: skip
+        reason = (
+            f"only {comparison.n_window} OOS trades were signalled after both training "
+            f"cut-offs (after {comparison.window_start}), fewer than min_window="
+            f"{config.min_window}: too few to compare fairly, champion v{v} kept. Fix: "
+            "wait for more trades, lower min_window, or force=True"
+        )
         if comparison.note:
             reason += f" ({comparison.note})"
     else:
         bar = champ[PRIMARY] - config.min_improvement
         publish = bool(c[PRIMARY] <= bar)
         verdict = "<=" if publish else ">"
-        reason = (f"challenger Brier {c[PRIMARY]:.4f} {verdict} champion v{v} Brier "
-                  f"{champ[PRIMARY]:.4f} - min_improvement {config.min_improvement:.4f} on "
-                  f"{comparison.n_window} fair-window trades: "
-                  + ("challenger published" if publish else f"champion v{v} kept"))  # fmt: skip
+        reason = (
+            f"challenger Brier {c[PRIMARY]:.4f} {verdict} champion v{v} Brier "
+            f"{champ[PRIMARY]:.4f} - min_improvement {config.min_improvement:.4f} on "
+            f"{comparison.n_window} fair-window trades: "
+            + ("challenger published" if publish else f"champion v{v} kept")
+        )
     forced = config.force and not publish
     if forced:
         publish, reason = True, f"forced (force=True) despite: {reason}"
     logger.info("decision: %s", reason)
-    return Decision(publish=publish, reason=reason, challenger=c, champion=champ,
-                    champion_version=v, forced=forced)  # fmt: skip
+    return Decision(
+        publish=publish,
+        reason=reason,
+        challenger=c,
+        champion=champ,
+        champion_version=v,
+        forced=forced,
+    )
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -209,8 +241,14 @@ class Publication:
     previous: int | None
 
 
-def publish_decision(stores: Stores, decision: Decision, challenger, data: TradeSet,
-                     split: Split, comparison: Comparison) -> Publication:  # fmt: skip
+def publish_decision(
+    stores: Stores,
+    decision: Decision,
+    challenger,
+    data: TradeSet,
+    split: Split,
+    comparison: Comparison,
+) -> Publication:
     """Publish the evaluated challenger when ``decision.publish``; otherwise change nothing.
 
     The version carries the challenger's metrics on the whole OOS window, its training window
@@ -223,13 +261,19 @@ def publish_decision(stores: Stores, decision: Decision, challenger, data: Trade
         logger.info("%s: nothing published, champion stays v%s", data.strategy, previous)
         return Publication(published=False, version=previous, previous=previous)
     metrics = {k: float(v) for k, v in comparison.challenger_oos.items() if np.isfinite(v)}
-    version = stores.registry.publish(data.strategy, challenger, metrics=metrics,
-                                      train_start=split.train_start, train_end=split.train_end,
-                                      n_rows=len(split.train))  # fmt: skip
+    version = stores.registry.publish(
+        data.strategy,
+        challenger,
+        metrics=metrics,
+        train_start=split.train_start,
+        train_end=split.train_end,
+        n_rows=len(split.train),
+    )
     current = stores.registry.champion_version(data.strategy)
     if current != version:  # a racing publisher with a newer version holds the pointer
-        logger.warning("%s v%d published, but v%s is the champion (newer)", data.strategy,
-                       version, current)  # fmt: skip
+        logger.warning(
+            "%s v%d published, but v%s is the champion (newer)", data.strategy, version, current
+        )
     return Publication(published=True, version=current, previous=previous)
 
 
@@ -247,8 +291,14 @@ class ThresholdUpdate:
     note: str = ""  # why nothing was written, when nothing was
 
 
-def update_thresholds(stores: Stores, data: TradeSet, champion: LoadedModel,
-                      config: RetrainConfig, *, publication: Publication) -> ThresholdUpdate:  # fmt: skip
+def update_thresholds(
+    stores: Stores,
+    data: TradeSet,
+    champion: LoadedModel,
+    config: RetrainConfig,
+    *,
+    publication: Publication,
+) -> ThresholdUpdate:
     """Score recent trades with the (verified) champion; refit and save the thresholds.
 
     Only a run that **published** refreshes the live thresholds: when the champion was kept
@@ -284,8 +334,11 @@ def update_thresholds(stores: Stores, data: TradeSet, champion: LoadedModel,
     if after is not None:
         rows = np.flatnonzero((trades[S.SIGNAL_TIME] > after).to_numpy())
     else:
-        logger.warning("champion v%d has no train_end: thresholds fitted on every trade, some of "
-                       "which it may have trained on", champion.version)  # fmt: skip
+        logger.warning(
+            "champion v%d has no train_end: thresholds fitted on every trade, some of "
+            "which it may have trained on",
+            champion.version,
+        )
     cfg = ThresholdConfig(rule=config.threshold_rule)
     columns = [c for c in (S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR) if c in trades]
     frame = trades.iloc[rows][columns].join(
@@ -298,8 +351,14 @@ def update_thresholds(stores: Stores, data: TradeSet, champion: LoadedModel,
         # without bucket thresholds the previous qcal:* keys stay, and so does the EV threshold
         logger.warning("%s thresholds not updated (no qscore buckets)", strategy)
         empty = pd.DataFrame(columns=list(BUCKET_STATS_COLUMNS))
-        return ThresholdUpdate(thresholds={}, table=empty, n_trades=0, ev_threshold=None,
-                               scored_after=after, champion_version=champion.version)  # fmt: skip
+        return ThresholdUpdate(
+            thresholds={},
+            table=empty,
+            n_trades=0,
+            ev_threshold=None,
+            scored_after=after,
+            champion_version=champion.version,
+        )
     table, n = adapter.to_dict(), len(frame)
     stores.state.save_thresholds(strategy, table, n)
     ev = None
@@ -308,15 +367,31 @@ def update_thresholds(stores: Stores, data: TradeSet, champion: LoadedModel,
         stores.state.save_threshold(strategy, ev)
     else:
         logger.warning("%s EV threshold not updated (no break-even)", strategy)
-    logger.info("%s thresholds: %d buckets from %d trades scored by v%d", strategy, len(table),
-                n, champion.version)  # fmt: skip
-    return ThresholdUpdate(thresholds=table, table=adapter.bucket_stats_, n_trades=n,
-                           ev_threshold=ev, scored_after=after,
-                           champion_version=champion.version)  # fmt: skip
+    logger.info(
+        "%s thresholds: %d buckets from %d trades scored by v%d",
+        strategy,
+        len(table),
+        n,
+        champion.version,
+    )
+    return ThresholdUpdate(
+        thresholds=table,
+        table=adapter.bucket_stats_,
+        n_trades=n,
+        ev_threshold=ev,
+        scored_after=after,
+        champion_version=champion.version,
+    )
 
 
-def finish_run(stores: Stores, run_id: str, *, decision: Decision, publication: Publication,
-               thresholds: ThresholdUpdate) -> dict:  # fmt: skip
+def finish_run(
+    stores: Stores,
+    run_id: str,
+    *,
+    decision: Decision,
+    publication: Publication,
+    thresholds: ThresholdUpdate,
+) -> dict:
     """Close the ``pipeline_runs`` row as ``ok``; return the run's result (plain JSON values).
 
     The result is what the runner records: ``model_version``, ``published``, ``reason`` and
@@ -325,15 +400,24 @@ def finish_run(stores: Stores, run_id: str, *, decision: Decision, publication: 
     metrics = {f"challenger_{k}": v for k, v in decision.challenger.items()}
     if decision.champion is not None:
         metrics |= {f"champion_{k}": v for k, v in decision.champion.items()}
-    metrics |= {"champion_version_before": publication.previous,
-                "threshold_buckets": len(thresholds.thresholds),
-                "threshold_trades": thresholds.n_trades,
-                "ev_threshold": thresholds.ev_threshold}  # fmt: skip
-    result = to_jsonable({"model_version": publication.version,
-                          "published": publication.published, "forced": decision.forced,
-                          "reason": decision.reason, "metrics": metrics})  # fmt: skip
-    stores.audit.finish_run(run_id, "ok", metrics=result["metrics"],
-                            model_version=publication.version)  # fmt: skip
+    metrics |= {
+        "champion_version_before": publication.previous,
+        "threshold_buckets": len(thresholds.thresholds),
+        "threshold_trades": thresholds.n_trades,
+        "ev_threshold": thresholds.ev_threshold,
+    }
+    result = to_jsonable(
+        {
+            "model_version": publication.version,
+            "published": publication.published,
+            "forced": decision.forced,
+            "reason": decision.reason,
+            "metrics": metrics,
+        }
+    )
+    stores.audit.finish_run(
+        run_id, "ok", metrics=result["metrics"], model_version=publication.version
+    )
     return result
 
 

@@ -89,8 +89,7 @@ def main(verbose: int) -> None:
     show_default=True,
     help="Run the report pipeline at the end and rebuild reports/index.html.",
 )
-def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_file,
-         report) -> None:  # fmt: skip
+def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_file, report) -> None:
     """Run the main job: market -> signals -> phantoms -> replay -> publish -> HTML report.
 
     State and models go to PHANTOMLAB_REDIS_URL when it is set, else to an SQLite file in
@@ -105,8 +104,9 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_fil
 
     try:
         candles = load_market(data_dir, timeframe=timeframe, n_bars=n_bars, seed=seed)
-        res = run_demo(candles, workdir=workdir, retrain_every=retrain_every, seed=seed,
-                       key_path=key_file)  # fmt: skip
+        res = run_demo(
+            candles, workdir=workdir, retrain_every=retrain_every, seed=seed, key_path=key_file
+        )
         if res.replay.decisions[S.CENSORED].astype(bool).all():  # also when there is no signal
             raise ValueError(
                 f"{data_dir or 'the market'}: {sum(map(len, candles.values())):,} bars gave no "
@@ -120,10 +120,15 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_fil
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     study = res.study
-    source = (f"data folder {data_dir}" if data_dir else
-              f"the built-in known-answer market (planted volume-momentum edge, seed {seed})")  # fmt: skip
-    click.echo(f"Phantom Lab demo on {source}: {len(candles)} symbols "
-               f"({', '.join(candles)}), {sum(map(len, candles.values())):,} bars")  # fmt: skip
+    source = (
+        f"data folder {data_dir}"
+        if data_dir
+        else f"the built-in known-answer market (planted volume-momentum edge, seed {seed})"
+    )
+    click.echo(
+        f"Phantom Lab demo on {source}: {len(candles)} symbols "
+        f"({', '.join(candles)}), {sum(map(len, candles.values())):,} bars"
+    )
     from research.analysis.verdict import replay_verdict
 
     click.echo("\n" + textwrap.fill(replay_verdict(res.replay), width=100) + "\n")
@@ -132,25 +137,50 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_fil
         "\nSignals and phantom outcomes per strategy (R = multiples of initial risk, gross: before costs):"
     )
     click.echo(summary.to_string(float_format=lambda v: f"{v:.3f}"))
-    click.echo(f"\n{study.features.shape[1]} features per signal; "
-               f"{int(study.outcomes[S.CENSORED].sum())} trades still open at data end.")  # fmt: skip
+    click.echo(
+        f"\n{study.features.shape[1]} features per signal; "
+        f"{int(study.outcomes[S.CENSORED].sum())} trades still open at data end."
+    )
     fmt = {"float_format": lambda v: f"{v:.3f}"}
-    click.echo("\nReplay of the online loop: executed vs phantoms vs all signals, R per trade "
-               "net of costs for every set (mean_r, total_r) and gross (…_gross):")  # fmt: skip
+    click.echo(
+        "\nReplay of the online loop: executed vs phantoms vs all signals, R per trade "
+        "net of costs for every set (mean_r, total_r) and gross (…_gross):"
+    )
     click.echo(res.replay.summary.to_string(index=False, **fmt))
-    cols = ["n", "n_passed", "skill", "skill_low", "skill_high", "cost_selection", "uplift",
-            "ci_low", "ci_high", "retrains", "note"]  # fmt: skip
-    click.echo("\nFilter uplift, mean R per trade vs taking every signal: skill = gross, uplift "
-               "= net of costs (95 % block-bootstrap intervals; none under 30 passed trades):")  # fmt: skip
+    cols = [
+        "n",
+        "n_passed",
+        "skill",
+        "skill_low",
+        "skill_high",
+        "cost_selection",
+        "uplift",
+        "ci_low",
+        "ci_high",
+        "retrains",
+        "note",
+    ]
+    click.echo(
+        "\nFilter uplift, mean R per trade vs taking every signal: skill = gross, uplift "
+        "= net of costs (95 % block-bootstrap intervals; none under 30 passed trades):"
+    )
     click.echo(res.replay.uplift[cols].to_string(**fmt))
     click.echo(f"\nAudit trail (every closed trade) in {mask_url(res.database_url)}")
     click.echo(f"State and signed models saved to {mask_url(res.state_url)}:")
     for strategy, version in res.published.items():
-        click.echo(f"  {strategy}: " + (f"champion v{version}" if version else "no model yet "
-                                        "(too few outcomes; the heuristic scores)"))  # fmt: skip
+        click.echo(
+            f"  {strategy}: "
+            + (
+                f"champion v{version}"
+                if version
+                else "no model yet (too few outcomes; the heuristic scores)"
+            )
+        )
     if res.key_path is not None:
-        click.echo(f"Models signed with the local key in {res.key_path} (mode 0600; set "
-                   "PHANTOMLAB_SIGNING_KEY to sign with your own)")  # fmt: skip
+        click.echo(
+            f"Models signed with the local key in {res.key_path} (mode 0600; set "
+            "PHANTOMLAB_SIGNING_KEY to sign with your own)"
+        )
     from research.demo import save_workspace
 
     try:
@@ -214,8 +244,13 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_fil
     show_default=True,
     help="Timeout of signals without a timeout_hours value of their own, hours.",
 )
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the models, the exploration draws and the bootstrap.")  # fmt: skip
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the models, the exploration draws and the bootstrap.",
+)
 @click.option(
     "--retrain-every",
     type=click.IntRange(min=1),
@@ -223,12 +258,17 @@ def demo(data_dir, timeframe, n_bars, seed, out, retrain_every, workdir, key_fil
     show_default=True,
     help="Closed outcomes between retrains (the seed's rule: 50, once 30 exist).",
 )
-@click.option("--light", is_flag=True,
-              help="Small, quick models (30 trees, 30 boosting iterations, no neural net).")  # fmt: skip
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Progress bars on stderr.")  # fmt: skip
-def replay_signals(signals_path, data_dir, timeframe, out, timeout_hours, seed, retrain_every,
-                   light, progress) -> None:  # fmt: skip
+@click.option(
+    "--light",
+    is_flag=True,
+    help="Small, quick models (30 trees, 30 boosting iterations, no neural net).",
+)
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr."
+)
+def replay_signals(
+    signals_path, data_dir, timeframe, out, timeout_hours, seed, retrain_every, light, progress
+) -> None:
     """Replay the online loop on YOUR signals: score, decide, execute or track as a phantom,
     learn, retrain; then the filter's uplift against taking every signal.
 
@@ -248,14 +288,14 @@ def replay_signals(signals_path, data_dir, timeframe, out, timeout_hours, seed, 
     try:
         signals = load_signals(signals_path)
         candles = load_folder(data_dir, timeframe=timeframe)
-        study = study_from_signals(candles, signals, timeout_hours=timeout_hours,
-                                   progress=progress)  # fmt: skip
+        study = study_from_signals(candles, signals, timeout_hours=timeout_hours, progress=progress)
     except (S.SchemaError, ValueError, FileNotFoundError) as exc:
         raise click.UsageError(str(exc)) from exc
     strategies = sorted(study.signals[S.STRATEGY].unique())
     knobs = {"n_estimators": 30, "gb_max_iter": 30, "nn_enabled": False} if light else {}
-    config = ReplayConfig(scorer=ScorerConfig(retrain_every=retrain_every, random_state=seed,
-                                              **knobs), seed=seed)  # fmt: skip
+    config = ReplayConfig(
+        scorer=ScorerConfig(retrain_every=retrain_every, random_state=seed, **knobs), seed=seed
+    )
     result = replay(study.candles, strategies, config, study=study, progress=progress)
 
     out = out or default_reports_dir() / f"replay-{pd.Timestamp.now(tz='UTC'):%Y%m%dT%H%M%SZ}"
@@ -265,16 +305,33 @@ def replay_signals(signals_path, data_dir, timeframe, out, timeout_hours, seed, 
     result.uplift.to_csv(out / "uplift.csv")
     dropped = len(signals) - len(study.signals)
     extras = extra_columns(study.signals)
-    click.echo(f"Replay of {len(study.signals):,} signals from {signals_path} on "
-               f"{study.signals[S.SYMBOL].nunique()} symbol(s), strategies {strategies}"
-               + (f"; {dropped:,} outside the candles' period dropped" if dropped else ""))  # fmt: skip
-    click.echo(f"Features: {study.features.shape[1] - len(extras)} computed from candles + "
-               f"{len(extras)} from your file ({', '.join(extras) or 'none'})")  # fmt: skip
+    click.echo(
+        f"Replay of {len(study.signals):,} signals from {signals_path} on "
+        f"{study.signals[S.SYMBOL].nunique()} symbol(s), strategies {strategies}"
+        + (f"; {dropped:,} outside the candles' period dropped" if dropped else "")
+    )
+    click.echo(
+        f"Features: {study.features.shape[1] - len(extras)} computed from candles + "
+        f"{len(extras)} from your file ({', '.join(extras) or 'none'})"
+    )
     fmt = {"float_format": lambda v: f"{v:.3f}"}
     click.echo("\nExecuted (net of costs) vs phantoms vs all signals:")
     click.echo(result.summary.to_string(index=False, **fmt))
-    cols = [c for c in ("n", "n_passed", "uplift", "ci_low", "ci_high", "skill", "skill_low",
-                        "skill_high", "retrains") if c in result.uplift]  # fmt: skip
+    cols = [
+        c
+        for c in (
+            "n",
+            "n_passed",
+            "uplift",
+            "ci_low",
+            "ci_high",
+            "skill",
+            "skill_low",
+            "skill_high",
+            "retrains",
+        )
+        if c in result.uplift
+    ]
     click.echo("\nFilter uplift, mean R per trade (95 % block-bootstrap interval):")
     click.echo(result.uplift[cols].to_string(**fmt))
     try:
@@ -310,37 +367,109 @@ def _split(values: tuple[str, ...], convert=str, name: str = "") -> list:
 @main.command("sweep")
 @_DATA_OPTION
 @_TIMEFRAME_OPTION
-@click.option("--kind", type=click.Choice(["planted", "null"]), default="planted",
-              show_default=True, help="Known-answer market without --data: planted edge, or "
-              "none (null).")  # fmt: skip
-@click.option("--seed", type=int, default=0, show_default=True,
-              help="Seed of the known-answer market, the models and the bootstrap.")  # fmt: skip
-@click.option("--n-bars", type=click.IntRange(min=1000), default=16_000, show_default=True,
-              help="Bars per symbol of the known-answer market.")  # fmt: skip
-@click.option("--strategies", default=",".join(S.STRATEGIES), show_default=True,
-              help="Comma-separated strategies to replay.")  # fmt: skip
-@click.option("--rule", "rules", multiple=True, default=("rigorous",), show_default=True,
-              help="Threshold rule(s): seed, rigorous (repeatable or comma-separated).")  # fmt: skip
-@click.option("--retrain-every", "retrain_every", multiple=True, default=("50",),
-              show_default=True, help="Outcomes between retrains (repeatable or "
-              "comma-separated, e.g. 100,300).")  # fmt: skip
-@click.option("--costs", "costs", multiple=True, default=("crypto_perp",), show_default=True,
-              help="Cost profile(s) of non-FX symbols: crypto_perp, crypto_spot, fx, none.")  # fmt: skip
-@click.option("--exploration", "exploration", multiple=True, default=(),
-              help="Share(s) of rejected signals executed anyway (default 0).")  # fmt: skip
-@click.option("--n-boot", type=click.IntRange(min=50), default=1000, show_default=True,
-              help="Block-bootstrap replicates of each interval.")  # fmt: skip
-@click.option("--scheduler", default=None, help="Where the replays run: 'in-process', "
-              "'local' (a local Dask cluster, one worker per core) or a Dask scheduler address "
-              "tcp://host:port. Default: env PHANTOMLAB_DASK_SCHEDULER, else in-process.")  # fmt: skip
-@click.option("--light", is_flag=True,
-              help="Small, quick models (30 trees, 30 boosting iterations, no neural net).")  # fmt: skip
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Write the table as CSV here (default: print it).")  # fmt: skip
-@click.option("--progress/--no-progress", default=True, show_default=True,
-              help="Progress bars on stderr.")  # fmt: skip
-def sweep_command(data_dir, timeframe, kind, seed, n_bars, strategies, rules, retrain_every,
-                  costs, exploration, n_boot, scheduler, light, out, progress) -> None:  # fmt: skip
+@click.option(
+    "--kind",
+    type=click.Choice(["planted", "null"]),
+    default="planted",
+    show_default=True,
+    help="Known-answer market without --data: planted edge, or none (null).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seed of the known-answer market, the models and the bootstrap.",
+)
+@click.option(
+    "--n-bars",
+    type=click.IntRange(min=1000),
+    default=16_000,
+    show_default=True,
+    help="Bars per symbol of the known-answer market.",
+)
+@click.option(
+    "--strategies",
+    default=",".join(S.STRATEGIES),
+    show_default=True,
+    help="Comma-separated strategies to replay.",
+)
+@click.option(
+    "--rule",
+    "rules",
+    multiple=True,
+    default=("rigorous",),
+    show_default=True,
+    help="Threshold rule(s): seed, rigorous (repeatable or comma-separated).",
+)
+@click.option(
+    "--retrain-every",
+    "retrain_every",
+    multiple=True,
+    default=("50",),
+    show_default=True,
+    help="Outcomes between retrains (repeatable or comma-separated, e.g. 100,300).",
+)
+@click.option(
+    "--costs",
+    "costs",
+    multiple=True,
+    default=("crypto_perp",),
+    show_default=True,
+    help="Cost profile(s) of non-FX symbols: crypto_perp, crypto_spot, fx, none.",
+)
+@click.option(
+    "--exploration",
+    "exploration",
+    multiple=True,
+    default=(),
+    help="Share(s) of rejected signals executed anyway (default 0).",
+)
+@click.option(
+    "--n-boot",
+    type=click.IntRange(min=50),
+    default=1000,
+    show_default=True,
+    help="Block-bootstrap replicates of each interval.",
+)
+@click.option(
+    "--scheduler",
+    default=None,
+    help="Where the replays run: 'in-process', "
+    "'local' (a local Dask cluster, one worker per core) or a Dask scheduler address "
+    "tcp://host:port. Default: env PHANTOMLAB_DASK_SCHEDULER, else in-process.",
+)
+@click.option(
+    "--light",
+    is_flag=True,
+    help="Small, quick models (30 trees, 30 boosting iterations, no neural net).",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the table as CSV here (default: print it).",
+)
+@click.option(
+    "--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr."
+)
+def sweep_command(
+    data_dir,
+    timeframe,
+    kind,
+    seed,
+    n_bars,
+    strategies,
+    rules,
+    retrain_every,
+    costs,
+    exploration,
+    n_boot,
+    scheduler,
+    light,
+    out,
+    progress,
+) -> None:
     """Replay once per combination of settings (rule x retrain cadence x costs ...) and print
     one table: per setting and strategy the filter's skill (gross R per trade) and uplift (net
     of the named costs) with intervals, the null band, retrains and the verdict.
@@ -356,31 +485,44 @@ def sweep_command(data_dir, timeframe, kind, seed, n_bars, strategies, rules, re
     from research.replay import ReplayConfig
     from research.sweep import sweep
 
-    grid = {"rule": _split(rules), "retrain_every": _split(retrain_every, int, "--retrain-every"),
-            "costs": _split(costs)}  # fmt: skip
+    grid = {
+        "rule": _split(rules),
+        "retrain_every": _split(retrain_every, int, "--retrain-every"),
+        "costs": _split(costs),
+    }
     if exploration:
         grid["exploration"] = _split(exploration, float, "--exploration")
     knobs = {"n_estimators": 30, "gb_max_iter": 30, "nn_enabled": False} if light else {}
-    base = ReplayConfig(scorer=ScorerConfig(random_state=seed, **knobs), seed=seed,
-                        n_boot=n_boot)  # fmt: skip
+    base = ReplayConfig(scorer=ScorerConfig(random_state=seed, **knobs), seed=seed, n_boot=n_boot)
     try:
         if data_dir is not None:
             candles = load_market(data_dir, timeframe=timeframe)
         else:
             candles = known_answer_market(kind, n_bars=n_bars, seed=seed)
-        table = sweep(candles, grid, base=base, strategies=_split((strategies,)),
-                      scheduler=scheduler, progress=progress)  # fmt: skip
+        table = sweep(
+            candles,
+            grid,
+            base=base,
+            strategies=_split((strategies,)),
+            scheduler=scheduler,
+            progress=progress,
+        )
     except (S.SchemaError, ValueError, FileNotFoundError, SchedulerError) as exc:
         raise click.UsageError(str(exc)) from exc
     except TaskError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
-    source = (f"data folder {data_dir}" if data_dir is not None
-              else f"the known-answer market '{kind}' (seed {seed}, {n_bars:,} bars)")  # fmt: skip
+    source = (
+        f"data folder {data_dir}"
+        if data_dir is not None
+        else f"the known-answer market '{kind}' (seed {seed}, {n_bars:,} bars)"
+    )
     n_settings = int(table[S.STRATEGY].eq("all").sum())
-    click.echo(f"Sweep of {n_settings} setting(s) on {source}, one row per setting and strategy "
-               "(and 'all'). Basis: replayed out-of-sample decisions, R per trade; skill = gross, "
-               "uplift = net of the named costs; 95 % block-bootstrap intervals.")  # fmt: skip
+    click.echo(
+        f"Sweep of {n_settings} setting(s) on {source}, one row per setting and strategy "
+        "(and 'all'). Basis: replayed out-of-sample decisions, R per trade; skill = gross, "
+        "uplift = net of the named costs; 95 % block-bootstrap intervals."
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         table.to_csv(out, index=False)
@@ -439,16 +581,20 @@ def rebuild(state_url, database_url, namespace, journal_path, allow_foreign_keys
         if any(p.exists() for p in (journal_path, Path(f"{journal_path}{REPLAYING_SUFFIX}"))):
             # an absent journal is not created (nor its lock file) just to find it empty
             journal = OutcomeJournal(journal_path)
-            click.echo(f"replaying {len(journal.pending())} journaled outcome(s) from "
-                       f"{journal_path} into {audit.masked_url}")  # fmt: skip
+            click.echo(
+                f"replaying {len(journal.pending())} journaled outcome(s) from "
+                f"{journal_path} into {audit.masked_url}"
+            )
         store = open_state(state_url, namespace=namespace)
         counts = rebuild_state(audit, store, journal=journal, allow_foreign=allow_foreign_keys)
     except StoreError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(1)
     total = sum(counts.values())
-    click.echo(f"rebuilt {mask_url(store.url)} from {audit.masked_url}: {total} trade(s) "
-               + ", ".join(f"{k} {v}" for k, v in counts.items()))  # fmt: skip
+    click.echo(
+        f"rebuilt {mask_url(store.url)} from {audit.masked_url}: {total} trade(s) "
+        + ", ".join(f"{k} {v}" for k, v in counts.items())
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -546,8 +692,9 @@ def _parse_assignments(pairs: tuple[str, ...]) -> dict[str, str]:
     default=None,
     help="Per-cell progress bar on stderr (default: when stderr is a terminal).",
 )
-def pipeline_run(name, pairs, params_file, timeout_sec, reports_dir, pipelines_dir, run_id,
-                 progress) -> None:  # fmt: skip
+def pipeline_run(
+    name, pairs, params_file, timeout_sec, reports_dir, pipelines_dir, run_id, progress
+) -> None:
     """Run pipeline NAME (a catalogued notebook stem of the pipelines folder; `pipeline list`).
 
     Leaves REPORTS_DIR/NAME/RUN_ID/ with the executed notebook, its HTML report and
@@ -567,14 +714,23 @@ def pipeline_run(name, pairs, params_file, timeout_sec, reports_dir, pipelines_d
     if progress is None:
         progress = sys.stderr.isatty()
     try:
-        res = run_pipeline(name, overrides, pipelines_dir=pipelines_dir, reports_dir=reports_dir,
-                           timeout_sec=timeout_sec, run_id=run_id, progress=progress)  # fmt: skip
+        res = run_pipeline(
+            name,
+            overrides,
+            pipelines_dir=pipelines_dir,
+            reports_dir=reports_dir,
+            timeout_sec=timeout_sec,
+            run_id=run_id,
+            progress=progress,
+        )
     except PipelineNotFoundError as exc:
         raise click.UsageError(str(exc)) from exc
     except ParameterError as exc:
         if exc.result is not None:
-            click.echo(f"run dir: {exc.result.run_dir}\nstatus:  failed (bad parameters)\n"
-                       f"html:    {exc.result.html}")  # fmt: skip
+            click.echo(
+                f"run dir: {exc.result.run_dir}\nstatus:  failed (bad parameters)\n"
+                f"html:    {exc.result.html}"
+            )
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
     except ValueError as exc:  # a malformed or already used --run-id
@@ -606,8 +762,9 @@ def pipeline_list(pipelines_dir) -> None:
         if info.error:
             click.echo(f"  (cannot read its parameters: {info.error})")
         for p in info.parameters:
-            click.echo(f"  {p.name}: {p.type_text} = {p.default!r}"
-                       + (f"  # {p.help}" if p.help else ""))  # fmt: skip
+            click.echo(
+                f"  {p.name}: {p.type_text} = {p.default!r}" + (f"  # {p.help}" if p.help else "")
+            )
 
 
 @main.command()

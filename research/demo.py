@@ -134,8 +134,9 @@ def demo_signing_key(path: Path | None = None, *, legacy: Path | None = None) ->
     if write_secret_file(path, secrets.token_hex(32)):
         logger.info("no %s set: the demo signs with a new local key in %s", KEY_ENV, path)
     elif path.stat().st_mode & 0o077:
-        logger.warning("the demo signing key %s is readable by others. Fix: chmod 600 %s",
-                       path, path)  # fmt: skip
+        logger.warning(
+            "the demo signing key %s is readable by others. Fix: chmod 600 %s", path, path
+        )
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -154,15 +155,28 @@ def demo_config(retrain_every: int = 50, *, seed: int = 0) -> ReplayConfig:
       estimable from executed trades alone.
     * A lighter ensemble (100 trees, 100 boosting iterations) than the seed's 200/200.
     """
-    scorer = ScorerConfig(retrain_every=retrain_every, n_estimators=100, gb_max_iter=100,
-                          learn_from_timeouts=True)  # fmt: skip
-    return ReplayConfig(scorer=scorer, retrain_every={"range": max(50, retrain_every // 4)},
-                        exploration=0.05, seed=seed)  # fmt: skip
+    scorer = ScorerConfig(
+        retrain_every=retrain_every, n_estimators=100, gb_max_iter=100, learn_from_timeouts=True
+    )
+    return ReplayConfig(
+        scorer=scorer,
+        retrain_every={"range": max(50, retrain_every // 4)},
+        exploration=0.05,
+        seed=seed,
+    )
 
 
-def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str | None = None,
-             database_url: str | None = None, retrain_every: int = 50, seed: int = 0,
-             progress: bool = True, key_path: Path | None = None) -> DemoResult:  # fmt: skip
+def run_demo(
+    candles: dict[str, pd.DataFrame],
+    *,
+    workdir: Path,
+    state_url: str | None = None,
+    database_url: str | None = None,
+    retrain_every: int = 50,
+    seed: int = 0,
+    progress: bool = True,
+    key_path: Path | None = None,
+) -> DemoResult:
     """Run the main job on ``candles``; state and models go to ``state_url``.
 
     Parameters
@@ -198,14 +212,14 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
     store.ping()  # fail early, with a fix, before the long part
     audit = AuditTrail(database_url)
     study = run_signals_and_phantoms(candles, progress=progress)
-    result = replay(candles, config=demo_config(retrain_every, seed=seed), study=study,
-                    progress=progress)  # fmt: skip
+    result = replay(
+        candles, config=demo_config(retrain_every, seed=seed), study=study, progress=progress
+    )
     # durability order: the audit trail (SQL) first, then the state store and the registry
     audit.record_trades(audit_rows(result.decisions, study.signals), features=study.features)
     key = demo_signing_key(key_path, legacy=workdir / ".signing_key")
     registry = ModelRegistry(store, key=key, audit=audit)
-    published = save_replay(store, result, registry=registry, publish=True,
-                            signals=study.signals)  # fmt: skip
+    published = save_replay(store, result, registry=registry, publish=True, signals=study.signals)
     # what only the replay knows (costed baseline, retrain timeline) for the report pipeline
     save_replay_frames(result, workdir / REPLAY_DIR)
     audit.close()
@@ -215,9 +229,15 @@ def run_demo(candles: dict[str, pd.DataFrame], *, workdir: Path, state_url: str 
         + f" published to {mask_url(store.url)}"
     )
     local_key = None if os.environ.get(KEY_ENV) else (key_path or default_key_path())
-    return DemoResult(study=study, replay=result, state_url=state_url,
-                      database_url=database_url, published=published,
-                      key_path=local_key, replay_dir=workdir / REPLAY_DIR)  # fmt: skip
+    return DemoResult(
+        study=study,
+        replay=result,
+        state_url=state_url,
+        database_url=database_url,
+        published=published,
+        key_path=local_key,
+        replay_dir=workdir / REPLAY_DIR,
+    )
 
 
 def save_workspace(result: DemoResult, path: Path | None = None) -> Path:
@@ -248,8 +268,14 @@ def save_workspace(result: DemoResult, path: Path | None = None) -> Path:
     return write_workspace(updates, path)
 
 
-def run_report(result: DemoResult, *, workdir: Path, reports_dir: Path | None = None,
-               timeout_sec: float = 1800, progress: bool = False):  # fmt: skip
+def run_report(
+    result: DemoResult,
+    *,
+    workdir: Path,
+    reports_dir: Path | None = None,
+    timeout_sec: float = 1800,
+    progress: bool = False,
+):
     """Run ``pipelines/report.ipynb`` on the demo's stores through the pipeline runner.
 
     The tear sheet reads the audit trail and the state store the demo wrote (SQLite files, or
@@ -262,9 +288,12 @@ def run_report(result: DemoResult, *, workdir: Path, reports_dir: Path | None = 
     params = {"replay_dir": str((workdir / REPLAY_DIR).resolve())}
     # URLs from the environment are not passed: the kernel inherits them, and parameters are
     # printed in the report (a password in a URL must not end up in an HTML file)
-    for name, url, var in (("database_url", result.database_url, "PHANTOMLAB_DATABASE_URL"),
-                           ("state_url", result.state_url, "PHANTOMLAB_REDIS_URL")):  # fmt: skip
+    for name, url, var in (
+        ("database_url", result.database_url, "PHANTOMLAB_DATABASE_URL"),
+        ("state_url", result.state_url, "PHANTOMLAB_REDIS_URL"),
+    ):
         if url != os.environ.get(var):
             params[name] = url
-    return run_pipeline("report", params, reports_dir=reports_dir, timeout_sec=timeout_sec,
-                        progress=progress)  # fmt: skip
+    return run_pipeline(
+        "report", params, reports_dir=reports_dir, timeout_sec=timeout_sec, progress=progress
+    )

@@ -178,8 +178,9 @@ def dask_client(scheduler: str | None = None, *, n_workers: int | None = None) -
     if not logger.isEnabledFor(logging.DEBUG):
         quiet.setLevel(max(level, logging.WARNING))
     try:
-        cluster = LocalCluster(n_workers=workers, processes=True, threads_per_worker=1,
-                               dashboard_address=None)  # fmt: skip
+        cluster = LocalCluster(
+            n_workers=workers, processes=True, threads_per_worker=1, dashboard_address=None
+        )
         client = Client(cluster, set_as_default=False)
         logger.info("started a local Dask cluster of %d worker process(es)", workers)
         try:
@@ -262,8 +263,9 @@ def map_tasks(
                     f"{desc}: the task of {_label(item)} failed: {type(exc).__name__}: {exc}",
                     item,
                 ) from exc
-        logger.info("%s: %d task(s) in process, %.1f s", desc, len(items),
-                    time.perf_counter() - start)  # fmt: skip
+        logger.info(
+            "%s: %d task(s) in process, %.1f s", desc, len(items), time.perf_counter() - start
+        )
         return results
     for name in must_travel:
         error = unsendable(shared[name])
@@ -278,12 +280,19 @@ def map_tasks(
 
     with dask_client(resolved, n_workers=len(items)) as client:
         # shared inputs once to every worker; hash=False: no hashing of large frames
-        remote = {name: client.scatter([value], broadcast=True, hash=False)[0]
-                  for name, value in shared.items()}  # fmt: skip
+        remote = {
+            name: client.scatter([value], broadcast=True, hash=False)[0]
+            for name, value in shared.items()
+        }
         futures = [client.submit(_call, func, item, remote, pure=False) for item in items]
         index = {future.key: i for i, future in enumerate(futures)}
-        done = tqdm(as_completed(futures, loop=client.loop), total=len(futures), desc=desc, unit="task",
-                    disable=not progress)  # fmt: skip
+        done = tqdm(
+            as_completed(futures, loop=client.loop),
+            total=len(futures),
+            desc=desc,
+            unit="task",
+            disable=not progress,
+        )
         for future in done:
             if future.status == "error":
                 exc, item = future.exception(), items[index[future.key]]
@@ -296,6 +305,12 @@ def map_tasks(
                 ) from exc
         results = client.gather(futures)
         n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-    logger.info("%s: %d task(s) on %d Dask worker(s) (%s), %.1f s", desc, len(items), n_workers,
-                resolved, time.perf_counter() - start)  # fmt: skip
+    logger.info(
+        "%s: %d task(s) on %d Dask worker(s) (%s), %.1f s",
+        desc,
+        len(items),
+        n_workers,
+        resolved,
+        time.perf_counter() - start,
+    )
     return list(results)

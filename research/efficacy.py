@@ -77,8 +77,9 @@ def shuffle_outcomes(study, seed: int = 0):
 def oracle_map(kind_seed: int, *, n_bars: int, strategies: Sequence[str]) -> dict:
     """Per strategy, the oracle's expected gross R as a function of its score, learnt on an
     independent planted market (seed ``kind_seed + 1000``): an isotonic fit of R on score."""
-    candles = known_answer_market("planted", seed=kind_seed + CALIBRATION_SEED_OFFSET,
-                                  n_bars=n_bars)  # fmt: skip
+    candles = known_answer_market(
+        "planted", seed=kind_seed + CALIBRATION_SEED_OFFSET, n_bars=n_bars
+    )
     study = run_signals_and_phantoms(candles, strategies, progress=False)
     score = oracle_scores(candles, study.signals).to_numpy()
     ok = ~study.outcomes[S.CENSORED].to_numpy(bool)
@@ -97,11 +98,13 @@ def _auc(label: np.ndarray, score: np.ndarray) -> float:
     return float(roc_auc_score(label[ok], score[ok]))
 
 
-def efficacy_table(decisions: pd.DataFrame, oracle: pd.Series, maps: dict,
-                   *, n_boot: int = 500) -> pd.DataFrame:  # fmt: skip
+def efficacy_table(
+    decisions: pd.DataFrame, oracle: pd.Series, maps: dict, *, n_boot: int = 500
+) -> pd.DataFrame:
     """Per strategy and ``'all'``: oracle vs product, model era, gross R (see module doc)."""
-    d = decisions.loc[(~decisions[S.CENSORED].to_numpy(bool))
-                      & (decisions[S.SCORE_SOURCE] == "ml").to_numpy()].copy()  # fmt: skip
+    d = decisions.loc[
+        (~decisions[S.CENSORED].to_numpy(bool)) & (decisions[S.SCORE_SOURCE] == "ml").to_numpy()
+    ].copy()
     d["oracle"] = oracle.reindex(d[S.SIGNAL_ID]).to_numpy()
     expected = np.full(len(d), np.nan)
     for strategy, iso in maps.items():
@@ -118,28 +121,41 @@ def efficacy_table(decisions: pd.DataFrame, oracle: pd.Series, maps: dict,
         auc_o, auc_p = _auc(label, g["oracle"].to_numpy()), _auc(label, g[S.ML_SCORE].to_numpy())
         p, o = product.loc[key], oracle_up.loc[key]
         rows[key] = {
-            "signals": len(g), "oracle_auc": auc_o, "product_auc": auc_p,
+            "signals": len(g),
+            "oracle_auc": auc_o,
+            "product_auc": auc_p,
             # no oracle lift to share on a null or shuffled market (nor a pooled artefact)
             "auc_share": (auc_p - 0.5) / (auc_o - 0.5) if auc_o > 0.53 else np.nan,
-            "oracle_skill": o["skill"], "skill": p["skill"], "skill_low": p["skill_low"],
+            "oracle_skill": o["skill"],
+            "skill": p["skill"],
+            "skill_low": p["skill_low"],
             "skill_high": p["skill_high"],
             "skill_share": p["skill"] / o["skill"] if o["skill"] > 0.05 else np.nan,
-            "uplift_net": p["uplift"], "uplift_low": p["ci_low"], "uplift_high": p["ci_high"],
-            "n_passed": p["n_passed"], "covers_0": bool(p["skill_low"] <= 0 <= p["skill_high"]),
+            "uplift_net": p["uplift"],
+            "uplift_low": p["ci_low"],
+            "uplift_high": p["ci_high"],
+            "n_passed": p["n_passed"],
+            "covers_0": bool(p["skill_low"] <= 0 <= p["skill_high"]),
             "excludes_0_above": bool(p["skill_low"] > 0),
-        }  # fmt: skip
+        }
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(S.STRATEGY)
 
 
-def efficacy_kind(kind: str, *, seed: int, n_bars: int, config: ReplayConfig,
-                  strategies: Sequence[str], maps: dict) -> pd.DataFrame:  # fmt: skip
+def efficacy_kind(
+    kind: str,
+    *,
+    seed: int,
+    n_bars: int,
+    config: ReplayConfig,
+    strategies: Sequence[str],
+    maps: dict,
+) -> pd.DataFrame:
     """One market of :func:`efficacy` (one task): its candles and study, the replay, the table.
 
     Everything it needs travels with it (a few settings and the oracle's small isotonic
     maps); the candles are regenerated from ``seed`` where it runs.
     """
-    candles = known_answer_market("null" if kind == "null" else "planted", seed=seed,
-                                  n_bars=n_bars)  # fmt: skip
+    candles = known_answer_market("null" if kind == "null" else "planted", seed=seed, n_bars=n_bars)
     study = run_signals_and_phantoms(candles, strategies, progress=False)
     if kind == "shuffled":
         study = shuffle_outcomes(study, seed)
@@ -175,9 +191,20 @@ def efficacy(
     config = config or ReplayConfig()
     strategies = tuple(strategies)
     maps = oracle_map(seed, n_bars=n_bars, strategies=strategies)
-    frames = map_tasks(efficacy_kind, list(kinds), scheduler=scheduler, progress=progress,
-                       desc=f"efficacy seed {seed}", shared={"seed": seed, "n_bars": n_bars,
-                       "config": config, "strategies": strategies, "maps": maps})  # fmt: skip
+    frames = map_tasks(
+        efficacy_kind,
+        list(kinds),
+        scheduler=scheduler,
+        progress=progress,
+        desc=f"efficacy seed {seed}",
+        shared={
+            "seed": seed,
+            "n_bars": n_bars,
+            "config": config,
+            "strategies": strategies,
+            "maps": maps,
+        },
+    )
     for kind, frame in zip(kinds, frames, strict=True):
         skill = frame.loc[frame[S.STRATEGY] == "all", "skill"]
         logger.info("efficacy %s seed %d: skill %.3f", kind, seed, skill.iloc[0])

@@ -42,12 +42,27 @@ logger = logging.getLogger(__name__)
 SCORE_SOURCES: tuple[str, ...] = ("walk_forward", "heuristic", "qscore")
 SETS: tuple[str, ...] = ("executed", "phantom", "all")
 TABLE_COLUMNS: tuple[str, ...] = (
-    "signals", "wins", "win_rate", "wr_low", "wr_high", "mean_r", "r_low", "r_high", "total_r",
-)  # fmt: skip
+    "signals",
+    "wins",
+    "win_rate",
+    "wr_low",
+    "wr_high",
+    "mean_r",
+    "r_low",
+    "r_high",
+    "total_r",
+)
 ALL = "all"  # the widget's "no filter" choice of a dropdown
 _SIGNAL_COLUMNS = (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIDE, S.SIGNAL_TIME)
-_OUTCOME_COLUMNS = (S.SIGNAL_ID, S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT,
-                    S.REALIZED_RR, S.CENSORED)  # fmt: skip
+_OUTCOME_COLUMNS = (
+    S.SIGNAL_ID,
+    S.EXIT_TIME,
+    S.EXIT_REASON,
+    S.OUTCOME,
+    S.PNL_PERCENT,
+    S.REALIZED_RR,
+    S.CENSORED,
+)
 
 
 # --------------------------------------------------------------------------------------------
@@ -109,8 +124,14 @@ def signal_scores(
     S.require_columns(outcomes, (S.SIGNAL_ID, S.OUTCOME, S.EXIT_TIME, S.CENSORED), "outcomes")
     scores = pd.Series(np.nan, index=ids, name=S.ML_SCORE)
     closed = outcomes.loc[~outcomes[S.CENSORED].to_numpy(bool)].set_index(S.SIGNAL_ID)
-    factory = partial(EnsembleScorer, n_estimators=n_estimators, gb_max_iter=gb_max_iter,
-                      nn_enabled=nn_enabled, n_splits=n_splits, random_state=random_state)  # fmt: skip
+    factory = partial(
+        EnsembleScorer,
+        n_estimators=n_estimators,
+        gb_max_iter=gb_max_iter,
+        nn_enabled=nn_enabled,
+        n_splits=n_splits,
+        random_state=random_state,
+    )
     for strategy, group in signals.groupby(S.STRATEGY, sort=True):
         keep = group[S.SIGNAL_ID].isin(closed.index).to_numpy()
         rows = group.loc[keep]
@@ -118,10 +139,15 @@ def signal_scores(
         y = (closed.loc[sid, S.OUTCOME] == "win").to_numpy(int)
         try:
             _, preds = walk_forward_evaluation(
-                features.loc[sid], y, rows[S.SIGNAL_TIME], closed.loc[sid, S.EXIT_TIME],
-                model_factory=factory, n_splits=n_splits, min_train_size=min_train_size,
+                features.loc[sid],
+                y,
+                rows[S.SIGNAL_TIME],
+                closed.loc[sid, S.EXIT_TIME],
+                model_factory=factory,
+                n_splits=n_splits,
+                min_train_size=min_train_size,
                 return_predictions=True,
-            )  # fmt: skip
+            )
         except ValueError as exc:
             # only the splitter's "too few closed signals for one fold" means "no honest
             # score"; any other error (a model's, the data's) must still surface
@@ -131,8 +157,13 @@ def signal_scores(
             continue
         preds = preds.loc[preds["model"] == "ensemble"]
         scores.loc[sid[preds["row"].to_numpy()]] = 100.0 * preds["p"].to_numpy(np.float64)
-        logger.info("strategy %s: %d of %d closed signals scored out of fold in %d folds",
-                    strategy, len(preds), len(sid), preds["fold"].nunique())  # fmt: skip
+        logger.info(
+            "strategy %s: %d of %d closed signals scored out of fold in %d folds",
+            strategy,
+            len(preds),
+            len(sid),
+            preds["fold"].nunique(),
+        )
     return scores
 
 
@@ -200,11 +231,14 @@ def explorer_frame(
     for column, wanted in ((S.SYMBOL, symbols), (S.STRATEGY, strategies)):
         unknown = sorted(set(_as_list(wanted)) - set(signals[column]))
         if unknown:
-            raise ValueError(f"{column}(s) {unknown} have no signals; available: "
-                             f"{sorted(set(signals[column]))}. Fix: pick from those.")  # fmt: skip
+            raise ValueError(
+                f"{column}(s) {unknown} have no signals; available: "
+                f"{sorted(set(signals[column]))}. Fix: pick from those."
+            )
     frame = frame.drop(columns=[S.CENSORED]).sort_values([S.SIGNAL_TIME, S.SIGNAL_ID])
-    return select(frame.reset_index(drop=True), symbols=symbols, strategies=strategies,
-                  start=start, end=end)  # fmt: skip
+    return select(
+        frame.reset_index(drop=True), symbols=symbols, strategies=strategies, start=start, end=end
+    )
 
 
 def _as_list(value) -> list:
@@ -213,8 +247,9 @@ def _as_list(value) -> list:
     return [value] if isinstance(value, str) else list(value)
 
 
-def select(frame: pd.DataFrame, *, symbols=None, strategies=None, start=None,
-           end=None) -> pd.DataFrame:  # fmt: skip
+def select(
+    frame: pd.DataFrame, *, symbols=None, strategies=None, start=None, end=None
+) -> pd.DataFrame:
     """Rows of ``frame`` for ``symbols`` and ``strategies`` with ``signal_time`` in a day range.
 
     ``symbols`` / ``strategies``: a name, a list, or None / ``'all'`` / empty for every one.
@@ -241,8 +276,9 @@ def _utc_day(value) -> pd.Timestamp:
 # --------------------------------------------------------------------------------------------
 # the split at a threshold
 # --------------------------------------------------------------------------------------------
-def threshold_table(frame: pd.DataFrame, threshold: float, *,
-                    confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
+def threshold_table(
+    frame: pd.DataFrame, threshold: float, *, confidence: float = 0.95
+) -> pd.DataFrame:
     """Executed (score >= ``threshold``) vs phantom (below) vs all signals of ``frame``.
 
     Parameters
@@ -264,8 +300,10 @@ def threshold_table(frame: pd.DataFrame, threshold: float, *,
         (R per signal and its normal interval), ``total_r`` (R). Rates are NaN for an empty set.
     """
     if not 0 <= threshold <= 100:
-        raise ValueError(f"threshold is in score points 0-100, got {threshold}. "
-                         "Fix: e.g. 70 for the seed's static threshold.")  # fmt: skip
+        raise ValueError(
+            f"threshold is in score points 0-100, got {threshold}. "
+            "Fix: e.g. 70 for the seed's static threshold."
+        )
     S.require_columns(frame, (S.ML_SCORE, S.OUTCOME, S.REALIZED_RR), "explorer")
     score = frame[S.ML_SCORE].to_numpy(np.float64)
     if np.isnan(score).any():
@@ -283,8 +321,9 @@ def threshold_table(frame: pd.DataFrame, threshold: float, *,
     return table[list(TABLE_COLUMNS)].astype({"signals": np.int64, "wins": np.int64})
 
 
-def threshold_sweep(frame: pd.DataFrame, thresholds=None, *,
-                    confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
+def threshold_sweep(
+    frame: pd.DataFrame, thresholds=None, *, confidence: float = 0.95
+) -> pd.DataFrame:
     """:func:`threshold_table` at every threshold, stacked (the "what if T were..." curve).
 
     ``thresholds``: score points 0-100, default 0, 5, ..., 100. Returns a tidy frame with
@@ -292,8 +331,12 @@ def threshold_sweep(frame: pd.DataFrame, thresholds=None, *,
     all``).
     """
     grid = np.arange(0, 101, 5) if thresholds is None else np.asarray(thresholds, np.float64)
-    parts = [threshold_table(frame, float(t), confidence=confidence).reset_index()
-             .assign(threshold=float(t)) for t in grid]  # fmt: skip
+    parts = [
+        threshold_table(frame, float(t), confidence=confidence)
+        .reset_index()
+        .assign(threshold=float(t))
+        for t in grid
+    ]
     out = pd.concat(parts, ignore_index=True)
     return out[["threshold", "set", *TABLE_COLUMNS]]
 
@@ -320,32 +363,64 @@ class SignalExplorer(widgets.VBox):
     R of executed vs phantom signals. ``table`` and ``selection`` hold the last numbers shown.
     """
 
-    def __init__(self, frame: pd.DataFrame, *, threshold: int = 70,
-                 figsize: tuple[float, float] = (7.0, 3.2)) -> None:  # fmt: skip
-        S.require_columns(frame, (S.SYMBOL, S.STRATEGY, S.SIGNAL_TIME, S.ML_SCORE, S.OUTCOME,
-                                  S.REALIZED_RR, S.EXIT_TIME), "explorer")  # fmt: skip
+    def __init__(
+        self, frame: pd.DataFrame, *, threshold: int = 70, figsize: tuple[float, float] = (7.0, 3.2)
+    ) -> None:
+        S.require_columns(
+            frame,
+            (
+                S.SYMBOL,
+                S.STRATEGY,
+                S.SIGNAL_TIME,
+                S.ML_SCORE,
+                S.OUTCOME,
+                S.REALIZED_RR,
+                S.EXIT_TIME,
+            ),
+            "explorer",
+        )
         if frame.empty:
-            raise ValueError("the explorer frame is empty. Fix: widen the filters of "
-                             "explorer_frame() or score more signals.")  # fmt: skip
+            raise ValueError(
+                "the explorer frame is empty. Fix: widen the filters of "
+                "explorer_frame() or score more signals."
+            )
         self.frame, self.figsize = frame, figsize
         days = sorted(frame[S.SIGNAL_TIME].dt.floor("D").unique())
         style = {"description_width": "initial"}
-        self.symbol = widgets.Dropdown(options=[ALL, *sorted(frame[S.SYMBOL].unique())],
-                                       value=ALL, description="symbol", style=style)  # fmt: skip
-        self.strategy = widgets.Dropdown(options=[ALL, *sorted(frame[S.STRATEGY].unique())],
-                                         value=ALL, description="strategy", style=style)  # fmt: skip
+        self.symbol = widgets.Dropdown(
+            options=[ALL, *sorted(frame[S.SYMBOL].unique())],
+            value=ALL,
+            description="symbol",
+            style=style,
+        )
+        self.strategy = widgets.Dropdown(
+            options=[ALL, *sorted(frame[S.STRATEGY].unique())],
+            value=ALL,
+            description="strategy",
+            style=style,
+        )
         self.dates = widgets.SelectionRangeSlider(
-            options=[(d.strftime("%Y-%m-%d"), d) for d in days], index=(0, len(days) - 1),
-            description="dates", style=style, layout=widgets.Layout(width="95%"),
-        )  # fmt: skip
-        self.threshold = widgets.IntSlider(value=int(threshold), min=0, max=100, step=1,
-                                           description="threshold", style=style)  # fmt: skip
+            options=[(d.strftime("%Y-%m-%d"), d) for d in days],
+            index=(0, len(days) - 1),
+            description="dates",
+            style=style,
+            layout=widgets.Layout(width="95%"),
+        )
+        self.threshold = widgets.IntSlider(
+            value=int(threshold), min=0, max=100, step=1, description="threshold", style=style
+        )
         self.status = widgets.HTML()
         self.output = widgets.Output()
         self.table: pd.DataFrame | None = None
         self.selection: pd.DataFrame | None = None
-        super().__init__([widgets.HBox([self.symbol, self.strategy, self.threshold]),
-                          self.dates, self.status, self.output])  # fmt: skip
+        super().__init__(
+            [
+                widgets.HBox([self.symbol, self.strategy, self.threshold]),
+                self.dates,
+                self.status,
+                self.output,
+            ]
+        )
         for control in (self.symbol, self.strategy, self.dates, self.threshold):
             control.observe(self.refresh, names="value")
         self.refresh()
@@ -353,13 +428,20 @@ class SignalExplorer(widgets.VBox):
     def refresh(self, change=None) -> None:
         """Recompute the selection and redraw the table and figure (the controls' callback)."""
         start, end = self.dates.value
-        self.selection = select(self.frame, symbols=self.symbol.value,
-                                strategies=self.strategy.value, start=start, end=end)  # fmt: skip
+        self.selection = select(
+            self.frame,
+            symbols=self.symbol.value,
+            strategies=self.strategy.value,
+            start=start,
+            end=end,
+        )
         thr = float(self.threshold.value)
         self.table = threshold_table(self.selection, thr)
         n_exec = int(self.table.at["executed", "signals"])
-        self.status.value = (f"<b>{len(self.selection)}</b> closed signals, <b>{n_exec}</b> "
-                             f"executed at threshold {thr:g}")  # fmt: skip
+        self.status.value = (
+            f"<b>{len(self.selection)}</b> closed signals, <b>{n_exec}</b> "
+            f"executed at threshold {thr:g}"
+        )
         # Drawn on a bare Figure (no pyplot): nothing leaks into the notebook's own output.
         fig = Figure(figsize=self.figsize, layout="constrained")
         plot_threshold_split(self.selection, thr, ax=fig.add_subplot())

@@ -60,14 +60,25 @@ def known_answer_market(
     """
     if kind not in KINDS:
         raise ValueError(f"kind={kind!r} is unknown. Fix: use one of {KINDS}.")
-    planted = PLANTED_EDGE if drift is None else edge("volume_momentum", drift=drift,
-                                                       horizon=12, threshold=2.0)  # fmt: skip
+    planted = (
+        PLANTED_EDGE
+        if drift is None
+        else edge("volume_momentum", drift=drift, horizon=12, threshold=2.0)
+    )
     edges = (planted,) if kind == "planted" else ()
     markets = {}
     for i, symbol in enumerate(symbols):
-        markets.update(make_markets((symbol,), n_bars=n_bars, seed=seed + i, timeframe=timeframe,
-                                    base_vol=BASE_VOLS[i % len(BASE_VOLS)], trend_drift=0.0,
-                                    edges=edges))  # fmt: skip
+        markets.update(
+            make_markets(
+                (symbol,),
+                n_bars=n_bars,
+                seed=seed + i,
+                timeframe=timeframe,
+                base_vol=BASE_VOLS[i % len(BASE_VOLS)],
+                trend_drift=0.0,
+                edges=edges,
+            )
+        )
     return markets
 
 

@@ -165,8 +165,9 @@ def run_signals_and_phantoms(
         frames.append(generate_signals(candles[sym], strat, symbol=sym))
     signals = pd.concat(frames, ignore_index=True).sort_values(S.SIGNAL_TIME, kind="stable")
     signals = signals.reset_index(drop=True)
-    features = _cluster_known_from(build_features(candles, signals, clusters=clusters),
-                                   signals, cutoffs)  # fmt: skip
+    features = _cluster_known_from(
+        build_features(candles, signals, clusters=clusters), signals, cutoffs
+    )
     outcomes = simulate(candles, signals, simulator)
     logger.info("%d signals on %d symbols", len(signals), len(candles))
     return StudyData(candles=dict(candles), signals=signals, features=features, outcomes=outcomes)
@@ -265,8 +266,11 @@ def cluster_symbols(
         cutoffs = {s: S.utc_timestamp(until) for s in candles}
     enough = [s for s, cut in cutoffs.items() if (candles[s].index < cut).sum() >= min_bars]
     if not enough:
-        logger.warning("no symbol has %d bars before its clustering cut-off (%s); every "
-                       "symbol_cluster is -1", min_bars, cutoffs)  # fmt: skip
+        logger.warning(
+            "no symbol has %d bars before its clustering cut-off (%s); every symbol_cluster is -1",
+            min_bars,
+            cutoffs,
+        )
         return None, cutoffs
     clusterer = SymbolClusterer(n_clusters=n_clusters)
     return clusterer.fit(candles, ends=cutoffs, min_bars=min_bars), cutoffs
@@ -283,8 +287,9 @@ def _cluster_known_from(features: pd.DataFrame, signals: pd.DataFrame, cutoffs) 
         features[S.SYMBOL_CLUSTER] = np.where(early, -1, features[S.SYMBOL_CLUSTER]).astype(
             features[S.SYMBOL_CLUSTER].dtype
         )
-        logger.info("%d signal(s) before their symbol's clustering cut-off: cluster -1",
-                    int(early.sum()))  # fmt: skip
+        logger.info(
+            "%d signal(s) before their symbol's clustering cut-off: cluster -1", int(early.sum())
+        )
     return features
 
 
@@ -348,9 +353,13 @@ def study_from_signals(
     outcomes = simulate(candles, signals, simulator)
     bar.update()
     bar.close()
-    logger.info("%d signals of %d symbol(s), %d features each (%d of the file's own)",
-                len(signals), signals[S.SYMBOL].nunique(), features.shape[1],
-                len(extra_columns(signals)))  # fmt: skip
+    logger.info(
+        "%d signals of %d symbol(s), %d features each (%d of the file's own)",
+        len(signals),
+        signals[S.SYMBOL].nunique(),
+        features.shape[1],
+        len(extra_columns(signals)),
+    )
     return StudyData(candles=dict(candles), signals=signals, features=features, outcomes=outcomes)
 
 
@@ -366,9 +375,11 @@ def _inside_candles(signals: pd.DataFrame, candles: Mapping[str, pd.DataFrame]) 
         inside = rows & (t_ns >= open_ns[0] + tf) & (t_ns <= open_ns[-1] + tf)
         keep |= inside
         t = signals.loc[rows, S.SIGNAL_TIME]
-        spans.append(f"{symbol}: candles {bars.index[0] + pd.Timedelta(tf):%Y-%m-%d %H:%M} .. "
-                     f"{bars.index[-1] + pd.Timedelta(tf):%Y-%m-%d %H:%M}, signals "
-                     f"{t.min():%Y-%m-%d %H:%M} .. {t.max():%Y-%m-%d %H:%M}")  # fmt: skip
+        spans.append(
+            f"{symbol}: candles {bars.index[0] + pd.Timedelta(tf):%Y-%m-%d %H:%M} .. "
+            f"{bars.index[-1] + pd.Timedelta(tf):%Y-%m-%d %H:%M}, signals "
+            f"{t.min():%Y-%m-%d %H:%M} .. {t.max():%Y-%m-%d %H:%M}"
+        )
         # an entry far from the signal bar's close hints at a wrong file or price unit
         pos = np.searchsorted(open_ns, t_ns[inside] - tf, side="right") - 1
         close = bars[S.CLOSE].to_numpy()[pos]
@@ -380,10 +391,18 @@ def _inside_candles(signals: pd.DataFrame, candles: Mapping[str, pd.DataFrame]) 
             "signal_time is the UTC close time of the signal bar."
         )
     if not keep.all():
-        logger.warning("%d of %d signals fall outside their candles' period and are dropped "
-                       "(%s)", int((~keep).sum()), len(signals), "; ".join(spans))  # fmt: skip
+        logger.warning(
+            "%d of %d signals fall outside their candles' period and are dropped (%s)",
+            int((~keep).sum()),
+            len(signals),
+            "; ".join(spans),
+        )
     if far.any():
-        logger.warning("%d signal(s) have an entry more than 10 %% away from the close of their "
-                       "signal bar (e.g. signal_id %s): check the symbol's candle file and the "
-                       "price units", int(far.sum()), signals.loc[far, S.SIGNAL_ID].iloc[0])  # fmt: skip
+        logger.warning(
+            "%d signal(s) have an entry more than 10 %% away from the close of their "
+            "signal bar (e.g. signal_id %s): check the symbol's candle file and the "
+            "price units",
+            int(far.sum()),
+            signals.loc[far, S.SIGNAL_ID].iloc[0],
+        )
     return signals.loc[keep].reset_index(drop=True)

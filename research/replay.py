@@ -48,8 +48,16 @@ from research.thresholds import ThresholdConfig, ThresholdPolicy
 logger = logging.getLogger(__name__)
 
 
-RETRAIN_COLUMNS = ["strategy", S.MODEL_VERSION, "at", "n_trades", "train_until", "fit_path",
-                   "calibration", "seconds"]  # fmt: skip
+RETRAIN_COLUMNS = [
+    "strategy",
+    S.MODEL_VERSION,
+    "at",
+    "n_trades",
+    "train_until",
+    "fit_path",
+    "calibration",
+    "seconds",
+]
 
 
 def _rigorous() -> ThresholdConfig:
@@ -202,8 +210,9 @@ def replay(
     if unknown:
         raise ValueError(f"unknown strategies {unknown}. Fix: choose from {known}.")
     if study is None:
-        study = run_signals_and_phantoms(candles, strategies, simulator=config.simulator,
-                                         progress=progress)  # fmt: skip
+        study = run_signals_and_phantoms(
+            candles, strategies, simulator=config.simulator, progress=progress
+        )
     keep = study.signals[S.STRATEGY].isin(list(strategies)).to_numpy()
     signals = study.signals.loc[keep].sort_values(S.SIGNAL_TIME, kind="stable")
     signals = signals.reset_index(drop=True)
@@ -222,8 +231,15 @@ def replay(
     for strategy in strategies:
         rows = np.flatnonzero((signals[S.STRATEGY] == strategy).to_numpy())
         loop = _StrategyLoop(strategy, config, model_factory, bar)
-        parts.append(loop.run(signals.iloc[rows], features.iloc[rows], phantom.iloc[rows],
-                              executed.iloc[rows], draws[rows]))  # fmt: skip
+        parts.append(
+            loop.run(
+                signals.iloc[rows],
+                features.iloc[rows],
+                phantom.iloc[rows],
+                executed.iloc[rows],
+                draws[rows],
+            )
+        )
         retrains += loop.retrains
         fits += loop.fits
         scorers[strategy], policies[strategy] = loop.scorer, loop.policy
@@ -232,29 +248,49 @@ def replay(
     decisions = pd.concat(parts).sort_values([S.SIGNAL_TIME, S.SIGNAL_ID], kind="stable")
     decisions = decisions.reset_index(drop=True)
     retrain_frame = pd.DataFrame(retrains, columns=RETRAIN_COLUMNS)
-    uplift = filter_uplift(decisions, n_boot=config.n_boot, block=config.block,
-                           confidence=config.confidence, seed=config.seed)  # fmt: skip
+    uplift = filter_uplift(
+        decisions,
+        n_boot=config.n_boot,
+        block=config.block,
+        confidence=config.confidence,
+        seed=config.seed,
+    )
     counts = retrain_frame.groupby("strategy").size()
-    uplift["retrains"] = [int(counts.get(k, 0)) if k != "all" else len(retrain_frame)
-                          for k in uplift.index]  # fmt: skip
-    logger.info("replay: %d signals, %d executed, %d retrains", len(decisions),
-                int(decisions[S.WAS_EXECUTED].sum()), len(retrain_frame))  # fmt: skip
+    uplift["retrains"] = [
+        int(counts.get(k, 0)) if k != "all" else len(retrain_frame) for k in uplift.index
+    ]
+    logger.info(
+        "replay: %d signals, %d executed, %d retrains",
+        len(decisions),
+        int(decisions[S.WAS_EXECUTED].sum()),
+        len(retrain_frame),
+    )
     return ReplayResult(
         decisions=decisions,
         retrains=retrain_frame,
-        threshold_fits=pd.DataFrame(fits, columns=["strategy", S.THRESHOLD_VERSION, "at",
-                                                   "n_trades", "data_until", "buckets",
-                                                   "scores"]),
+        threshold_fits=pd.DataFrame(
+            fits,
+            columns=[
+                "strategy",
+                S.THRESHOLD_VERSION,
+                "at",
+                "n_trades",
+                "data_until",
+                "buckets",
+                "scores",
+            ],
+        ),
         summary=replay_summary(decisions),
         uplift=uplift,
         scorers=scorers,
         policies=policies,
         config=config,
-    )  # fmt: skip
+    )
 
 
-def threshold_trades(scorer: MLScorer, closed: list[dict], gross_rr: Mapping[str, float],
-                     rule: str) -> tuple[pd.DataFrame, str]:  # fmt: skip
+def threshold_trades(
+    scorer: MLScorer, closed: list[dict], gross_rr: Mapping[str, float], rule: str
+) -> tuple[pd.DataFrame, str]:
     """The trades a threshold refit learns from, and which scores they carry.
 
     Under the rigorous rule, once the scorer has a model with out-of-fold scores
@@ -270,11 +306,17 @@ def threshold_trades(scorer: MLScorer, closed: list[dict], gross_rr: Mapping[str
         for trade, q in zip(scorer.trades[: len(oof)], oof, strict=True):  # its training rows
             if np.isfinite(q):
                 f = trade["features"]
-                rows.append({S.QSCORE: float(q), S.OUTCOME: trade[S.OUTCOME],
-                             S.SESSION: f.get(S.SESSION), S.VOLATILITY_REGIME:
-                             f.get(S.VOLATILITY_REGIME), S.COST_R: f.get(S.COST_R),
-                             S.REALIZED_RR: gross_rr[trade[S.SIGNAL_ID]],
-                             S.PNL_PERCENT: trade[S.PNL_PERCENT]})  # fmt: skip
+                rows.append(
+                    {
+                        S.QSCORE: float(q),
+                        S.OUTCOME: trade[S.OUTCOME],
+                        S.SESSION: f.get(S.SESSION),
+                        S.VOLATILITY_REGIME: f.get(S.VOLATILITY_REGIME),
+                        S.COST_R: f.get(S.COST_R),
+                        S.REALIZED_RR: gross_rr[trade[S.SIGNAL_ID]],
+                        S.PNL_PERCENT: trade[S.PNL_PERCENT],
+                    }
+                )
         return pd.DataFrame(rows), "oof"
     return pd.DataFrame(closed), "decision"
 
@@ -307,15 +349,24 @@ class _StrategyLoop:
         cols = (S.SIGNAL_ID, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR, S.EXIT_TIME)
         self.phantom_cols = {c: self.phantom[c].to_numpy() for c in cols}
         self.executed_cols = {c: self.executed[c].to_numpy() for c in cols}
-        self.gross_rr = dict(zip(self.phantom_cols[S.SIGNAL_ID],
-                                 self.phantom_cols[S.REALIZED_RR].astype(float), strict=True))  # fmt: skip
+        self.gross_rr = dict(
+            zip(
+                self.phantom_cols[S.SIGNAL_ID],
+                self.phantom_cols[S.REALIZED_RR].astype(float),
+                strict=True,
+            )
+        )
         self.t_sig_ts = self.sig[S.SIGNAL_TIME].to_numpy()
         self.out = {k: np.empty(n, dtype=object) for k in (S.SCORE_SOURCE, S.THRESHOLD_SOURCE)}
-        self.num = {k: np.full(n, np.nan) for k in (S.ML_SCORE, S.THRESHOLD, S.P_EXECUTE,
-                                                     S.THRESHOLD_SEED, S.DECISION_RAW)}  # fmt: skip
+        self.num = {
+            k: np.full(n, np.nan)
+            for k in (S.ML_SCORE, S.THRESHOLD, S.P_EXECUTE, S.THRESHOLD_SEED, S.DECISION_RAW)
+        }
         self.ints = {k: np.zeros(n, dtype=np.int64) for k in (S.MODEL_VERSION, S.THRESHOLD_VERSION)}
-        self.flags = {k: np.zeros(n, dtype=bool) for k in (S.PASSED, S.EXPLORED, S.WAS_EXECUTED,
-                                                            S.PASSED_SEED)}  # fmt: skip
+        self.flags = {
+            k: np.zeros(n, dtype=bool)
+            for k in (S.PASSED, S.EXPLORED, S.WAS_EXECUTED, S.PASSED_SEED)
+        }
 
         t_sig = pd.DatetimeIndex(self.sig[S.SIGNAL_TIME]).as_unit("ns").asi8
         closed = ~self.phantom[S.CENSORED].to_numpy(bool)
@@ -339,8 +390,10 @@ class _StrategyLoop:
                 i += 1
             queued.append(int(k))
             n_learn += int(learnable[k])
-            refit_due = (len(self.closed) + len(queued) - self.qcal_last >= thr_every
-                         and len(self.closed) + len(queued) >= min_trades)  # fmt: skip
+            refit_due = (
+                len(self.closed) + len(queued) - self.qcal_last >= thr_every
+                and len(self.closed) + len(queued) >= min_trades
+            )
             if n_learn >= self.scorer.records_until_retrain() or refit_due:
                 decided = self._decide(decided, i)
                 self._learn(queued, refit_due)
@@ -384,26 +437,43 @@ class _StrategyLoop:
             src = self.executed_cols if self.flags[S.WAS_EXECUTED][k] else self.phantom_cols
             sid, outcome, pnl, rr, exit_time = (src[c][k] for c in cols)
             feats = self.records[k]
-            self.scorer.record_outcome({S.SIGNAL_ID: sid, S.SIGNAL_TIME: self.t_sig_ts[k]},
-                                       str(outcome), float(pnl), features=feats,
-                                       exit_time=exit_time,
-                                       decision_raw=self.num[S.DECISION_RAW][k])  # fmt: skip
-            self.closed.append({
-                S.QSCORE: self.num[S.ML_SCORE][k], S.OUTCOME: str(outcome),
-                S.SESSION: str(feats[S.SESSION]),
-                S.VOLATILITY_REGIME: str(feats[S.VOLATILITY_REGIME]),
-                S.PNL_PERCENT: float(pnl), S.REALIZED_RR: float(self.gross_rr[sid]),
-                S.COST_R: feats.get(S.COST_R), S.EXIT_TIME: exit_time,
-            })  # fmt: skip
+            self.scorer.record_outcome(
+                {S.SIGNAL_ID: sid, S.SIGNAL_TIME: self.t_sig_ts[k]},
+                str(outcome),
+                float(pnl),
+                features=feats,
+                exit_time=exit_time,
+                decision_raw=self.num[S.DECISION_RAW][k],
+            )
+            self.closed.append(
+                {
+                    S.QSCORE: self.num[S.ML_SCORE][k],
+                    S.OUTCOME: str(outcome),
+                    S.SESSION: str(feats[S.SESSION]),
+                    S.VOLATILITY_REGIME: str(feats[S.VOLATILITY_REGIME]),
+                    S.PNL_PERCENT: float(pnl),
+                    S.REALIZED_RR: float(self.gross_rr[sid]),
+                    S.COST_R: feats.get(S.COST_R),
+                    S.EXIT_TIME: exit_time,
+                }
+            )
         self.bar.update(len(queued))
         at = self.closed[-1][S.EXIT_TIME] if queued else None
         retrained = self.scorer.model_version != version
         if retrained:
             fit = self.scorer.last_fit
-            self.retrains.append((self.strategy, self.scorer.model_version, at,
-                                  self.scorer.last_train_count, self.scorer.train_until,
-                                  fit.get("path"), fit.get("calibration"),
-                                  time.perf_counter() - started))  # fmt: skip
+            self.retrains.append(
+                (
+                    self.strategy,
+                    self.scorer.model_version,
+                    at,
+                    self.scorer.last_train_count,
+                    self.scorer.train_until,
+                    fit.get("path"),
+                    fit.get("calibration"),
+                    time.perf_counter() - started,
+                )
+            )
         if refit or (retrained and len(self.closed) >= self.scorer.config.min_trades):
             self._refit(at)
 
@@ -415,30 +485,44 @@ class _StrategyLoop:
         if rule == "seed":
             self.seed_policy = self.policy
         else:
-            self.seed_policy = ThresholdPolicy.from_trades(pd.DataFrame(self.closed),
-                                                           config=self.seed_config)  # fmt: skip
+            self.seed_policy = ThresholdPolicy.from_trades(
+                pd.DataFrame(self.closed), config=self.seed_config
+            )
         self.threshold_version += 1
         self.qcal_last = len(self.closed)
         n_buckets = len(self.policy.adapter.to_dict()) if self.policy.adapter else 0
-        self.fits.append((self.strategy, self.threshold_version, at, len(trades),
-                          self.closed[-1][S.EXIT_TIME], n_buckets, scores))  # fmt: skip
+        self.fits.append(
+            (
+                self.strategy,
+                self.threshold_version,
+                at,
+                len(trades),
+                self.closed[-1][S.EXIT_TIME],
+                n_buckets,
+                scores,
+            )
+        )
 
     def _frame(self) -> pd.DataFrame:
         ids = self.sig[[S.SIGNAL_ID, S.STRATEGY, S.SYMBOL, S.SIDE, S.SIGNAL_TIME]]
         executed = self.flags[S.WAS_EXECUTED]  # the outcome recorded: net of costs if executed
-        pick = {col: self.executed[col].where(executed, self.phantom[col])
-                for col in (S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR)}  # fmt: skip
+        pick = {
+            col: self.executed[col].where(executed, self.phantom[col])
+            for col in (S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR)
+        }
         return pd.concat(
             [
                 ids,
                 pd.DataFrame({**self.num, **self.out, **self.ints, **self.flags}),
                 pd.DataFrame(pick),
-                pd.DataFrame({
-                    S.RR_IF_EXECUTED: self.executed[S.REALIZED_RR].to_numpy(),
-                    S.RR_GROSS: self.phantom[S.REALIZED_RR].to_numpy(),
-                    S.COST_R: self.feats[S.COST_R].to_numpy(np.float64),
-                    S.CENSORED: self.phantom[S.CENSORED].to_numpy(bool),
-                }),
+                pd.DataFrame(
+                    {
+                        S.RR_IF_EXECUTED: self.executed[S.REALIZED_RR].to_numpy(),
+                        S.RR_GROSS: self.phantom[S.REALIZED_RR].to_numpy(),
+                        S.COST_R: self.feats[S.COST_R].to_numpy(np.float64),
+                        S.CENSORED: self.phantom[S.CENSORED].to_numpy(bool),
+                    }
+                ),
             ],
             axis=1,
-        )  # fmt: skip
+        )

@@ -21,8 +21,16 @@ from research.replay import threshold_trades
 from research.scoring.online import MLScorer
 from research.thresholds import ThresholdPolicy
 
-COLUMNS = (S.ML_SCORE, S.THRESHOLD, S.THRESHOLD_SOURCE, S.MODEL_VERSION, S.THRESHOLD_VERSION,
-           S.PASSED, S.WAS_EXECUTED, S.DECISION_RAW)  # fmt: skip
+COLUMNS = (
+    S.ML_SCORE,
+    S.THRESHOLD,
+    S.THRESHOLD_SOURCE,
+    S.MODEL_VERSION,
+    S.THRESHOLD_VERSION,
+    S.PASSED,
+    S.WAS_EXECUTED,
+    S.DECISION_RAW,
+)
 
 
 def replay_one_by_one(
@@ -53,8 +61,11 @@ def replay_one_by_one(
     every = config.refit_every(strategy)
     # Events: (time, 0 = signal | 1 = outcome, signal time, position); signals first on ties.
     events = [(t, 0, t, i) for i, t in enumerate(sig[S.SIGNAL_TIME])]
-    events += [(phantom.at[i, S.EXIT_TIME], 1, sig.at[i, S.SIGNAL_TIME], i)
-               for i in range(len(sig)) if not phantom.at[i, S.CENSORED]]  # fmt: skip
+    events += [
+        (phantom.at[i, S.EXIT_TIME], 1, sig.at[i, S.SIGNAL_TIME], i)
+        for i in range(len(sig))
+        if not phantom.at[i, S.CENSORED]
+    ]
     out = {}
     for _, kind, _, i in sorted(events, key=lambda e: (e[0], e[1], e[2], e[3])):
         f = feats.iloc[i].to_dict()
@@ -63,18 +74,38 @@ def replay_one_by_one(
             score = float(scores[0])
             thr, source = policy.threshold(f)
             passed = score >= thr
-            out[i] = (score, thr, source, scorer.model_version, t_version, passed,
-                      passed or draws[i] < config.exploration, float(raw[0]))  # fmt: skip
+            out[i] = (
+                score,
+                thr,
+                source,
+                scorer.model_version,
+                t_version,
+                passed,
+                passed or draws[i] < config.exploration,
+                float(raw[0]),
+            )
             continue
         row = (executed if out[i][6] else phantom).iloc[i]
         version = scorer.model_version
-        scorer.record_outcome(sig.iloc[i].to_dict(), str(row[S.OUTCOME]), row[S.PNL_PERCENT],
-                              features=f, exit_time=row[S.EXIT_TIME],
-                              decision_raw=out[i][7])  # fmt: skip
-        closed.append({S.QSCORE: out[i][0], S.OUTCOME: str(row[S.OUTCOME]),
-                       S.SESSION: f[S.SESSION], S.VOLATILITY_REGIME: f[S.VOLATILITY_REGIME],
-                       S.PNL_PERCENT: row[S.PNL_PERCENT], S.COST_R: f[S.COST_R],
-                       S.REALIZED_RR: gross[sig.at[i, S.SIGNAL_ID]]})  # fmt: skip
+        scorer.record_outcome(
+            sig.iloc[i].to_dict(),
+            str(row[S.OUTCOME]),
+            row[S.PNL_PERCENT],
+            features=f,
+            exit_time=row[S.EXIT_TIME],
+            decision_raw=out[i][7],
+        )
+        closed.append(
+            {
+                S.QSCORE: out[i][0],
+                S.OUTCOME: str(row[S.OUTCOME]),
+                S.SESSION: f[S.SESSION],
+                S.VOLATILITY_REGIME: f[S.VOLATILITY_REGIME],
+                S.PNL_PERCENT: row[S.PNL_PERCENT],
+                S.COST_R: f[S.COST_R],
+                S.REALIZED_RR: gross[sig.at[i, S.SIGNAL_ID]],
+            }
+        )
         due = len(closed) - q_last >= every and len(closed) >= scorer.config.min_trades
         retrained = scorer.model_version != version and len(closed) >= scorer.config.min_trades
         if due or retrained:

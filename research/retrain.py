@@ -149,8 +149,9 @@ class Stores:
         self.audit.close()
 
 
-def open_stores(*, database_url: str | None = None, state_url: str | None = None,
-                namespace: str | None = None) -> Stores:  # fmt: skip
+def open_stores(
+    *, database_url: str | None = None, state_url: str | None = None, namespace: str | None = None
+) -> Stores:
     """Open and check every store the pipeline needs, before any long computation.
 
     ``database_url`` defaults to ``PHANTOMLAB_DATABASE_URL`` (:class:`research.config.Settings`),
@@ -205,12 +206,23 @@ class TradeSet:
             else pd.Series("all", index=t.index)
         )
         out = t[S.OUTCOME].astype(str)
-        frame = pd.DataFrame({"kind": kind, "win": out == "win", "loss": out == "loss",
-                              "timeout": out == "timeout", S.EXIT_TIME: t[S.EXIT_TIME]})  # fmt: skip
-        table = frame.groupby("kind").agg(trades=("win", "size"), wins=("win", "sum"),
-                                          losses=("loss", "sum"), timeouts=("timeout", "sum"),
-                                          first_exit=(S.EXIT_TIME, "min"),
-                                          last_exit=(S.EXIT_TIME, "max"))  # fmt: skip
+        frame = pd.DataFrame(
+            {
+                "kind": kind,
+                "win": out == "win",
+                "loss": out == "loss",
+                "timeout": out == "timeout",
+                S.EXIT_TIME: t[S.EXIT_TIME],
+            }
+        )
+        table = frame.groupby("kind").agg(
+            trades=("win", "size"),
+            wins=("win", "sum"),
+            losses=("loss", "sum"),
+            timeouts=("timeout", "sum"),
+            first_exit=(S.EXIT_TIME, "min"),
+            last_exit=(S.EXIT_TIME, "max"),
+        )
         table.insert(4, "win_rate", table["wins"] / (table["wins"] + table["losses"]))
         return table
 
@@ -273,14 +285,22 @@ def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
     n_bare, n_sparse = int(no_features.sum()), int((sparse & ~no_features).sum())
     n_no_exit = int(no_exit.sum())
     if not usable.all():
-        logger.warning("%s: %d of %d completed trades unusable (%d no features, %d sparse, "
-                       "%d no exit time)", strategy, int((~usable).sum()), len(raw), n_bare,
-                       n_sparse, n_no_exit)  # fmt: skip
+        logger.warning(
+            "%s: %d of %d completed trades unusable (%d no features, %d sparse, %d no exit time)",
+            strategy,
+            int((~usable).sum()),
+            len(raw),
+            n_bare,
+            n_sparse,
+            n_no_exit,
+        )
     keep = np.flatnonzero(usable)
-    data = TradeSet(strategy=strategy,
-                    trades=raw.drop(columns=FEATURES_COLUMN).iloc[keep].reset_index(drop=True),
-                    features=features.iloc[keep].reset_index(drop=True),
-                    learn_from_timeouts=config.learn_from_timeouts)  # fmt: skip
+    data = TradeSet(
+        strategy=strategy,
+        trades=raw.drop(columns=FEATURES_COLUMN).iloc[keep].reset_index(drop=True),
+        features=features.iloc[keep].reset_index(drop=True),
+        learn_from_timeouts=config.learn_from_timeouts,
+    )
     trainable = data.trainable
     n_train = int(trainable.sum())
     if n_train < config.min_trades:
@@ -322,10 +342,12 @@ class Split:
 
     def summary(self) -> pd.DataFrame:
         """One row per part: trades, and the time span each covers."""
-        rows = [("train", len(self.train), self.train_start, self.train_end),
-                ("purged (outcome unknown at OOS start)", self.purged, None, None),
-                ("left out (max_train_trades)", self.capped, None, None),
-                ("out of sample", len(self.oos), self.oos_start, None)]  # fmt: skip
+        rows = [
+            ("train", len(self.train), self.train_start, self.train_end),
+            ("purged (outcome unknown at OOS start)", self.purged, None, None),
+            ("left out (max_train_trades)", self.capped, None, None),
+            ("out of sample", len(self.oos), self.oos_start, None),
+        ]
         return pd.DataFrame(rows, columns=["part", "trades", "from", "until"]).set_index("part")
 
 
@@ -359,10 +381,24 @@ def split_point_in_time(data: TradeSet, config: RetrainConfig) -> Split:
             "Fix: lower oos_fraction, raise max_train_trades, or wait for more trades."
         )
     exits = trades[S.EXIT_TIME].iloc[train]
-    split = Split(train=train, oos=oos, oos_start=oos_start, train_start=exits.min(),
-                  train_end=exits.max(), purged=int((~known).sum()), capped=capped)  # fmt: skip
-    logger.info("split: %d train (until %s), %d purged, %d capped, %d OOS (from %s)",
-                len(train), split.train_end, split.purged, capped, len(oos), oos_start)  # fmt: skip
+    split = Split(
+        train=train,
+        oos=oos,
+        oos_start=oos_start,
+        train_start=exits.min(),
+        train_end=exits.max(),
+        purged=int((~known).sum()),
+        capped=capped,
+    )
+    logger.info(
+        "split: %d train (until %s), %d purged, %d capped, %d OOS (from %s)",
+        len(train),
+        split.train_end,
+        split.purged,
+        capped,
+        len(oos),
+        oos_start,
+    )
     return split
 
 
@@ -370,9 +406,16 @@ def fit_challenger(data: TradeSet, split: Split, config: RetrainConfig) -> Ensem
     """Fit :meth:`RetrainConfig.model` on the training rows (purged out-of-fold calibration)."""
     rows = split.train
     trades = data.trades.iloc[rows]
-    model = config.model().fit(data.features.iloc[rows], data.y[rows],
-                               signal_times=trades[S.SIGNAL_TIME],
-                               exit_times=trades[S.EXIT_TIME])  # fmt: skip
-    logger.info("%s challenger fitted on %d trades (%s calibration)", data.strategy, len(rows),
-                model.calibration_)  # fmt: skip
+    model = config.model().fit(
+        data.features.iloc[rows],
+        data.y[rows],
+        signal_times=trades[S.SIGNAL_TIME],
+        exit_times=trades[S.EXIT_TIME],
+    )
+    logger.info(
+        "%s challenger fitted on %d trades (%s calibration)",
+        data.strategy,
+        len(rows),
+        model.calibration_,
+    )
     return model

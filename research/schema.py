@@ -138,8 +138,7 @@ def bucket_grid(values, *, dtype=np.float64) -> pd.DataFrame:
     Rows follow :data:`SESSIONS`, columns :data:`VOLATILITY_REGIMES` (the seed's 16 buckets
     always show, NaN where there is no value); keys with other labels are appended.
     """
-    grid = pd.DataFrame(np.nan, index=list(SESSIONS), columns=list(VOLATILITY_REGIMES),
-                        dtype=dtype)  # fmt: skip
+    grid = pd.DataFrame(np.nan, index=list(SESSIONS), columns=list(VOLATILITY_REGIMES), dtype=dtype)
     for bucket, value in dict(values).items():
         session, _, regime = str(bucket).partition(BUCKET_SEP)
         grid.loc[session, regime] = value
@@ -177,8 +176,7 @@ def check_features_mapping(features, who: str):
     """
     if isinstance(features, Mapping | pd.Series):
         return features
-    hint = (" (many signals: use score_frame(frame))" if isinstance(features, pd.DataFrame)
-            else "")  # fmt: skip
+    hint = " (many signals: use score_frame(frame))" if isinstance(features, pd.DataFrame) else ""
     raise InputTypeError(
         f"{who} takes one signal's features as a mapping of feature name -> number, got "
         f"{type(features).__name__} {_short_repr(features)}{hint}. Fix: pass a dict such as "

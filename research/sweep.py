@@ -79,9 +79,20 @@ SETTINGS: dict[str, tuple[str, Callable[[ReplayConfig, Any], ReplayConfig]]] = {
 
 #: the metric columns of :func:`sweep`'s table, after the settings and ``strategy``
 COLUMNS: tuple[str, ...] = (
-    "n_signals", "n_passed", "skill", "skill_low", "skill_high", "uplift", "ci_low", "ci_high",
-    "null_low", "null_high", "null_p", "retrains", "verdict",
-)  # fmt: skip
+    "n_signals",
+    "n_passed",
+    "skill",
+    "skill_low",
+    "skill_high",
+    "uplift",
+    "ci_low",
+    "ci_high",
+    "null_low",
+    "null_high",
+    "null_p",
+    "retrains",
+    "verdict",
+)
 
 
 def sweep_settings(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
@@ -111,8 +122,10 @@ def sweep_settings(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
                 )
                 raise ValueError(f"sweep setting {name}={value!r}: {text}") from exc
     names = list(grid)
-    return [dict(zip(names, combo, strict=True))
-            for combo in itertools.product(*(list(grid[n]) for n in names))]  # fmt: skip
+    return [
+        dict(zip(names, combo, strict=True))
+        for combo in itertools.product(*(list(grid[n]) for n in names))
+    ]
 
 
 def setting_config(base: ReplayConfig, setting: Mapping[str, Any]) -> ReplayConfig:
@@ -123,20 +136,40 @@ def setting_config(base: ReplayConfig, setting: Mapping[str, Any]) -> ReplayConf
     return config
 
 
-def replay_setting(setting: Mapping[str, Any], *, candles: Mapping[str, pd.DataFrame],
-                   study: StudyData, base: ReplayConfig,
-                   strategies: Sequence[str]) -> pd.DataFrame:  # fmt: skip
+def replay_setting(
+    setting: Mapping[str, Any],
+    *,
+    candles: Mapping[str, pd.DataFrame],
+    study: StudyData,
+    base: ReplayConfig,
+    strategies: Sequence[str],
+) -> pd.DataFrame:
     """One task of :func:`sweep`: replay ``setting`` and return its rows of the tidy table."""
     config = setting_config(base, setting)
     up = replay(candles, strategies, config, study=study, progress=False).uplift
-    rows = pd.DataFrame({
-        S.STRATEGY: up.index.astype(str),
-        "n_signals": up["n"].to_numpy(), "n_passed": up["n_passed"].to_numpy(),
-        **{c: up[c].to_numpy() for c in ("skill", "skill_low", "skill_high", "uplift", "ci_low",
-                                         "ci_high", "null_low", "null_high", "null_p")},
-        "retrains": up["retrains"].to_numpy(),
-        "verdict": [classify(row) for _, row in up.iterrows()],
-    })  # fmt: skip
+    rows = pd.DataFrame(
+        {
+            S.STRATEGY: up.index.astype(str),
+            "n_signals": up["n"].to_numpy(),
+            "n_passed": up["n_passed"].to_numpy(),
+            **{
+                c: up[c].to_numpy()
+                for c in (
+                    "skill",
+                    "skill_low",
+                    "skill_high",
+                    "uplift",
+                    "ci_low",
+                    "ci_high",
+                    "null_low",
+                    "null_high",
+                    "null_p",
+                )
+            },
+            "retrains": up["retrains"].to_numpy(),
+            "verdict": [classify(row) for _, row in up.iterrows()],
+        }
+    )
     for i, (name, value) in enumerate(setting.items()):
         rows.insert(i, name, value)
     return rows
@@ -195,11 +228,21 @@ def sweep(
     resolve_scheduler(scheduler)  # a bad scheduler fails now, not after the study
     strategies = list(strategies)
     if study is None:
-        study = run_signals_and_phantoms(candles, strategies, simulator=base.simulator,
-                                         progress=progress)  # fmt: skip
-    logger.info("sweep: %d setting(s) x %d strategies, %d signals", len(settings),
-                len(strategies), len(study.signals))  # fmt: skip
-    frames = map_tasks(replay_setting, settings, scheduler=scheduler, progress=progress,
-                       desc="sweep", shared={"candles": dict(candles), "study": study,
-                                             "base": base, "strategies": strategies})  # fmt: skip
+        study = run_signals_and_phantoms(
+            candles, strategies, simulator=base.simulator, progress=progress
+        )
+    logger.info(
+        "sweep: %d setting(s) x %d strategies, %d signals",
+        len(settings),
+        len(strategies),
+        len(study.signals),
+    )
+    frames = map_tasks(
+        replay_setting,
+        settings,
+        scheduler=scheduler,
+        progress=progress,
+        desc="sweep",
+        shared={"candles": dict(candles), "study": study, "base": base, "strategies": strategies},
+    )
     return pd.concat(frames, ignore_index=True)

@@ -183,8 +183,10 @@ class SyntheticConfig:
         set_(self, "edges", tuple(self.edges))
         counts = (self.n_bars, self.intrabar_steps, self.regime_duration, self.trend_duration)
         if min(counts) < 1 or min(self.base_vol, self.start_price, self.base_volume) <= 0:
-            raise ValueError("need n_bars, intrabar_steps, *_duration >= 1 and base_vol, "
-                             "start_price, base_volume > 0.")  # fmt: skip
+            raise ValueError(
+                "need n_bars, intrabar_steps, *_duration >= 1 and base_vol, "
+                "start_price, base_volume > 0."
+            )
         names = [e.name for e in self.edges]
         if len(set(names)) != len(names) or _RESERVED & set(names):
             raise ValueError(f"edge names {names} must be unique and not in {sorted(_RESERVED)}.")
@@ -292,14 +294,33 @@ def _generate(cfg: SyntheticConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
 
     es = cfg.edges
     params = np.array(
-        [[EDGE_KINDS.index(e.kind), e.drift, e.horizon, e.threshold, e.window,
-          max(1, round(e.lookback / tf)), schema.SESSIONS.index(e.session)] for e in es],
+        [
+            [
+                EDGE_KINDS.index(e.kind),
+                e.drift,
+                e.horizon,
+                e.threshold,
+                e.window,
+                max(1, round(e.lookback / tf)),
+                schema.SESSIONS.index(e.session),
+            ]
+            for e in es
+        ],
         dtype=np.float64,
-    ).reshape(len(es), 7)  # fmt: skip
+    ).reshape(len(es), 7)
     o, h, lo, c, v, trig, applied, ahead = _simulate(
-        z, u, sigma, base_drift, session, cfg.base_volume * sess_mult, vol_noise,
-        cfg.volume_return_weight / cfg.base_vol, float(cfg.start_price), params, bridge,
-    )  # fmt: skip
+        z,
+        u,
+        sigma,
+        base_drift,
+        session,
+        cfg.base_volume * sess_mult,
+        vol_noise,
+        cfg.volume_return_weight / cfg.base_vol,
+        float(cfg.start_price),
+        params,
+        bridge,
+    )
     cols = dict(zip(schema.CANDLE_COLUMNS, (o, h, lo, c, v), strict=True))
     candles = pd.DataFrame(cols, index=index)
     candles.attrs.update(

@@ -333,10 +333,11 @@ class ThresholdPolicy:
             table = {}
             for key in pd.unique(keys):
                 session, _, regime = key.partition(S.BUCKET_SEP)
-                table[key] = self._seed_threshold({S.SESSION: session,
-                                                   S.VOLATILITY_REGIME: regime})  # fmt: skip
-            return (np.array([table[k][0] for k in keys], dtype=np.float64),
-                    np.array([table[k][1] for k in keys], dtype=object))  # fmt: skip
+                table[key] = self._seed_threshold({S.SESSION: session, S.VOLATILITY_REGIME: regime})
+            return (
+                np.array([table[k][0] for k in keys], dtype=np.float64),
+                np.array([table[k][1] for k in keys], dtype=object),
+            )
         thr = np.full(n, float(cfg.static_threshold))
         source = np.full(n, "static", dtype=object)
         if self.ev is None:

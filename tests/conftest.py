@@ -28,8 +28,9 @@ def cluster():
     """One real Dask LocalCluster for the session: 2 worker processes, 1 thread each."""
     from distributed import LocalCluster
 
-    with LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
-                      dashboard_address=None) as local:  # fmt: skip
+    with LocalCluster(
+        n_workers=2, processes=True, threads_per_worker=1, dashboard_address=None
+    ) as local:
         yield local
 
 

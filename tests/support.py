@@ -112,9 +112,12 @@ def planted_gate_frame(seed: int, n: int = 3000) -> tuple[pd.DataFrame, list[str
     rng = np.random.default_rng(seed)
     gates = pd.DataFrame(rng.random((n, 6)) < 0.5, columns=[f"g{i}" for i in range(6)])
     won = rng.random(n) < 0.3 + 0.15 * gates["g0"]
-    frame = gates.assign(**{S.OUTCOME: np.where(won, "win", "loss"),
-                            S.SIGNAL_TIME: pd.date_range("2024", periods=n, freq="5min",
-                                                         tz="UTC")})  # fmt: skip
+    frame = gates.assign(
+        **{
+            S.OUTCOME: np.where(won, "win", "loss"),
+            S.SIGNAL_TIME: pd.date_range("2024", periods=n, freq="5min", tz="UTC"),
+        }
+    )
     return frame, list(gates.columns)
 
 

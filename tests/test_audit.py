@@ -91,11 +91,34 @@ def test_upgrade_from_empty_creates_the_tables_and_is_idempotent(backend, tmp_pa
             columns = {c["name"]: c for c in inspector.get_columns(name)}
             assert set(META.tables[name].columns.keys()) == set(columns)
         columns = {c["name"]: c for c in inspector.get_columns("phantom_trades")}
-        for name in ("id", "symbol", "side", "entry", "sl", "tp", "signal_time", "exit_time",
-                     "outcome", "pnl_percent", "exit_reason", "strategy_name", "was_executed",
-                     "ml_score", "realized_rr", "features_json", "created_at", "updated_at",
-                     "signal_id", "exit_price", "tp1_hit", "be_moved", "max_favorable",
-                     "max_adverse", "time_to_exit_sec", "ambiguous_bar"):  # fmt: skip
+        for name in (
+            "id",
+            "symbol",
+            "side",
+            "entry",
+            "sl",
+            "tp",
+            "signal_time",
+            "exit_time",
+            "outcome",
+            "pnl_percent",
+            "exit_reason",
+            "strategy_name",
+            "was_executed",
+            "ml_score",
+            "realized_rr",
+            "features_json",
+            "created_at",
+            "updated_at",
+            "signal_id",
+            "exit_price",
+            "tp1_hit",
+            "be_moved",
+            "max_favorable",
+            "max_adverse",
+            "time_to_exit_sec",
+            "ambiguous_bar",
+        ):
             assert name in columns  # the seed's columns, spelled as the seed spells them
         indexes = {i["name"] for i in inspector.get_indexes("phantom_trades")}
         assert {"ix_phantom_trades_strategy_exit", "ix_phantom_trades_symbol"} <= indexes
@@ -162,8 +185,18 @@ def test_completed_trades_round_trips_the_values(audit, trades):
     assert str(got[S.EXIT_TIME].dt.tz) == "UTC"
     for name in (S.SIGNAL_TIME, S.EXIT_TIME):
         assert (got[name].to_numpy() == want[name].to_numpy()).all()
-    for name in (S.ENTRY, S.SL, S.TP, S.EXIT_PRICE, S.PNL_PERCENT, S.REALIZED_RR,
-                 S.MAX_FAVORABLE, S.MAX_ADVERSE, S.TIME_TO_EXIT_SEC, S.ML_SCORE):  # fmt: skip
+    for name in (
+        S.ENTRY,
+        S.SL,
+        S.TP,
+        S.EXIT_PRICE,
+        S.PNL_PERCENT,
+        S.REALIZED_RR,
+        S.MAX_FAVORABLE,
+        S.MAX_ADVERSE,
+        S.TIME_TO_EXIT_SEC,
+        S.ML_SCORE,
+    ):
         np.testing.assert_allclose(got[name], want[name].astype(float), rtol=1e-12)
     for name in (S.TP1_HIT, S.BE_MOVED, S.AMBIGUOUS_BAR, S.WAS_EXECUTED):
         assert got[name].tolist() == want[name].tolist()
@@ -255,12 +288,18 @@ def test_unknown_outcome_and_side_are_refused_with_a_fix(audit, trades):
 def test_model_versions_keep_exactly_one_champion_per_strategy(audit):
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
     for version in (1, 2, 3):
-        audit.record_model_version("scalp", version, sha256=f"{version:064x}",
-                                   metadata={"kind": "ensemble", "auc": np.float64(0.61)},
-                                   metrics={"brier": 0.2, "nan": float("nan")},
-                                   git_sha="abc123", n_rows=100 * version,
-                                   train_start=t0, train_end=t0 + pd.Timedelta(days=version),
-                                   is_champion=version == 2)  # fmt: skip
+        audit.record_model_version(
+            "scalp",
+            version,
+            sha256=f"{version:064x}",
+            metadata={"kind": "ensemble", "auc": np.float64(0.61)},
+            metrics={"brier": 0.2, "nan": float("nan")},
+            git_sha="abc123",
+            n_rows=100 * version,
+            train_start=t0,
+            train_end=t0 + pd.Timedelta(days=version),
+            is_champion=version == 2,
+        )
     audit.record_model_version("trend", 1, sha256="f" * 64, is_champion=True)
     audit.record_model_version("scalp", 1, sha256=f"{1:064x}")  # same blob again: a no-op
     with pytest.raises(StoreError, match="immutable"):
@@ -269,7 +308,9 @@ def test_model_versions_keep_exactly_one_champion_per_strategy(audit):
     frame = audit.model_versions()
     assert len(frame) == 4
     assert frame.loc[frame["is_champion"], ["strategy", "version"]].values.tolist() == [
-        ["scalp", 2], ["trend", 1]]  # fmt: skip
+        ["scalp", 2],
+        ["trend", 1],
+    ]
     audit.set_champion("scalp", 3)
     scalp = audit.model_versions("scalp")
     assert scalp["version"].tolist() == [1, 2, 3]
@@ -284,8 +325,11 @@ def test_model_versions_keep_exactly_one_champion_per_strategy(audit):
     assert audit.model_versions("scalp")["is_champion"].sum() == 1
     # The database itself refuses a second champion.
     with pytest.raises(sa.exc.IntegrityError), audit.engine.begin() as conn:
-        conn.execute(model_versions.update().where(model_versions.c.strategy == "scalp")
-                     .values(is_champion=True))  # fmt: skip
+        conn.execute(
+            model_versions.update()
+            .where(model_versions.c.strategy == "scalp")
+            .values(is_champion=True)
+        )
 
 
 def test_pipeline_runs(audit, tmp_path):
@@ -294,8 +338,9 @@ def test_pipeline_runs(audit, tmp_path):
     other = audit.start_run("report", None)
     assert len(run_id) == 32 and len({run_id, failed, other}) == 3
     assert audit.runs("retrain")["status"].tolist() == ["running", "running"]
-    audit.finish_run(run_id, "ok", metrics={"auc": 0.6}, model_version=4,
-                     report_path=tmp_path / "r.html")  # fmt: skip
+    audit.finish_run(
+        run_id, "ok", metrics={"auc": 0.6}, model_version=4, report_path=tmp_path / "r.html"
+    )
     audit.finish_run(failed, "failed", error=RuntimeError("boom"))
     runs = audit.runs("retrain").set_index("run_id")
     assert runs.loc[run_id, "status"] == "ok" and runs.loc[failed, "status"] == "failed"
@@ -320,8 +365,14 @@ def test_a_server_that_is_down_fails_fast_with_a_fix(trades):
     assert "PostgreSQL at 127.0.0.1:1 does not answer" in message and "Fix:" in message
     assert "s3cret" not in message and "***" in message
     trail = AuditTrail(DOWN_URL, upgrade=False)
-    for call in (trail.ping, lambda: trail.record_trades(trades), trail.completed_trades,
-                 trail.count_trades, lambda: trail.start_run("x", {}), trail.model_versions):  # fmt: skip
+    for call in (
+        trail.ping,
+        lambda: trail.record_trades(trades),
+        trail.completed_trades,
+        trail.count_trades,
+        lambda: trail.start_run("x", {}),
+        trail.model_versions,
+    ):
         with pytest.raises(StoreUnavailable):
             call()
     assert time.monotonic() - started < 10

@@ -48,10 +48,16 @@ def _candles(n: int = 300) -> pd.DataFrame:
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.01, n)))
     open_ = np.r_[close[0], close[:-1]]
     stamps = pd.date_range("2024-01-01", periods=n, freq="h", tz="UTC")
-    return pd.DataFrame({"timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"), "open": open_,
-                         "high": np.maximum(open_, close) * 1.002,
-                         "low": np.minimum(open_, close) * 0.998, "close": close,
-                         "volume": rng.uniform(1, 100, n)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            "timestamp": stamps.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.002,
+            "low": np.minimum(open_, close) * 0.998,
+            "close": close,
+            "volume": rng.uniform(1, 100, n),
+        }
+    )
 
 
 def _with(column: str, value, row: int = 7) -> bytes:
@@ -80,17 +86,19 @@ BAD_FILES = {
     "fake_gz": ("X_1h.csv.gz", _TEXT, "not gzip-compressed"),
     "truncated_gz": ("X_1h.csv.gz", gzip.compress(_TEXT)[:300], "corrupt or truncated gzip"),
     "binary": ("X_1h.csv", bytes(range(256)) * 16, "not a CSV text file"),
-    "latin1": ("X_1h.csv", "timestamp,ouvert\u00e9\n".encode("latin-1") * 50 + b"\xff" * 99,
-               "not a CSV text file"),
-    "random_parquet": ("X_1h.parquet", np.random.default_rng(1).bytes(2000),
-                       "not a Parquet file"),
+    "latin1": (
+        "X_1h.csv",
+        "timestamp,ouvert\u00e9\n".encode("latin-1") * 50 + b"\xff" * 99,
+        "not a CSV text file",
+    ),
+    "random_parquet": ("X_1h.parquet", np.random.default_rng(1).bytes(2000), "not a Parquet file"),
     "truncated_parquet": ("X_1h.parquet", _parquet()[:600], "corrupt or truncated"),
     "inf_price": ("X_1h.csv", _with("high", np.inf), "infinite or implausibly large"),
     "inf_volume": ("X_1h.csv", _with("volume", np.inf), "infinite or implausibly large"),
     "huge_price": ("X_1h.csv", _with("high", 1e300), "infinite or implausibly large"),
     "neg_inf_volume": ("X_1h.csv", _with("volume", -np.inf), "infinite or implausibly large"),
     "inf_epoch": ("X_1h.csv", _epoch_with_inf(), "no valid time"),
-}  # fmt: skip
+}
 
 
 def _write(folder: Path, name: str, content: bytes) -> Path:
@@ -103,8 +111,14 @@ def _write(folder: Path, name: str, content: bytes) -> Path:
 def _cli(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     """``phantomlab ARGS`` in a fresh process (as a user runs it), away from any server."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("PHANTOMLAB_")}
-    return subprocess.run([sys.executable, "-m", "research.cli", *args], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300)  # fmt: skip
+    return subprocess.run(
+        [sys.executable, "-m", "research.cli", *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def _assert_fix_it(proc: subprocess.CompletedProcess, *needles: str) -> None:
@@ -171,8 +185,9 @@ def test_prices_must_be_finite_and_below_the_documented_bound(value, ok):
         ("timestamp", 9, "2023-12-31T00:00:00Z", "not sorted"),
     ],
 )
-def test_malformed_prices_and_times_already_refused_stay_refused(tmp_path, column, row, value,
-                                                                  needle):  # fmt: skip
+def test_malformed_prices_and_times_already_refused_stay_refused(
+    tmp_path, column, row, value, needle
+):
     # a guard (refused before the issue too): load_candles checks these through
     # research.schema.validate_candles, which this issue extends rather than duplicates
     path = _write(tmp_path, "X_1h.csv", _with(column, value, row))
@@ -183,8 +198,10 @@ def test_malformed_prices_and_times_already_refused_stay_refused(tmp_path, colum
 # --------------------------------------------------------------------------------------------
 # scoring: argument types, and one rule for infinity
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("bad", [None, [("rsi_14", 50.0)], [1.0, 2.0], "rsi_14=50", 42.0,
-                                 pd.DataFrame({"rsi_14": [50.0]})])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [None, [("rsi_14", 50.0)], [1.0, 2.0], "rsi_14=50", 42.0, pd.DataFrame({"rsi_14": [50.0]})],
+)
 def test_score_signal_refuses_what_is_not_a_mapping(bad):
     scorer = MLScorer("scalp")
     with pytest.raises(TypeError) as info:  # a TypeError (as before), and one of ours
@@ -208,15 +225,25 @@ def test_score_frame_refuses_what_is_not_a_frame_and_a_series_row_still_scores()
 def trained():
     """A small ensemble (isotonic calibration: the steep part of the score) and its data."""
     with threadpool_limits(1):
-        market = make_market(n_bars=8000, seed=5, trend_drift=0.0,
-                             edges=(edge("volume_momentum", drift=0.5),))  # fmt: skip
+        market = make_market(
+            n_bars=8000, seed=5, trend_drift=0.0, edges=(edge("volume_momentum", drift=0.5),)
+        )
         sig, out, x, y = closed_scalp_dataset(market)
         n = len(x) * 3 // 4
-        model = EnsembleScorer(n_estimators=20, gb_max_iter=20, nn_enabled=True,
-                               hidden_layer_sizes=(8,), n_splits=3, calibration="oof",
-                               n_jobs=1).fit(x.iloc[:n], y[:n],
-                                             signal_times=sig[S.SIGNAL_TIME].iloc[:n],
-                                             exit_times=out[S.EXIT_TIME].iloc[:n])  # fmt: skip
+        model = EnsembleScorer(
+            n_estimators=20,
+            gb_max_iter=20,
+            nn_enabled=True,
+            hidden_layer_sizes=(8,),
+            n_splits=3,
+            calibration="oof",
+            n_jobs=1,
+        ).fit(
+            x.iloc[:n],
+            y[:n],
+            signal_times=sig[S.SIGNAL_TIME].iloc[:n],
+            exit_times=out[S.EXIT_TIME].iloc[:n],
+        )
     return model, x.iloc[n:].reset_index(drop=True), (sig, out, x, y, n)
 
 
@@ -321,9 +348,22 @@ def test_a_malformed_range_declaration_is_a_clear_error(source, needle):
 
 def test_the_cli_refuses_an_out_of_range_parameter_before_the_run_starts(tmp_path):
     urls = [f"{k}_url=sqlite:///{tmp_path / k}.db" for k in ("database", "state")]
-    result = CliRunner().invoke(main, ["pipeline", "run", "retrain_publish", "-p",
-                                       "n_estimators=100000000000000000000000000", "-p",
-                                       urls[0], "-p", urls[1], "--reports-dir", str(tmp_path)])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "pipeline",
+            "run",
+            "retrain_publish",
+            "-p",
+            "n_estimators=100000000000000000000000000",
+            "-p",
+            urls[0],
+            "-p",
+            urls[1],
+            "--reports-dir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert "n_estimators" in result.output and "[1, 5000]" in result.output
     assert "100000000000000000000000000" in result.output and "Fix: " in result.output
@@ -350,8 +390,9 @@ def test_a_path_given_as_pipeline_name_is_refused_before_anything_is_written(tmp
             message = str(info.value)
             assert "is a path" in message and "Available: report, retrain_publish" in message
             assert "Fix: " in message
-        result = CliRunner().invoke(main, ["pipeline", "run", str(path), "--reports-dir",
-                                           str(reports)])  # fmt: skip
+        result = CliRunner().invoke(
+            main, ["pipeline", "run", str(path), "--reports-dir", str(reports)]
+        )
         assert result.exit_code == 2 and "is a path" in result.output, result.output
         assert "Available: report, retrain_publish" in result.output
     assert not reports.exists(), "nothing may be written for a refused name"

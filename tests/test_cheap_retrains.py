@@ -50,8 +50,9 @@ def test_warm_fit_renews_a_share_of_the_forest_and_leaves_the_model_in_force_unt
         np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(first.predict_proba(X)[:, 1], before)
     # the net went on training from where it was: changed, but not restarted
-    moved = [np.abs(a - b).max() for a, b in zip(warm.members_["nn"][-1].coefs_, old_coefs,
-                                                  strict=True)]  # fmt: skip
+    moved = [
+        np.abs(a - b).max() for a, b in zip(warm.members_["nn"][-1].coefs_, old_coefs, strict=True)
+    ]
     assert 0 < max(moved) < 1.0
 
 
@@ -60,8 +61,9 @@ def test_warm_fit_becomes_full_after_growth_or_a_change_of_settings():
     first = EnsembleScorer(**SMALL).fit(X.iloc[:1000], y[:1000])
     grown = EnsembleScorer(**SMALL).fit(X.iloc[:1200], y[:1200], warm_from=first)
     assert grown.fit_path_ == "full" and grown.full_fit_rows_ == 1200  # 20 % more rows
-    other = EnsembleScorer(**(SMALL | {"n_estimators": 30})).fit(X.iloc[:1050], y[:1050],
-                                                                  warm_from=first)  # fmt: skip
+    other = EnsembleScorer(**(SMALL | {"n_estimators": 30})).fit(
+        X.iloc[:1050], y[:1050], warm_from=first
+    )
     assert other.fit_path_ == "full"
     off = EnsembleScorer(**SMALL, refresh=0.0).fit(X.iloc[:1050], y[:1050], warm_from=first)
     assert off.fit_path_ == "full"
@@ -79,15 +81,15 @@ def test_prequential_calibration_uses_decision_time_scores_and_is_calibrated():
     for start in range(1000, len(y), 500):  # an earlier model scores the next block
         m = EnsembleScorer(**SMALL, calibration="none").fit(X.iloc[:start], y[:start])
         decision_raw[start : start + 500] = m.predict_raw(X.iloc[start : start + 500])
-    model = EnsembleScorer(**SMALL).fit(X.iloc[:5000], y[:5000],
-                                        decision_raw=decision_raw[:5000])  # fmt: skip
+    model = EnsembleScorer(**SMALL).fit(X.iloc[:5000], y[:5000], decision_raw=decision_raw[:5000])
     assert model.calibration_ == "prequential"
     seen = np.isfinite(decision_raw[:5000])
     seen[np.flatnonzero(seen)[:-2000]] = False  # the latest 2,000 decision-time scores
     assert np.isfinite(model.oof_scores_[seen]).all() and np.isnan(model.oof_scores_[~seen]).all()
     # the out-of-sample scores of the training rows are the decision-time ones, re-mapped
-    np.testing.assert_allclose(model.oof_scores_[seen],
-                               model.scores_from_raw(decision_raw[:5000][seen]), atol=1e-9)  # fmt: skip
+    np.testing.assert_allclose(
+        model.oof_scores_[seen], model.scores_from_raw(decision_raw[:5000][seen]), atol=1e-9
+    )
     q = model.predict_proba(X.iloc[5000:])[:, 1]
     bins = pd.qcut(q, 5, labels=False, duplicates="drop")
     truth = pd.Series(p[5000:]).groupby(bins).mean().to_numpy()
@@ -98,8 +100,9 @@ def test_prequential_calibration_uses_decision_time_scores_and_is_calibrated():
     # too few decision-time scores: out-of-fold instead
     few = np.full(5000, np.nan)
     few[-100:] = decision_raw[4900:5000]
-    assert EnsembleScorer(**SMALL).fit(X.iloc[:5000], y[:5000],
-                                       decision_raw=few).calibration_ == "oof"  # fmt: skip
+    assert (
+        EnsembleScorer(**SMALL).fit(X.iloc[:5000], y[:5000], decision_raw=few).calibration_ == "oof"
+    )
     with pytest.raises(ValueError, match="decision_raw has"):
         EnsembleScorer(**SMALL).fit(X.iloc[:100], y[:100], decision_raw=np.zeros(3))
 
@@ -112,8 +115,13 @@ def test_online_scorer_passes_decision_scores_and_the_model_in_force():
         feats = X.iloc[[i]]
         _, source, raw = scorer.score_frame(feats, return_raw=True)
         assert np.isnan(raw[0]) == (source[0] == "heuristic")
-        scorer.record_outcome({S.SIGNAL_ID: f"s{i}"}, "win" if y[i] else "loss", 1.0,
-                              features=feats.iloc[0].to_dict(), decision_raw=raw[0])  # fmt: skip
+        scorer.record_outcome(
+            {S.SIGNAL_ID: f"s{i}"},
+            "win" if y[i] else "loss",
+            1.0,
+            features=feats.iloc[0].to_dict(),
+            decision_raw=raw[0],
+        )
     assert scorer.model_version == 14  # 50, 100, ..., 700: none failed
     stored = [t[S.DECISION_RAW] for t in scorer.trades]
     assert stored[0] is None and stored[-1] == float(np.float32(stored[-1]))
@@ -156,7 +164,13 @@ def test_a_model_without_raw_scores_still_trains_and_scores():
 
     candles = load_market(n_bars=2500, seed=6)
     study = run_signals_and_phantoms(candles, ["scalp"], progress=False)
-    res = replay(candles, ["scalp"], ReplayConfig(n_boot=50), study=study, progress=False,
-                 model_factory=Plain)  # fmt: skip
+    res = replay(
+        candles,
+        ["scalp"],
+        ReplayConfig(n_boot=50),
+        study=study,
+        progress=False,
+        model_factory=Plain,
+    )
     assert len(res.retrains) >= 3 and (res.decisions[S.SCORE_SOURCE] == "ml").any()
     assert res.decisions[S.DECISION_RAW].isna().all()

@@ -33,13 +33,24 @@ def test_help_lists_the_demo():
     assert result.exit_code == 0 and "demo" in result.output
 
 
-def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkeypatch,
-                                                                reports_dir):  # fmt: skip
+def test_demo_on_synthetic_market_replays_and_publishes_locally(tmp_path, monkeypatch, reports_dir):
     for var in ("PHANTOMLAB_REDIS_URL", "PHANTOMLAB_DATABASE_URL", "PHANTOMLAB_SIGNING_KEY"):
         monkeypatch.delenv(var, raising=False)
     work = tmp_path / "work"
-    result = CliRunner().invoke(main, ["demo", "--bars", "4000", "--out", str(tmp_path),
-                                       "--workdir", str(work), "--retrain-every", "200"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "demo",
+            "--bars",
+            "4000",
+            "--out",
+            str(tmp_path),
+            "--workdir",
+            str(work),
+            "--retrain-every",
+            "200",
+        ],
+    )
     assert result.exit_code == 0, result.output
     for strategy in ("trend", "range", "scalp"):
         assert strategy in result.output
@@ -79,8 +90,9 @@ def test_demo_publishes_to_redis_when_a_url_is_given(tmp_path, monkeypatch, repo
     monkeypatch.setenv("PHANTOMLAB_NAMESPACE", ns)
     monkeypatch.setenv("PHANTOMLAB_SIGNING_KEY", "cli-test-signing-key-0123456789")
     try:
-        result = CliRunner().invoke(main, ["demo", "--bars", "3000", "--workdir",
-                                           str(tmp_path), "--retrain-every", "200"])  # fmt: skip
+        result = CliRunner().invoke(
+            main, ["demo", "--bars", "3000", "--workdir", str(tmp_path), "--retrain-every", "200"]
+        )
         assert result.exit_code == 0, result.output
         assert "redis://127.0.0.1:6379/0" in result.output
         keys = open_state().all_keys()
@@ -107,8 +119,9 @@ def test_demo_on_a_user_folder(tmp_path, data_dir):
     folder = tmp_path / "data"
     folder.mkdir()
     (folder / "BTC_USDT_1h.csv.gz").write_bytes((data_dir / "BTC_USDT_1h.csv.gz").read_bytes())
-    result = CliRunner().invoke(main, ["demo", "--data", str(folder), "--workdir",
-                                       str(tmp_path / "work"), "--no-report"])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["demo", "--data", str(folder), "--workdir", str(tmp_path / "work"), "--no-report"]
+    )
     assert result.exit_code == 0, result.output
     assert "BTC_USDT_1h" in result.output
     assert not (tmp_path / "reports").exists()

@@ -19,8 +19,13 @@ from research.signals.external import load_signals
 
 PHANTOMLAB = Path(sys.executable).parent / "phantomlab"
 FAST = ["--light", "--retrain-every", "100", "--no-progress"]
-OUTPUTS = ("decisions.parquet", "summary.parquet", "uplift.parquet", "retrains.parquet",
-           "uplift.csv")  # fmt: skip
+OUTPUTS = (
+    "decisions.parquet",
+    "summary.parquet",
+    "uplift.parquet",
+    "retrains.parquet",
+    "uplift.csv",
+)
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +54,10 @@ def _check_outputs(out: Path, signals_csv: Path) -> pd.DataFrame:
 def test_replay_of_a_users_signals_in_process(user_files, tmp_path, monkeypatch):
     root, written = user_files
     monkeypatch.setenv("PHANTOMLAB_REPORTS_DIR", str(tmp_path / "reports"))
-    result = CliRunner().invoke(main, ["replay", "--signals", str(root / "signals.csv"),
-                                       "--data", str(root / "data"), *FAST])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        ["replay", "--signals", str(root / "signals.csv"), "--data", str(root / "data"), *FAST],
+    )
     assert result.exit_code == 0, result.output
     assert f"Replay of {len(written):,} signals" in result.output
     assert "x_confidence, x_venue=binance, x_venue=okx" in result.output
@@ -66,10 +73,27 @@ def test_replay_of_a_users_signals_as_a_subprocess(user_files, tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PHANTOMLAB_REPORTS_DIR": str(tmp_path)}
     proc = subprocess.run(
-        [str(PHANTOMLAB), "replay", "--signals", str(root / "signals.csv"), "--data",
-         str(root / "data"), "--out", str(out), "--timeout-hours", "12", "--seed", "1", *FAST],
-        capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path,
-    )  # fmt: skip
+        [
+            str(PHANTOMLAB),
+            "replay",
+            "--signals",
+            str(root / "signals.csv"),
+            "--data",
+            str(root / "data"),
+            "--out",
+            str(out),
+            "--timeout-hours",
+            "12",
+            "--seed",
+            "1",
+            *FAST,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        cwd=tmp_path,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "Filter uplift" in proc.stdout
     _check_outputs(out, root / "signals.csv")
@@ -78,8 +102,17 @@ def test_replay_of_a_users_signals_as_a_subprocess(user_files, tmp_path):
 def test_help_documents_the_options():
     result = CliRunner().invoke(main, ["replay", "--help"])
     assert result.exit_code == 0
-    for option in ("--signals", "--data", "--out", "--timeout-hours", "--seed", "--light",
-                   "--retrain-every", "--no-progress", "signal_time"):  # fmt: skip
+    for option in (
+        "--signals",
+        "--data",
+        "--out",
+        "--timeout-hours",
+        "--seed",
+        "--light",
+        "--retrain-every",
+        "--no-progress",
+        "signal_time",
+    ):
         assert option in result.output, option
 
 
@@ -97,8 +130,9 @@ def test_bad_input_exits_2_with_the_fix(user_files, tmp_path, header, needle):
     path = tmp_path / "signals.csv"
     if header is not None:
         path.write_text(f"{header}\nNOPE/USDT,long,2024-01-02T00:00:00Z,100,99,102\n")
-    result = CliRunner().invoke(main, ["replay", "--signals", str(path), "--data",
-                                       str(root / "data"), *FAST])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["replay", "--signals", str(path), "--data", str(root / "data"), *FAST]
+    )
     assert result.exit_code == 2, result.output
     assert needle in result.output and "Fix:" in result.output
 
@@ -106,9 +140,17 @@ def test_bad_input_exits_2_with_the_fix(user_files, tmp_path, header, needle):
 def test_bad_input_exits_2_as_a_subprocess(user_files, tmp_path):
     root, _ = user_files
     proc = subprocess.run(
-        [str(PHANTOMLAB), "replay", "--signals", str(tmp_path / "missing.csv"), "--data",
-         str(root / "data")],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
+        [
+            str(PHANTOMLAB),
+            "replay",
+            "--signals",
+            str(tmp_path / "missing.csv"),
+            "--data",
+            str(root / "data"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 2
     assert "no signals file at" in proc.stderr and "Fix: check the path" in proc.stderr

@@ -28,8 +28,10 @@ from research.known_answer import known_answer_market
 from research.replay import ReplayConfig
 from research.sweep import COLUMNS, sweep
 
-LIGHT = ReplayConfig(scorer=ScorerConfig(n_estimators=20, gb_max_iter=20, nn_enabled=False,
-                                         retrain_every=100), n_boot=200)  # fmt: skip
+LIGHT = ReplayConfig(
+    scorer=ScorerConfig(n_estimators=20, gb_max_iter=20, nn_enabled=False, retrain_every=100),
+    n_boot=200,
+)
 VERDICTS = {"skill", "harm", "none", "too_few"}
 
 
@@ -69,8 +71,9 @@ def test_map_tasks_on_the_cluster_equals_the_loop_and_keeps_order(cluster):
     items = [7, 3, 0, 5, 2, 9, 1, 4]
     shared = {"offset": 0.5, "data": np.arange(1000, dtype=np.float64)}
     here = map_tasks(_square_plus, items, progress=False, shared=shared)
-    there = map_tasks(_square_plus, items, scheduler=cluster.scheduler_address, progress=False,
-                      shared=shared)  # fmt: skip
+    there = map_tasks(
+        _square_plus, items, scheduler=cluster.scheduler_address, progress=False, shared=shared
+    )
     assert there == here
     assert [r[0] for r in there] == [i**2 + 0.5 + 499_500.0 for i in items]
     assert {r[1] for r in there} == {1}  # BLAS / OpenMP limited to one thread in every task
@@ -81,8 +84,9 @@ def test_map_tasks_on_the_cluster_equals_the_loop_and_keeps_order(cluster):
 def test_an_exception_in_a_task_names_its_item(cluster, where):
     scheduler = cluster.scheduler_address if where == "cluster" else where
     with pytest.raises(TaskError, match=r"the task of 3 failed.*ValueError: three is not") as info:
-        map_tasks(_fails_on_three, [1, 2, 3, 4], scheduler=scheduler, progress=False,
-                  desc="numbers")  # fmt: skip
+        map_tasks(
+            _fails_on_three, [1, 2, 3, 4], scheduler=scheduler, progress=False, desc="numbers"
+        )
     assert info.value.item == 3 and "numbers" in str(info.value)
     assert isinstance(info.value.__cause__, ValueError)
 
@@ -134,13 +138,22 @@ def test_a_client_to_a_running_cluster_leaves_it_running(cluster):
 def test_sweep_on_the_cluster_equals_the_sweep_in_process(cluster, planted):
     grid = {"rule": ["seed", "rigorous"], "retrain_every": [100]}
     here = sweep(planted, grid, base=LIGHT, strategies=("scalp",), progress=False)
-    there = sweep(planted, grid, base=LIGHT, strategies=("scalp",), progress=False,
-                  scheduler=cluster.scheduler_address)  # fmt: skip
+    there = sweep(
+        planted,
+        grid,
+        base=LIGHT,
+        strategies=("scalp",),
+        progress=False,
+        scheduler=cluster.scheduler_address,
+    )
     pd.testing.assert_frame_equal(there, here)  # exactly: no tolerance
     assert list(here.columns) == ["rule", "retrain_every", S.STRATEGY, *COLUMNS]
     assert here[["rule", S.STRATEGY]].values.tolist() == [
-        ["seed", "scalp"], ["seed", "all"], ["rigorous", "scalp"], ["rigorous", "all"]
-    ]  # fmt: skip
+        ["seed", "scalp"],
+        ["seed", "all"],
+        ["rigorous", "scalp"],
+        ["rigorous", "all"],
+    ]
     assert set(here["verdict"]) <= VERDICTS and (here["retrains"] >= 1).all()
     assert (here["skill_low"] <= here["skill"]).all() and (
         here["skill"] <= here["skill_high"]
@@ -159,8 +172,11 @@ def test_efficacy_on_the_cluster_equals_efficacy_in_process(cluster):
 
 
 def test_an_unknown_or_bad_sweep_setting_gives_the_fix(planted):
-    with pytest.raises(ValueError, match=r"unknown sweep setting\(s\) \['threshold'\]\. Fix: "
-                       r"vary some of: rule .*retrain_every .*costs .*exploration"):  # fmt: skip
+    with pytest.raises(
+        ValueError,
+        match=r"unknown sweep setting\(s\) \['threshold'\]\. Fix: "
+        r"vary some of: rule .*retrain_every .*costs .*exploration",
+    ):
         sweep(planted, {"threshold": [60]}, base=LIGHT, progress=False)
     with pytest.raises(ValueError, match=r"rule='strict'.*Fix: rule is ThresholdConfig.rule"):
         sweep(planted, {"rule": ["strict"]}, base=LIGHT, progress=False)
@@ -176,18 +192,52 @@ def test_an_unknown_or_bad_sweep_setting_gives_the_fix(planted):
 def test_sweep_help_lists_the_options():
     result = CliRunner().invoke(main, ["sweep", "--help"])
     assert result.exit_code == 0, result.output
-    for option in ("--data", "--kind", "--seed", "--n-bars", "--rule", "--retrain-every",
-                   "--costs", "--scheduler", "--light", "--out", "--no-progress",
-                   "PHANTOMLAB_DASK_SCHEDULER"):  # fmt: skip
+    for option in (
+        "--data",
+        "--kind",
+        "--seed",
+        "--n-bars",
+        "--rule",
+        "--retrain-every",
+        "--costs",
+        "--scheduler",
+        "--light",
+        "--out",
+        "--no-progress",
+        "PHANTOMLAB_DASK_SCHEDULER",
+    ):
         assert option in result.output, option
 
 
 def test_a_tiny_sweep_writes_its_table(tmp_path):
     out = tmp_path / "sweep" / "table.csv"
-    args = ["sweep", "--kind", "planted", "--seed", "2", "--n-bars", "1500", "--strategies",
-            "scalp", "--rule", "seed", "--rule", "rigorous", "--retrain-every", "100,200",
-            "--costs", "crypto_perp", "--n-boot", "100", "--light", "--scheduler", "in-process",
-            "--no-progress", "--out", str(out)]  # fmt: skip
+    args = [
+        "sweep",
+        "--kind",
+        "planted",
+        "--seed",
+        "2",
+        "--n-bars",
+        "1500",
+        "--strategies",
+        "scalp",
+        "--rule",
+        "seed",
+        "--rule",
+        "rigorous",
+        "--retrain-every",
+        "100,200",
+        "--costs",
+        "crypto_perp",
+        "--n-boot",
+        "100",
+        "--light",
+        "--scheduler",
+        "in-process",
+        "--no-progress",
+        "--out",
+        str(out),
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     assert "Sweep of 4 setting(s)" in result.output and str(out) in result.output

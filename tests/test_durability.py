@@ -58,16 +58,26 @@ def _feed(recorder, rows, feats, stop_at=None, on_stop=None):
 
 def _view(store):
     scorer = store.load_scorer("scalp")
-    return (store.completed(), store.completed(scalp=True), store.win_history("scalp"),
-            scorer["completed_trades"], scorer["ev_buckets"], scorer["trades"])  # fmt: skip
+    return (
+        store.completed(),
+        store.completed(scalp=True),
+        store.win_history("scalp"),
+        scorer["completed_trades"],
+        scorer["ev_buckets"],
+        scorer["trades"],
+    )
 
 
-def test_redis_stopped_mid_run_loses_nothing_and_rebuild_restores_it(audit, redis_server,
-                                                                     trades, tmp_path):  # fmt: skip
+def test_redis_stopped_mid_run_loses_nothing_and_rebuild_restores_it(
+    audit, redis_server, trades, tmp_path
+):
     rows, feats = trades
-    live = OutcomeRecorder(audit=audit, state=open_state(redis_server.url),
-                           journal=OutcomeJournal(tmp_path / "journal.jsonl"),
-                           scorers={"scalp": MLScorer("scalp", config=NO_TRAIN)})  # fmt: skip
+    live = OutcomeRecorder(
+        audit=audit,
+        state=open_state(redis_server.url),
+        journal=OutcomeJournal(tmp_path / "journal.jsonl"),
+        scorers={"scalp": MLScorer("scalp", config=NO_TRAIN)},
+    )
     half = len(rows) // 2
     _feed(live, rows, feats, stop_at=half, on_stop=redis_server.stop)
     assert live.state_stale
@@ -79,8 +89,12 @@ def test_redis_stopped_mid_run_loses_nothing_and_rebuild_restores_it(audit, redi
     assert counts == {"scalp": len(rows)} and not live.state_stale
     # the rebuilt view equals that of a store that never went down
     ref_store = open_state(f"sqlite:///{tmp_path / 'ref.db'}")
-    ref = OutcomeRecorder(audit=audit, state=ref_store, journal=OutcomeJournal(tmp_path / "r"),
-                          scorers={"scalp": MLScorer("scalp", config=NO_TRAIN)})  # fmt: skip
+    ref = OutcomeRecorder(
+        audit=audit,
+        state=ref_store,
+        journal=OutcomeJournal(tmp_path / "r"),
+        scorers={"scalp": MLScorer("scalp", config=NO_TRAIN)},
+    )
     _feed(ref, rows, feats)
     assert audit.count_trades() == len(rows)  # recording again counted nothing twice
     rebuilt, expected = _view(open_state(redis_server.url)), _view(ref_store)
@@ -122,15 +136,17 @@ def test_state_rebuild_command(audit, trades, tmp_path):
     audit.record_trades(rows.iloc[:50], features=feats)
     url = f"sqlite:///{tmp_path / 'state.db'}"
     db_url = audit.url.render_as_string(hide_password=False)
-    result = CliRunner().invoke(main, ["state", "rebuild", "--state-url", url,
-                                       "--database-url", db_url])  # fmt: skip
+    result = CliRunner().invoke(
+        main, ["state", "rebuild", "--state-url", url, "--database-url", db_url]
+    )
     assert result.exit_code == 0, result.output
     assert "50 trade(s)" in result.output
     assert len(open_state(url).completed()) == 50
     assert rebuild_state(audit, open_state(url)) == {"scalp": 50}  # idempotent
     assert len(open_state(url).completed()) == 50
-    down = CliRunner().invoke(main, ["state", "rebuild", "--state-url", "redis://127.0.0.1:1/0",
-                                     "--database-url", db_url])  # fmt: skip
+    down = CliRunner().invoke(
+        main, ["state", "rebuild", "--state-url", "redis://127.0.0.1:1/0", "--database-url", db_url]
+    )
     assert down.exit_code == 1 and "Fix" in down.output
 
 

@@ -26,15 +26,25 @@ def _decisions(study, passed: np.ndarray, score=None) -> pd.DataFrame:
     """A decisions frame as the replay writes it, for a filter given as a boolean array."""
     out, sig = study.outcomes, study.signals
     cost = signal_costs(sig)
-    return pd.DataFrame({
-        S.SIGNAL_ID: sig[S.SIGNAL_ID], S.STRATEGY: sig[S.STRATEGY], S.SYMBOL: sig[S.SYMBOL],
-        S.SIGNAL_TIME: sig[S.SIGNAL_TIME], S.EXIT_TIME: out[S.EXIT_TIME],
-        S.CENSORED: out[S.CENSORED], S.OUTCOME: out[S.OUTCOME],
-        "rr_gross": out[S.REALIZED_RR], S.RR_IF_EXECUTED: out[S.REALIZED_RR] - cost["cost_r"],
-        "cost_r": cost["cost_r"], S.PASSED: passed, S.WAS_EXECUTED: passed,
-        S.ML_SCORE: np.zeros(len(sig)) if score is None else score,
-        S.SCORE_SOURCE: "ml", S.P_EXECUTE: np.where(passed, 1.0, 0.0),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            S.SIGNAL_ID: sig[S.SIGNAL_ID],
+            S.STRATEGY: sig[S.STRATEGY],
+            S.SYMBOL: sig[S.SYMBOL],
+            S.SIGNAL_TIME: sig[S.SIGNAL_TIME],
+            S.EXIT_TIME: out[S.EXIT_TIME],
+            S.CENSORED: out[S.CENSORED],
+            S.OUTCOME: out[S.OUTCOME],
+            "rr_gross": out[S.REALIZED_RR],
+            S.RR_IF_EXECUTED: out[S.REALIZED_RR] - cost["cost_r"],
+            "cost_r": cost["cost_r"],
+            S.PASSED: passed,
+            S.WAS_EXECUTED: passed,
+            S.ML_SCORE: np.zeros(len(sig)) if score is None else score,
+            S.SCORE_SOURCE: "ml",
+            S.P_EXECUTE: np.where(passed, 1.0, 0.0),
+        }
+    )
 
 
 def test_the_null_market_has_zero_expected_gross_r():
@@ -58,8 +68,7 @@ def test_the_skill_interval_covers_zero_on_null_markets_at_its_stated_rate():
     covered = 0
     for seed in range(20):
         _, study = _study("null", 100 + seed, 6_000)
-        score = heuristic_scores(study.features.reset_index(drop=True),
-                                 strategy=None)  # fmt: skip
+        score = heuristic_scores(study.features.reset_index(drop=True), strategy=None)
         passed = score >= np.median(score)
         up = filter_uplift(_decisions(study, passed, score), n_boot=400, seed=seed)
         row = up.loc["all"]
@@ -114,18 +123,26 @@ def test_costs_per_venue_in_r_and_charged_exactly_once():
     assert is_fx("EURUSD_1h") and is_fx("GBP/USD") and not is_fx("BTC_USDT_5m")
     assert profile_for("USDJPY").spread == pytest.approx(0.01)
     assert profile_for("ETH_USDT_1h").name == "crypto_perp"
-    sig = pd.DataFrame({S.SYMBOL: ["BTC_USDT", "EURUSD", "ES"], S.ENTRY: [100.0, 1.1, 5000.0],
-                        S.SL: [99.0, 1.099, 4990.0]})  # fmt: skip
+    sig = pd.DataFrame(
+        {
+            S.SYMBOL: ["BTC_USDT", "EURUSD", "ES"],
+            S.ENTRY: [100.0, 1.1, 5000.0],
+            S.SL: [99.0, 1.099, 4990.0],
+        }
+    )
     model = CostModel(symbols={"ES": futures(0.25)})
     c = signal_costs(sig, model)
     # 0.10 % + 2 x 0.01 % of 100 = 0.12 against a stop of 1; 1 pip against 10 pips; 2.4 ticks
     np.testing.assert_allclose(c["cost_r"], [0.12, 0.1, 2 * 1.2 * 0.25 / 10])
     with pytest.raises(ValueError, match="unknown cost profile"):
         CostModel(default="crypto_perps")
-    out = pd.DataFrame({S.REALIZED_RR: [2.0, 0.0, -1.0, 0.05],
-                        S.PNL_PERCENT: [2.0, 0.0, -1.0, 0.05],
-                        S.OUTCOME: pd.Categorical(["win", "loss", "loss", "win"],
-                                                  categories=S.OUTCOMES)})  # fmt: skip
+    out = pd.DataFrame(
+        {
+            S.REALIZED_RR: [2.0, 0.0, -1.0, 0.05],
+            S.PNL_PERCENT: [2.0, 0.0, -1.0, 0.05],
+            S.OUTCOME: pd.Categorical(["win", "loss", "loss", "win"], categories=S.OUTCOMES),
+        }
+    )
     net = apply_costs(out, pd.DataFrame({"cost_r": [0.1] * 4, "cost_pct": [0.1] * 4}))
     np.testing.assert_allclose(net[S.REALIZED_RR], [1.9, -0.1, -1.1, -0.05])
     assert net[S.OUTCOME].tolist() == ["win", "loss", "loss", "loss"]  # a win smaller than costs
@@ -135,9 +152,17 @@ def test_the_replay_learns_the_planted_edge_and_the_model_chooses():
     """Light settings, 1/3 of the demo's market: the model era's skill is positive; the
     models (not the heuristic) choose most executed trades; costs are charged once."""
     candles, study = _study("planted", 0, 8_000)
-    cfg = ReplayConfig(scorer=ScorerConfig(retrain_every=150, n_estimators=60, gb_max_iter=60,
-                                           nn_enabled=False, learn_from_timeouts=True),
-                       retrain_every={"range": 50}, n_boot=300)  # fmt: skip
+    cfg = ReplayConfig(
+        scorer=ScorerConfig(
+            retrain_every=150,
+            n_estimators=60,
+            gb_max_iter=60,
+            nn_enabled=False,
+            learn_from_timeouts=True,
+        ),
+        retrain_every={"range": 50},
+        n_boot=300,
+    )
     res = replay(candles, config=cfg, study=study, progress=False)
     dec = res.decisions
     ex = dec[S.WAS_EXECUTED]
@@ -145,8 +170,9 @@ def test_the_replay_learns_the_planted_edge_and_the_model_chooses():
     model = res.uplift  # the rule in force, all eras
     assert model.loc["all", "skill"] > 0
     closed = ~dec[S.CENSORED]
-    np.testing.assert_allclose(dec.loc[closed, S.RR_IF_EXECUTED],
-                               dec.loc[closed, "rr_gross"] - dec.loc[closed, "cost_r"])  # fmt: skip
+    np.testing.assert_allclose(
+        dec.loc[closed, S.RR_IF_EXECUTED], dec.loc[closed, "rr_gross"] - dec.loc[closed, "cost_r"]
+    )
     # thresholds of the rule in force come from the model's own out-of-fold scores
     assert (res.threshold_fits["scores"] == "oof").any()
     assert set(res.retrains["strategy"]) == {"trend", "range", "scalp"}  # range learns too
@@ -162,8 +188,9 @@ def test_shuffled_outcomes_move_between_signals_of_a_strategy_and_keep_exit_time
     assert after[S.CENSORED].equals(before[S.CENSORED])
     assert (after[S.REALIZED_RR] != before[S.REALIZED_RR]).mean() > 0.4
     by = study.signals[S.STRATEGY]
-    pd.testing.assert_series_equal(after.groupby(by)[S.REALIZED_RR].sum(),
-                                   before.groupby(by)[S.REALIZED_RR].sum())  # fmt: skip
+    pd.testing.assert_series_equal(
+        after.groupby(by)[S.REALIZED_RR].sum(), before.groupby(by)[S.REALIZED_RR].sum()
+    )
     won = (after[S.OUTCOME] == "win") == (after[S.EXIT_REASON] == "tp")
     assert won.all(), "label and R travel together"
 
@@ -171,11 +198,17 @@ def test_shuffled_outcomes_move_between_signals_of_a_strategy_and_keep_exit_time
 def test_efficacy_reports_the_product_against_its_oracle():
     from research.efficacy import efficacy
 
-    light = ReplayConfig(scorer=ScorerConfig(retrain_every=100, n_estimators=20, gb_max_iter=20,
-                                             nn_enabled=False, learn_from_timeouts=True),
-                         n_boot=100)  # fmt: skip
-    table = efficacy(("planted", "null"), seed=0, n_bars=3_000, config=light,
-                     strategies=("scalp",))  # fmt: skip
+    light = ReplayConfig(
+        scorer=ScorerConfig(
+            retrain_every=100,
+            n_estimators=20,
+            gb_max_iter=20,
+            nn_enabled=False,
+            learn_from_timeouts=True,
+        ),
+        n_boot=100,
+    )
+    table = efficacy(("planted", "null"), seed=0, n_bars=3_000, config=light, strategies=("scalp",))
     assert set(table["kind"]) == {"planted", "null"}
     planted = table[(table["kind"] == "planted") & (table[S.STRATEGY] == "all")].iloc[0]
     null = table[(table["kind"] == "null") & (table[S.STRATEGY] == "all")].iloc[0]

@@ -35,8 +35,14 @@ def test_reliability_table_and_ece_by_hand():
 def test_calibrated_ensemble_is_no_worse_than_the_base_rate_out_of_sample(data_dir):
     sig, out, x, y = closed_scalp_dataset(load_candles(data_dir / "BTC_USDT_5m.csv.gz"))
     ev, preds = walk_forward_evaluation(
-        x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3, return_predictions=True,
-        model_factory=lambda: EnsembleScorer(n_estimators=60, gb_max_iter=60))  # fmt: skip
+        x,
+        y,
+        sig[S.SIGNAL_TIME],
+        out[S.EXIT_TIME],
+        n_splits=3,
+        return_predictions=True,
+        model_factory=lambda: EnsembleScorer(n_estimators=60, gb_max_iter=60),
+    )
     mean = ev.groupby("model")[["auc", "brier", "log_loss", "ece"]].mean()
     assert set(ev["model"]) == {"ensemble", "base_rate", "heuristic"}
     assert (ev.groupby("fold")["n_test"].first() > 500).all()

@@ -47,8 +47,10 @@ def test_minimal_file_becomes_the_signals_frame(tmp_path):
     assert list(sig.columns) == list(S.SIGNAL_COLUMNS)
     S.validate_signals(sig)
     # sorted by time; the naive time is UTC; strategy defaults to 'external'
-    assert sig[S.SIGNAL_TIME].tolist() == [pd.Timestamp("2024-01-01 00:05", tz="UTC"),
-                                           pd.Timestamp("2024-01-01 00:10", tz="UTC")]  # fmt: skip
+    assert sig[S.SIGNAL_TIME].tolist() == [
+        pd.Timestamp("2024-01-01 00:05", tz="UTC"),
+        pd.Timestamp("2024-01-01 00:10", tz="UTC"),
+    ]
     assert sig[S.SIDE].tolist() == ["short", "long"] and set(sig[S.STRATEGY]) == {"external"}
     expected = new_signal_ids("BTC/USDT", "external", sig[S.SIDE], sig[S.SIGNAL_TIME])
     assert sig[S.SIGNAL_ID].tolist() == expected  # deterministic, as our own strategies'
@@ -56,18 +58,25 @@ def test_minimal_file_becomes_the_signals_frame(tmp_path):
 
 
 def test_aliases_case_offsets_epochs_and_parquet(tmp_path):
-    raw = pd.DataFrame({
-        "Symbol": ["ETH-USD", "ETH-USD", "ETH-USD"],
-        "SIDE": [" Buy", "SELL", "Long"],
-        "Signal Time": [1704067500, 1704067800000, 1704068100],  # seconds, milliseconds
-        "entry": [10.0, 10.0, 10.0], "sl": [9.0, 11.0, 9.5], "tp": [12.0, 8.0, 11.0],
-        "strategy": ["a", "b", "a"], "signal_id": ["x1", "x2", "x3"], "timeout_hours": [6, None, 2],
-    })  # fmt: skip
+    raw = pd.DataFrame(
+        {
+            "Symbol": ["ETH-USD", "ETH-USD", "ETH-USD"],
+            "SIDE": [" Buy", "SELL", "Long"],
+            "Signal Time": [1704067500, 1704067800000, 1704068100],  # seconds, milliseconds
+            "entry": [10.0, 10.0, 10.0],
+            "sl": [9.0, 11.0, 9.5],
+            "tp": [12.0, 8.0, 11.0],
+            "strategy": ["a", "b", "a"],
+            "signal_id": ["x1", "x2", "x3"],
+            "timeout_hours": [6, None, 2],
+        }
+    )
     raw.to_parquet(tmp_path / "s.parquet")
     sig = load_signals(tmp_path / "s.parquet")
     assert sig[S.SIDE].tolist() == ["long", "short", "long"]
-    assert sig[S.SIGNAL_TIME].tolist() == list(pd.to_datetime([1704067500, 1704067800,
-                                                               1704068100], unit="s", utc=True))  # fmt: skip
+    assert sig[S.SIGNAL_TIME].tolist() == list(
+        pd.to_datetime([1704067500, 1704067800, 1704068100], unit="s", utc=True)
+    )
     assert sig[S.SIGNAL_ID].tolist() == ["x1", "x2", "x3"]
     assert sig[S.STRATEGY].tolist() == ["a", "b", "a"]
     assert sig[S.TIMEOUT_HOURS].tolist()[::2] == [6.0, 2.0] and np.isnan(sig[S.TIMEOUT_HOURS][1])
@@ -76,8 +85,12 @@ def test_aliases_case_offsets_epochs_and_parquet(tmp_path):
 
 
 def test_extra_columns_become_x_features_with_a_fixed_vocabulary(tmp_path, caplog):
-    rows = [r + extra for r, extra in zip(ROWS, [",0.5,okx,True,2024-01-01",
-                                                 ",,binance,False,2024-01-02"], strict=True)]  # fmt: skip
+    rows = [
+        r + extra
+        for r, extra in zip(
+            ROWS, [",0.5,okx,True,2024-01-01", ",,binance,False,2024-01-02"], strict=True
+        )
+    ]
     many = "|".join(f"v{i}" for i in range(MAX_CATEGORIES + 1))
     header = f"{HEADER},confidence,venue,flag,seen"
     with caplog.at_level(logging.WARNING):
@@ -90,13 +103,24 @@ def test_extra_columns_become_x_features_with_a_fixed_vocabulary(tmp_path, caplo
     assert sig.attrs["extra_categories"] == {"venue": ("binance", "okx")}
     assert "seen (dates)" in caplog.text and "not used as features" in caplog.text
     # a later file scored by a fitted model: the same columns, whatever values it has
-    later = load_signals(_csv(tmp_path, ROWS[0] + ",1,bybit,True,2024-01-03", header=header,
-                              name="later.csv"), categories=sig.attrs["extra_categories"])  # fmt: skip
+    later = load_signals(
+        _csv(tmp_path, ROWS[0] + ",1,bybit,True,2024-01-03", header=header, name="later.csv"),
+        categories=sig.attrs["extra_categories"],
+    )
     assert [c for c in extra_columns(later) if "venue" in c] == ["x_venue=binance", "x_venue=okx"]
     assert later[["x_venue=binance", "x_venue=okx"]].to_numpy().tolist() == [[0.0, 0.0]]
-    wide = pd.DataFrame({**{c: [v] * (MAX_CATEGORIES + 1) for c, v in zip(
-        HEADER.split(","), ["A", "long", "2024-01-01", 10, 9, 11], strict=True)},
-        "signal_id": [f"s{i}" for i in range(MAX_CATEGORIES + 1)], "tag": many.split("|")})  # fmt: skip
+    wide = pd.DataFrame(
+        {
+            **{
+                c: [v] * (MAX_CATEGORIES + 1)
+                for c, v in zip(
+                    HEADER.split(","), ["A", "long", "2024-01-01", 10, 9, 11], strict=True
+                )
+            },
+            "signal_id": [f"s{i}" for i in range(MAX_CATEGORIES + 1)],
+            "tag": many.split("|"),
+        }
+    )
     assert extra_columns(prepare_signals(wide)) == []  # too many values to one-hot
 
 
@@ -122,8 +146,9 @@ def test_missing_file_and_unknown_type(tmp_path):
 
 
 def test_missing_columns_suggest_close_names(tmp_path):
-    msg = _error(tmp_path, "X,long,2024-01-01,100,99,102",
-                 header="symbol,side,signal_tme,entry,stop_loss,tp")  # fmt: skip
+    msg = _error(
+        tmp_path, "X,long,2024-01-01,100,99,102", header="symbol,side,signal_tme,entry,stop_loss,tp"
+    )
     assert "missing column(s) ['signal_time', 'sl']" in msg
     assert "'signal_tme' -> 'signal_time'" in msg and "'stop_loss' -> 'sl'" in msg
     assert "duplicate" not in msg
@@ -139,8 +164,12 @@ def test_empty_required_values(tmp_path):
 
 
 def test_unreadable_times_name_the_lines_and_say_utc_close_time(tmp_path):
-    msg = _error(tmp_path, ROWS[0], "BTC/USDT,long,yesterday,100,99,102",
-                 "BTC/USDT,long,2024-13-45,100,99,102")  # fmt: skip
+    msg = _error(
+        tmp_path,
+        ROWS[0],
+        "BTC/USDT,long,yesterday,100,99,102",
+        "BTC/USDT,long,2024-13-45,100,99,102",
+    )
     assert "unreadable signal_time at lines 3 ('yesterday'), 4 ('2024-13-45')" in msg
     assert "UTC" in msg and "close time of the bar" in msg
 
@@ -158,8 +187,12 @@ def test_prices_must_be_positive_numbers(tmp_path):
 
 
 def test_sl_tp_on_the_wrong_side_for_the_side(tmp_path):
-    msg = _error(tmp_path, ROWS[0], "BTC/USDT,long,2024-01-01T00:15:00Z,100,102,99",
-                 "BTC/USDT,short,2024-01-01T00:20:00Z,100,98,101")  # fmt: skip
+    msg = _error(
+        tmp_path,
+        ROWS[0],
+        "BTC/USDT,long,2024-01-01T00:15:00Z,100,102,99",
+        "BTC/USDT,short,2024-01-01T00:20:00Z,100,98,101",
+    )
     assert "wrong side of entry for the side at lines 3, 4" in msg
     assert "first: long: sl=102, entry=100, tp=99" in msg
     assert "a long needs sl < entry < tp and a short tp < entry < sl" in msg
@@ -171,8 +204,9 @@ def test_duplicate_signal_ids_given_or_derived(tmp_path):
     msg = _error(tmp_path, *ROWS, ROWS[0])
     assert "duplicate signal_id at lines 2" in msg and ", 4" in msg
     assert "same signal (symbol, strategy, side and signal_time" in msg
-    assert "empty signal_id at line 3" in _error(tmp_path, ROWS[0] + ",a", ROWS[1] + ",",
-                                                 header=f"{HEADER},signal_id")  # fmt: skip
+    assert "empty signal_id at line 3" in _error(
+        tmp_path, ROWS[0] + ",a", ROWS[1] + ",", header=f"{HEADER},signal_id"
+    )
 
 
 def test_optional_columns_and_extras_are_checked_too(tmp_path):
@@ -208,8 +242,14 @@ def test_extra_features_are_model_inputs_with_the_same_columns_at_scoring():
 
     rng = np.random.default_rng(0)
     n = 300
-    x = pd.DataFrame({"rsi_14": rng.uniform(0, 100, n), "session": rng.choice(S.SESSIONS, n),
-                      "x_conf": rng.normal(size=n), "x_venue=okx": rng.integers(0, 2, n) * 1.0})  # fmt: skip
+    x = pd.DataFrame(
+        {
+            "rsi_14": rng.uniform(0, 100, n),
+            "session": rng.choice(S.SESSIONS, n),
+            "x_conf": rng.normal(size=n),
+            "x_venue=okx": rng.integers(0, 2, n) * 1.0,
+        }
+    )
     y = (x["x_conf"] + 0.3 * rng.normal(size=n) > 0).astype(int).to_numpy()
     assert entry_features(x) == ["rsi_14", "session", "x_conf", "x_venue=okx"]
     model = EnsembleScorer(n_estimators=20, gb_max_iter=20, nn_enabled=False).fit(x, y)
@@ -248,8 +288,10 @@ def test_study_from_signals_joins_extras_and_fills_timeouts(user_files, caplog):
     assert study.features.index.tolist() == study.signals[S.SIGNAL_ID].tolist()
     assert extra_columns(study.features) == ["x_confidence", "x_venue=binance", "x_venue=okx"]
     hours = study.signals.set_index(S.SIGNAL_ID)[S.TIMEOUT_HOURS]
-    assert hours[signals.loc[1, S.SIGNAL_ID]] == 6.0 and (hours.drop(signals.loc[1, S.SIGNAL_ID])
-                                                          == 2.0).all()  # fmt: skip
+    assert (
+        hours[signals.loc[1, S.SIGNAL_ID]] == 6.0
+        and (hours.drop(signals.loc[1, S.SIGNAL_ID]) == 2.0).all()
+    )
     timeouts = study.outcomes[S.EXIT_REASON] == "timeout"
     held = study.outcomes[S.TIME_TO_EXIT_SEC][timeouts] / 3600
     assert timeouts.sum() > 10

@@ -33,15 +33,19 @@ def one_thread():
 
 @pytest.fixture(scope="module")
 def data():
-    market = make_market(n_bars=16_000, seed=5, trend_drift=0.0,
-                         edges=(edge("volume_momentum", drift=0.5),))  # fmt: skip
+    market = make_market(
+        n_bars=16_000, seed=5, trend_drift=0.0, edges=(edge("volume_momentum", drift=0.5),)
+    )
     sig, out, x, y = closed_scalp_dataset(market)
     assert len(x) > N_TRAIN + 200, len(x)
     return sig, out, x, y
 
 
-@pytest.fixture(scope="module", params=[(True, "oof"), (False, "oof"), (True, "none"),
-                                        (False, "none")], ids=lambda p: f"nn={p[0]}-{p[1]}")  # fmt: skip
+@pytest.fixture(
+    scope="module",
+    params=[(True, "oof"), (False, "oof"), (True, "none"), (False, "none")],
+    ids=lambda p: f"nn={p[0]}-{p[1]}",
+)
 def fitted(request, data):
     sig, out, x, y = data
     nn, calibration = request.param
@@ -49,8 +53,11 @@ def fitted(request, data):
     gaps = ["rsi_14", "adx_14", "volume_zscore"]  # missing in training: indicator columns
     train[gaps] = train[gaps].mask(np.random.default_rng(0).random((N_TRAIN, 3)) < 0.1)
     model = EnsembleScorer(**SMALL, nn_enabled=nn, calibration=calibration).fit(
-        train, y[:N_TRAIN], signal_times=sig[S.SIGNAL_TIME].iloc[:N_TRAIN],
-        exit_times=out[S.EXIT_TIME].iloc[:N_TRAIN])  # fmt: skip
+        train,
+        y[:N_TRAIN],
+        signal_times=sig[S.SIGNAL_TIME].iloc[:N_TRAIN],
+        exit_times=out[S.EXIT_TIME].iloc[:N_TRAIN],
+    )
     assert ("nn" in model.members_) == nn
     assert len(model.members_["rf"][0].indicator_.features_) == len(gaps)
     assert (model.calibrator_ is not None) == (calibration == "oof")
@@ -84,9 +91,17 @@ def test_score_one_equals_score_signals_for_single_mappings(fitted, data):
     model, fast = fitted
     records = holed(data[2], seed=1).iloc[:40].to_dict("records")
     odd = dict(records[2])  # unusual value types take encode()'s pandas path
-    odd.update(rsi_14=np.float32(55.5), hour=np.int64(13), is_long=True, adx_14="21.5",
-               ema_slope_atr="n/a", volume_ratio=pd.NA, session=np.str_("london"),
-               volatility_regime=3, volume_state=float("nan"))  # fmt: skip
+    odd.update(
+        rsi_14=np.float32(55.5),
+        hour=np.int64(13),
+        is_long=True,
+        adx_14="21.5",
+        ema_slope_atr="n/a",
+        volume_ratio=pd.NA,
+        session=np.str_("london"),
+        volatility_regime=3,
+        volume_state=float("nan"),
+    )
     records += [odd, {}, {"session": "us", "not_a_feature": 1.0}]
     for rec in records:
         expected = model.score_signals(pd.DataFrame([rec]))[0]
@@ -99,9 +114,12 @@ def test_bytes_round_trip_gives_the_same_scores(fitted, data):
     blob = fast.onnx_bytes
     assert isinstance(blob, bytes) and blob == to_onnx(model)  # the export is deterministic
     cal = fast.calibration
-    again = FastScorer(blob, feature_names=model.feature_names_,
-                       calib_x=None if cal is None else cal[0],
-                       calib_y=None if cal is None else cal[1])  # fmt: skip
+    again = FastScorer(
+        blob,
+        feature_names=model.feature_names_,
+        calib_x=None if cal is None else cal[0],
+        calib_y=None if cal is None else cal[1],
+    )
     frame = holed(data[2], seed=2)
     np.testing.assert_array_equal(again.score_signals(frame), fast.score_signals(frame))
     if model.calibrator_ is not None:
@@ -129,25 +147,38 @@ def test_calibration_is_isotonic_predict_clipped_at_both_ends(fitted, data):
     inner = (raw > np.quantile(raw, 0.2)) & (raw < np.quantile(raw, 0.8))
     iso = IsotonicRegression(out_of_bounds="clip").fit(raw[inner], y[inner])
     assert (raw < iso.X_thresholds_[0]).any() and (raw > iso.X_thresholds_[-1]).any()
-    calibrated = FastScorer(fast.onnx_bytes, feature_names=model.feature_names_,
-                            calib_x=iso.X_thresholds_, calib_y=iso.y_thresholds_)  # fmt: skip
-    np.testing.assert_allclose(calibrated.score_signals(frame), 100 * iso.predict(raw),
-                               rtol=0, atol=1e-9)  # fmt: skip
+    calibrated = FastScorer(
+        fast.onnx_bytes,
+        feature_names=model.feature_names_,
+        calib_x=iso.X_thresholds_,
+        calib_y=iso.y_thresholds_,
+    )
+    np.testing.assert_allclose(
+        calibrated.score_signals(frame), 100 * iso.predict(raw), rtol=0, atol=1e-9
+    )
 
 
 def test_corrupted_or_mismatched_blob_is_a_clear_error(fitted):
     model, fast = fitted
     blob = fast.onnx_bytes
     for bad in (b"not an onnx model", blob[: len(blob) // 2]):
-        with pytest.raises(OnnxModelError, match=r"re-export the model with research\.scoring"
-                                                 r"\.fast\.to_onnx"):  # fmt: skip
+        with pytest.raises(
+            OnnxModelError,
+            match=r"re-export the model with research\.scoring"
+            r"\.fast\.to_onnx",
+        ):
             FastScorer(bad, feature_names=model.feature_names_)
     assert issubclass(OnnxModelError, ValueError)
-    other = helper.make_model(helper.make_graph(  # valid ONNX, but not a scorer graph
-        [helper.make_node("Identity", ["A"], ["B"])], "g",
-        [helper.make_tensor_value_info("A", TensorProto.DOUBLE, [None, 2])],
-        [helper.make_tensor_value_info("B", TensorProto.DOUBLE, [None, 2])]),
-        ir_version=10, opset_imports=[helper.make_opsetid("", 21)])  # fmt: skip
+    other = helper.make_model(
+        helper.make_graph(  # valid ONNX, but not a scorer graph
+            [helper.make_node("Identity", ["A"], ["B"])],
+            "g",
+            [helper.make_tensor_value_info("A", TensorProto.DOUBLE, [None, 2])],
+            [helper.make_tensor_value_info("B", TensorProto.DOUBLE, [None, 2])],
+        ),
+        ir_version=10,
+        opset_imports=[helper.make_opsetid("", 21)],
+    )
     with pytest.raises(OnnxModelError, match="not a scorer graph"):
         FastScorer(other.SerializeToString())
     with pytest.raises(OnnxModelError, match="feature_names encode to"):
@@ -185,8 +216,11 @@ def test_model_fitted_on_a_plain_matrix_and_one_leaf_trees():
     assert fast.feature_names is None
     test = np.vstack([rng.normal(size=(30, 2)), [[np.nan, np.nan], [1.0, np.nan]]])
     np.testing.assert_allclose(fast.score_signals(test), model.score_signals(test), atol=TOL)
-    np.testing.assert_allclose(FastScorer.from_model(stump).score_signals(test[:, :1]),
-                               stump.score_signals(test[:, :1]), atol=TOL)  # fmt: skip
+    np.testing.assert_allclose(
+        FastScorer.from_model(stump).score_signals(test[:, :1]),
+        stump.score_signals(test[:, :1]),
+        atol=TOL,
+    )
     with pytest.raises(ValueError, match="feature names"):
         fast.score_one({"x0": 1.0})
     with pytest.raises(ValueError, match=r"\(n, 2\)"):

@@ -26,9 +26,21 @@ def test_registry_has_34_plus_signal_features_and_marks_lifecycle_after_entry():
     at_signal = feature_names(available="signal")
     assert len(at_signal) >= 34
     assert {"technical", "context"} <= {FEATURES[n].group for n in at_signal}
-    for name in ("atr_pct", "breakout_dist_atr", "retrace_depth", "ema_stack_score",
-                 "ema_slope_atr", "divergence", "range_position", "volume_zscore", "session",
-                 "volatility_regime", "symbol_cluster", "hour", "weekday"):  # fmt: skip
+    for name in (
+        "atr_pct",
+        "breakout_dist_atr",
+        "retrace_depth",
+        "ema_stack_score",
+        "ema_slope_atr",
+        "divergence",
+        "range_position",
+        "volume_zscore",
+        "session",
+        "volatility_regime",
+        "symbol_cluster",
+        "hour",
+        "weekday",
+    ):
         assert FEATURES[name].available == "signal"
     late = feature_names(available="after_entry")
     assert {"tp1_hit", "be_moved", "time_to_exit_sec", "one_r_hit", "two_r_hit"} <= set(late)
@@ -81,17 +93,29 @@ def test_types_vocabularies_and_values(btc_1h):
     np.testing.assert_allclose(x["tp_r"], 2.0)
     assert set(x["is_long"]) == {0.0, 1.0}
     # side-aware: flipping the side of a signal flips the sign of its side-aware features
-    flipped = sig.iloc[[100]].assign(**{
-        S.SIDE: np.where(sig[S.SIDE].iloc[100] == S.LONG, S.SHORT, S.LONG),
-        S.SL: sig[S.TP].iloc[100], S.TP: sig[S.SL].iloc[100]})  # fmt: skip
+    flipped = sig.iloc[[100]].assign(
+        **{
+            S.SIDE: np.where(sig[S.SIDE].iloc[100] == S.LONG, S.SHORT, S.LONG),
+            S.SL: sig[S.TP].iloc[100],
+            S.TP: sig[S.SL].iloc[100],
+        }
+    )
     y = build_features(btc_1h, flipped)
     for name in ("ema_stack_score", "vwap_dist_atr", "return_12_atr"):
         assert y[name].iloc[0] == pytest.approx(-x[name].iloc[100])
 
 
 def test_sessions_follow_utc_hours():
-    times = pd.to_datetime(["2024-01-01 06:59", "2024-01-01 07:00", "2024-01-01 12:00",
-                            "2024-01-01 16:00", "2024-01-01 22:00"], utc=True)  # fmt: skip
+    times = pd.to_datetime(
+        [
+            "2024-01-01 06:59",
+            "2024-01-01 07:00",
+            "2024-01-01 12:00",
+            "2024-01-01 16:00",
+            "2024-01-01 22:00",
+        ],
+        utc=True,
+    )
     assert list(session_of(times)) == ["asia", "london", "overlap", "us", "asia"]
     assert set(session_of(pd.date_range("2024", periods=24, freq="h", tz="UTC"))) == set(S.SESSIONS)
 

@@ -24,8 +24,9 @@ LIGHT = functools.partial(EnsembleScorer, n_estimators=20, gb_max_iter=20, nn_en
 @pytest.fixture(scope="module")
 def trades():
     """About 700 closed scalp trades of a market with a planted volume-spike edge."""
-    market = make_market(n_bars=6000, seed=5, trend_drift=0.0,
-                         edges=(edge("volume_momentum", drift=1.0),))  # fmt: skip
+    market = make_market(
+        n_bars=6000, seed=5, trend_drift=0.0, edges=(edge("volume_momentum", drift=1.0),)
+    )
     sig, out, x, y = closed_scalp_dataset(market)
     return x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME]
 
@@ -33,8 +34,7 @@ def trades():
 def test_walk_forward_folds_on_the_cluster_equal_the_loop(cluster, trades):
     kw = {"model_factory": LIGHT, "n_splits": 3, "return_predictions": True}
     metrics, preds = walk_forward_evaluation(*trades, **kw)
-    there, there_preds = walk_forward_evaluation(*trades, scheduler=cluster.scheduler_address,
-                                                 **kw)  # fmt: skip
+    there, there_preds = walk_forward_evaluation(*trades, scheduler=cluster.scheduler_address, **kw)
     pd.testing.assert_frame_equal(there, metrics, check_exact=True)
     pd.testing.assert_frame_equal(there_preds, preds, check_exact=True)
     assert metrics["fold"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
@@ -55,15 +55,24 @@ def test_a_factory_that_cannot_be_pickled_for_the_cluster_gives_the_fix(cluster,
     factory = lambda: (lock, LIGHT())[1]  # noqa: E731
     here = walk_forward_evaluation(*trades, model_factory=factory, n_splits=2)  # nothing pickled
     with pytest.raises(TypeError, match=r"cannot be pickled for the Dask workers") as info:
-        walk_forward_evaluation(*trades, model_factory=factory, n_splits=2,
-                                scheduler=cluster.scheduler_address)  # fmt: skip
-    assert "Fix: pass a module-level function or class, e.g. functools.partial(EnsembleScorer, " \
-           "n_estimators=50)" in str(info.value)  # fmt: skip
+        walk_forward_evaluation(
+            *trades, model_factory=factory, n_splits=2, scheduler=cluster.scheduler_address
+        )
+    assert (
+        "Fix: pass a module-level function or class, e.g. functools.partial(EnsembleScorer, "
+        "n_estimators=50)" in str(info.value)
+    )
     assert isinstance(info.value.__cause__, TypeError)  # cannot pickle '_thread.lock' object
     with pytest.raises(TypeError, match=r"Fix: pass a module-level function or class"):
-        permutation_importance_oos(*trades, model_factory=factory, n_splits=3, n_repeats=1,
-                                   scheduler=cluster.scheduler_address)  # fmt: skip
+        permutation_importance_oos(
+            *trades,
+            model_factory=factory,
+            n_splits=3,
+            n_repeats=1,
+            scheduler=cluster.scheduler_address,
+        )
     # a lambda that captures nothing unpicklable does travel (by value), with the same numbers
-    there = walk_forward_evaluation(*trades, model_factory=lambda: LIGHT(), n_splits=2,
-                                    scheduler=cluster.scheduler_address)  # fmt: skip
+    there = walk_forward_evaluation(
+        *trades, model_factory=lambda: LIGHT(), n_splits=2, scheduler=cluster.scheduler_address
+    )
     pd.testing.assert_frame_equal(there, here, check_exact=True)

@@ -24,13 +24,15 @@ from research.synthetic import edge, make_market, null_market
 
 def tiny() -> pd.DataFrame:
     """3 gates, 8 rows; every number below is worked out by hand in the test."""
-    return pd.DataFrame({
-        "a": np.array([1, 1, 1, 1, 0, 0, 0, 0], bool),
-        "b": np.array([1, 0, 1, 0, 1, 0, 1, 0], bool),
-        "c": np.array([1, 1, 1, 1, 1, 1, 1, 0], bool),
-        S.OUTCOME: ["win", "win", "win", "loss", "loss", "loss", "win", "timeout"],
-        S.SIGNAL_TIME: pd.date_range("2024-01-01", periods=8, freq="h", tz="UTC"),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "a": np.array([1, 1, 1, 1, 0, 0, 0, 0], bool),
+            "b": np.array([1, 0, 1, 0, 1, 0, 1, 0], bool),
+            "c": np.array([1, 1, 1, 1, 1, 1, 1, 0], bool),
+            S.OUTCOME: ["win", "win", "win", "loss", "loss", "loss", "win", "timeout"],
+            S.SIGNAL_TIME: pd.date_range("2024-01-01", periods=8, freq="h", tz="UTC"),
+        }
+    )
 
 
 def test_hand_computed_tiny_case():
@@ -57,8 +59,9 @@ def test_hand_computed_tiny_case():
 
 
 def test_timeouts_can_be_excluded():
-    r = analyze_gates(tiny(), ["a", "b", "c"], min_n=1, confirm_share=0.5, n_perm=20,
-                      timeouts="exclude")  # fmt: skip
+    r = analyze_gates(
+        tiny(), ["a", "b", "c"], min_n=1, confirm_share=0.5, n_perm=20, timeouts="exclude"
+    )
     assert r.singles.loc["a", "n_fail"] == 3 and r.singles.loc["a", "wr_fail"] == pytest.approx(
         1 / 3
     )
@@ -123,8 +126,10 @@ def test_null_market_confirms_nothing_while_seed_finds_good_gates(seeds):
 def test_planted_volume_edge_is_confirmed_and_ranked_first():
     vol = edge("volume_momentum")
     assert vol.threshold == 2.0  # volume >= 2x the 20-bar mean: the scalp gate vol_200
-    df = phantoms(lambda s, n: make_market(n_bars=n, seed=s, symbol=f"VOL{s}", edges=(vol,),
-                                           trend_drift=0.0), (1, 2))  # fmt: skip
+    df = phantoms(
+        lambda s, n: make_market(n_bars=n, seed=s, symbol=f"VOL{s}", edges=(vol,), trend_drift=0.0),
+        (1, 2),
+    )
     r = analyze_gates(df, GATE_COLUMNS)
     s = r.singles
     assert s.loc["vol_200", "confirmed"] and s.loc["vol_200", "rank"] == 1

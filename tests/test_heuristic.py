@@ -17,9 +17,16 @@ from research.scoring.heuristic import RANGE_INPUTS, TREND_INPUTS
 from research.synthetic import make_markets
 
 # A long at the bottom of a flat channel: every range term favours it.
-BOTTOM_LONG = {"ema_slope_atr": 0.02, "adx_14": 16.0, "range_position": 0.1, "rsi_14": 32.0,
-               "lower_wick_ratio": 0.4, "upper_wick_ratio": 0.1, "bb_position": 0.05,
-               "is_long": 1.0}  # fmt: skip
+BOTTOM_LONG = {
+    "ema_slope_atr": 0.02,
+    "adx_14": 16.0,
+    "range_position": 0.1,
+    "rsi_14": 32.0,
+    "lower_wick_ratio": 0.4,
+    "upper_wick_ratio": 0.1,
+    "bb_position": 0.05,
+    "is_long": 1.0,
+}
 # 50 + 7.5 * (1 - 0.2) [flat] + 7.5 * 9/15 [adx] + 10 * (1 - 0.2) [edge] + 10 * 18/20 [rsi]
 #    + 7.5 * 2 * 0.3 [wick] + 7.5 * (1 - 0.1) [bb] = 50 + 6 + 4.5 + 8 + 9 + 4.5 + 6.75
 BOTTOM_LONG_SCORE = 88.75
@@ -158,8 +165,7 @@ def test_a_frame_scores_row_by_row(rows, strategy):
 # --------------------------------------------------------------------------- a real market
 @pytest.fixture(scope="module")
 def study():
-    return run_signals_and_phantoms(make_markets(n_bars=20_000), ["range", "trend"],
-                                    progress=False)  # fmt: skip
+    return run_signals_and_phantoms(make_markets(n_bars=20_000), ["range", "trend"], progress=False)
 
 
 def test_range_signals_score_near_the_middle_under_their_own_rule(study):

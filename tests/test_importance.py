@@ -26,8 +26,9 @@ FAST = {"n_splits": 8, "n_repeats": 3}
 
 @pytest.fixture(scope="module")
 def planted():
-    market = make_market(n_bars=N_BARS, seed=5, trend_drift=0.0,
-                         edges=(edge("volume_momentum", drift=1.0),))  # fmt: skip
+    market = make_market(
+        n_bars=N_BARS, seed=5, trend_drift=0.0, edges=(edge("volume_momentum", drift=1.0),)
+    )
     return closed_scalp_dataset(market)
 
 

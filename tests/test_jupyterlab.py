@@ -31,15 +31,26 @@ def lab(tmp_path_factory):
     """A JupyterLab server on the repository, on a free port with a random token."""
     port, token = _free_port(), secrets.token_hex(16)
     home = tmp_path_factory.mktemp("jupyter-home")  # no user settings leak in or out
-    env = os.environ | {"JUPYTER_CONFIG_DIR": str(home / "config"),
-                        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-                        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-                        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces")}  # fmt: skip
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", f"--port={port}",
-           "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={REPO}", "--LabApp.news_url=", "--allow-root",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--LabServerApp.extension_manager=readonly"]  # fmt: skip
+    env = os.environ | {
+        "JUPYTER_CONFIG_DIR": str(home / "config"),
+        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyterlab",
+        "--no-browser",
+        f"--port={port}",
+        "--ServerApp.ip=127.0.0.1",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={REPO}",
+        "--LabApp.news_url=",
+        "--allow-root",
+        "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        "--LabServerApp.extension_manager=readonly",
+    ]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}"
     try:

@@ -15,8 +15,9 @@ from research.synthetic import edge, make_market
 
 @pytest.fixture(scope="module")
 def data():
-    market = make_market(n_bars=16_000, seed=5, trend_drift=0.0,
-                         edges=(edge("volume_momentum", drift=0.5),))  # fmt: skip
+    market = make_market(
+        n_bars=16_000, seed=5, trend_drift=0.0, edges=(edge("volume_momentum", drift=0.5),)
+    )
     return market, closed_scalp_dataset(market)
 
 

@@ -17,18 +17,21 @@ from research.synthetic import make_market
 
 
 def _market(symbol: str, start: str, seed: int, n_bars: int = 4000) -> pd.DataFrame:
-    return make_market(n_bars=n_bars, symbol=symbol, seed=seed,
-                       start=pd.Timestamp(start, tz="UTC"))  # fmt: skip
+    return make_market(n_bars=n_bars, symbol=symbol, seed=seed, start=pd.Timestamp(start, tz="UTC"))
 
 
 @pytest.fixture(scope="module")
 def mixed_folder(tmp_path_factory):
     folder = tmp_path_factory.mktemp("mixed")
-    for name, start, seed in (("ADA_BTC", "2014-03-01", 1), ("BTC_USDT", "2024-01-01", 2),
-                              ("ETH_USDT", "2024-02-01", 3)):  # fmt: skip
+    for name, start, seed in (
+        ("ADA_BTC", "2014-03-01", 1),
+        ("BTC_USDT", "2024-01-01", 2),
+        ("ETH_USDT", "2024-02-01", 3),
+    ):
         candles = _market(name, start, seed)
-        candles.rename_axis("timestamp").reset_index().to_csv(folder / f"{name}_5m.csv",
-                                                              index=False)  # fmt: skip
+        candles.rename_axis("timestamp").reset_index().to_csv(
+            folder / f"{name}_5m.csv", index=False
+        )
     return folder
 
 
@@ -70,8 +73,9 @@ def test_the_profile_uses_only_bars_before_the_symbols_own_cutoff(mixed_folder):
     bars = candles[name].copy()
     bars.iloc[len(bars) // 5 - 1, :4] *= 3.0
     third, _ = cluster_symbols({**candles, name: bars})
-    assert third.profiles_.loc[name, "log_daily_vol"] != clusterer.profiles_.loc[name,
-                                                                                "log_daily_vol"]  # fmt: skip
+    assert (
+        third.profiles_.loc[name, "log_daily_vol"] != clusterer.profiles_.loc[name, "log_daily_vol"]
+    )
 
 
 def test_too_little_history_is_cluster_minus_one_not_a_crash(caplog):

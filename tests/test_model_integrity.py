@@ -174,12 +174,15 @@ def test_publishing_over_a_garbage_pointer_makes_the_new_version_champion(store,
 
 
 # ---------------------------------------------------------------------------- metadata
-@pytest.mark.parametrize("raw, match", [
-    (b"[1, 2, 3]", "metadata is not a JSON object"),
-    (b"null", "metadata is not a JSON object"),
-    (b'"a string"', "metadata is not a JSON object"),
-    (b"\x00\xffnot json", "metadata is not a JSON object"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "raw, match",
+    [
+        (b"[1, 2, 3]", "metadata is not a JSON object"),
+        (b"null", "metadata is not a JSON object"),
+        (b'"a string"', "metadata is not a JSON object"),
+        (b"\x00\xffnot json", "metadata is not a JSON object"),
+    ],
+)
 def test_metadata_that_is_not_a_json_object_is_refused(store, raw, match):
     _put(store, "model:v2:meta", raw)
     _refused_then_rolled_back(store, match)
@@ -194,15 +197,18 @@ def test_a_signature_that_is_not_a_hex_string_is_refused(store, signature):
     _refused_then_rolled_back(store, "signature is not an HMAC-SHA256 hex string")
 
 
-@pytest.mark.parametrize("changes", [
-    {"versions": "sklearn"},
-    {"versions": {"numpy": "2.0"}},
-    {"features": None},
-    {"features": [1, 2]},
-    {"calibration": [[0.5]]},
-    {"calibration": "isotonic"},
-    {"schema_hash": None},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"versions": "sklearn"},
+        {"versions": {"numpy": "2.0"}},
+        {"features": None},
+        {"features": [1, 2]},
+        {"calibration": [[0.5]]},
+        {"calibration": "isotonic"},
+        {"schema_hash": None},
+    ],
+)
 def test_signed_metadata_with_malformed_fields_is_refused(store, changes):
     _resign(store, 2, **changes)
     _refused_then_rolled_back(store, "signed metadata is malformed")
@@ -227,14 +233,15 @@ def test_a_resigned_onnx_graph_that_does_not_load_is_refused(store):
 
 
 @pytest.mark.parametrize("kind", ["logistic_regression", "dict", "array", "unfitted_ensemble"])
-def test_types_skops_trusts_by_default_are_refused_after_the_signature(store, model_and_data,
-                                                                       kind):  # fmt: skip
+def test_types_skops_trusts_by_default_are_refused_after_the_signature(store, model_and_data, kind):
     _, x, y = model_and_data
     numeric = x.select_dtypes("number").fillna(0.0)
-    foreign = {"logistic_regression": lambda: LogisticRegression(max_iter=2000).fit(numeric, y),
-               "dict": lambda: {"n_features_in_": 52, "members_": {}},
-               "array": lambda: np.arange(52.0),
-               "unfitted_ensemble": lambda: EnsembleScorer()}[kind]()  # fmt: skip
+    foreign = {
+        "logistic_regression": lambda: LogisticRegression(max_iter=2000).fit(numeric, y),
+        "dict": lambda: {"n_features_in_": 52, "members_": {}},
+        "array": lambda: np.arange(52.0),
+        "unfitted_ensemble": lambda: EnsembleScorer(),
+    }[kind]()
     _resign(store, 2, blob=sio.dumps(foreign))
     message = _refused_then_rolled_back(store, r"v2 holds a .*, not a fitted")
     assert "research.scoring.ensemble.EnsembleScorer" in message
@@ -248,14 +255,16 @@ def test_a_model_with_other_features_than_its_signed_metadata_is_refused(store, 
     _refused_then_rolled_back(store, "model features .* differ from its signed metadata")
 
 
-def test_a_model_whose_features_do_not_fit_the_current_registry_is_refused(store,
-                                                                           model_and_data):  # fmt: skip
+def test_a_model_whose_features_do_not_fit_the_current_registry_is_refused(store, model_and_data):
     model = model_and_data[0]
     unregistered = copy.deepcopy(model)
     unregistered.feature_names_ = [*model.feature_names_[:-1], "no_such_feature"]
     _resign(store, 2, blob=sio.dumps(unregistered), features=unregistered.feature_names_)
-    _refused_then_rolled_back(store, r"do not fit the current feature registry \(unregistered: "
-                                     r"\['no_such_feature'\]")  # fmt: skip
+    _refused_then_rolled_back(
+        store,
+        r"do not fit the current feature registry \(unregistered: "
+        r"\['no_such_feature'\]",
+    )
     wider = copy.deepcopy(model)
     wider.n_features_in_ = model.n_features_in_ + 3  # fitted on an encoding that is not ours
     _resign(store, 1, blob=sio.dumps(wider))
@@ -293,15 +302,30 @@ ModelRegistry(store, audit=audit).publish("scalp", model.fit(x, y))
 
 
 def test_an_orphan_left_by_a_killed_publisher_is_listed_pending_and_never_champion(
-        empty_store, audit, model_and_data):  # fmt: skip
+    empty_store, audit, model_and_data
+):
     store, model = empty_store, model_and_data[0]
     registry = ModelRegistry(store, audit=audit)
     assert registry.publish(STRATEGY, model) == 1
-    env = os.environ | {"PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
-                        "OMP_NUM_THREADS": "1"}  # fmt: skip
-    died = subprocess.run([sys.executable, "-c", KILLED_PUBLISHER, REDIS_URL,
-                           store.keys.p, audit.url.render_as_string(hide_password=False)],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)  # fmt: skip
+    env = os.environ | {
+        "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")]),
+        "OMP_NUM_THREADS": "1",
+    }
+    died = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            KILLED_PUBLISHER,
+            REDIS_URL,
+            store.keys.p,
+            audit.url.render_as_string(hide_password=False),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert died.returncode == -signal.SIGKILL, died.stderr[-2000:]
     listed = registry.list_versions(STRATEGY)
     assert listed["version"].tolist() == [1, 2]
@@ -323,7 +347,8 @@ def test_an_orphan_left_by_a_killed_publisher_is_listed_pending_and_never_champi
 
 
 def test_sql_down_while_publishing_leaves_the_version_pending_and_the_champion_alone(
-        empty_store, audit, model_and_data):  # fmt: skip
+    empty_store, audit, model_and_data
+):
     store, model = empty_store, model_and_data[0]
     assert ModelRegistry(store, audit=audit).publish(STRATEGY, model) == 1
     down = ModelRegistry(store, audit=AuditTrail(DOWN_URL, upgrade=False))
@@ -341,8 +366,11 @@ def test_sql_down_while_publishing_leaves_the_version_pending_and_the_champion_a
 # ---------------------------------------------------------------------------- SQL mirror
 @pytest.mark.parametrize("backend", ["postgresql", "sqlite"])
 def test_the_sql_champion_moves_forward_only_unless_rolled_back(backend, request, tmp_path):
-    audit = request.getfixturevalue("audit") if backend == "postgresql" else (
-        AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}"))  # fmt: skip
+    audit = (
+        request.getfixturevalue("audit")
+        if backend == "postgresql"
+        else (AuditTrail(f"sqlite:///{tmp_path / 'audit.db'}"))
+    )
     for version in (1, 2, 3):
         audit.record_model_version(STRATEGY, version, sha256=f"{version:064x}")
     assert audit.set_champion(STRATEGY, 3) == 3
@@ -368,7 +396,8 @@ class SlowChampionMirror(AuditTrail):
 
 
 def test_a_late_sql_mirror_never_leaves_sql_naming_an_older_champion_than_redis(
-        empty_store, audit, pg_url, model_and_data):  # fmt: skip
+    empty_store, audit, pg_url, model_and_data
+):
     model, flipped, go, errors = model_and_data[0], threading.Event(), threading.Event(), []
     slow = SlowChampionMirror(pg_url, flipped, go)
 
@@ -393,8 +422,9 @@ def test_a_late_sql_mirror_never_leaves_sql_naming_an_older_champion_than_redis(
     assert _sql_champion(audit) == [2]  # the late write of v1 did not move it back
 
 
-def test_racing_publishers_leave_redis_and_sql_naming_the_same_champion(empty_store, pg_url,
-                                                                        audit, model_and_data):  # fmt: skip
+def test_racing_publishers_leave_redis_and_sql_naming_the_same_champion(
+    empty_store, pg_url, audit, model_and_data
+):
     model, barrier, errors = model_and_data[0], threading.Barrier(2), []
 
     def publish():

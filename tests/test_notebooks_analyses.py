@@ -27,15 +27,25 @@ NOTEBOOKS = REPO / "notebooks"
 # small sizes: each run stays well under the ~40 s budget of a notebook test
 SMALL_CALIBRATION = {"n_bars": 5000, "n_splits": 3, "n_estimators": 30, "gb_max_iter": 30}
 SMALL_GATES = {"n_bars": 20_000, "seed": 1, "n_perm": 200}
-SMALL_IMPORTANCE = {"n_bars": 5000, "n_splits": 3, "n_repeats": 1, "n_estimators": 20,
-                    "n_checks": 3}  # fmt: skip
+SMALL_IMPORTANCE = {
+    "n_bars": 5000,
+    "n_splits": 3,
+    "n_repeats": 1,
+    "n_estimators": 20,
+    "n_checks": 3,
+}
 
 
 def _execute(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
     out = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out),
-                               parameters=parameters, kernel_name="python3", cwd=str(REPO),
-                               progress_bar=False)  # fmt: skip
+    papermill.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(out),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(REPO),
+        progress_bar=False,
+    )
     return nbformat.read(out, as_version=4)
 
 
@@ -76,8 +86,10 @@ def test_calibration_notebook_shows_in_sample_overconfidence(tmp_path):
     streams, results = _checked(nb, n_images=3)  # reliability, per-fold metrics, buckets
     assert "closed scalp trades" in streams
     means = _table(results, "auc", "brier", "log_loss", "ece", absent="fold")
-    rows = {m.group(1): [float(v) for v in m.group(2).split()]
-            for m in re.finditer(r"^(in_sample|oof) +([-\d. ]+)$", means, re.MULTILINE)}  # fmt: skip
+    rows = {
+        m.group(1): [float(v) for v in m.group(2).split()]
+        for m in re.finditer(r"^(in_sample|oof) +([-\d. ]+)$", means, re.MULTILINE)
+    }
     assert set(rows) == {"in_sample", "oof"}, means
     auc, brier, _, ece = zip(*(rows["in_sample"], rows["oof"]), strict=True)
     # the seed's in-sample isotonic is judged on later folds: far worse calibrated
@@ -109,8 +121,7 @@ def test_gates_notebook_confirms_nothing_on_the_null_market(tmp_path):
 
 def test_gates_notebook_runs_on_real_data(tmp_path):
     assert (DATA_DIR / "BTC_USDT_5m.csv.gz").is_file(), f"real data expected in {DATA_DIR}"
-    nb = _execute(tmp_path, "04_gates", data_dir=str(DATA_DIR), symbols=["BTC_USDT_5m"],
-                  n_perm=100)  # fmt: skip
+    nb = _execute(tmp_path, "04_gates", data_dir=str(DATA_DIR), symbols=["BTC_USDT_5m"], n_perm=100)
     streams, results = _checked(nb, n_images=3)
     assert streams.startswith("BTC_USDT_5m: 65,7"), streams[:80]
     assert _line(streams, "confirmed gates:")  # a verdict is printed, whatever it is
@@ -137,8 +148,10 @@ def test_importance_notebook_flags_lifecycle_features_and_no_look_ahead(tmp_path
     assert {"tp1_hit", "max_favorable_r"} <= set(flagged), flagged
     assert _line(streams, "entry features changed by rewriting the future:").startswith("none")
     variants = _table(results, "auc_in", "auc_oos", "auc_gap")
-    oos = {m.group(1): float(m.group(2))
-           for m in re.finditer(r"^(entry\S*) +\S+ +\S+ +(\S+)", variants, re.MULTILINE)}  # fmt: skip
+    oos = {
+        m.group(1): float(m.group(2))
+        for m in re.finditer(r"^(entry\S*) +\S+ +\S+ +(\S+)", variants, re.MULTILINE)
+    }
     assert oos["entry+all_lifecycle"] > oos["entry"] + 0.2, variants
 
 
@@ -153,9 +166,18 @@ def _close_figures():
 
 def _by_fold() -> pd.DataFrame:
     rng = np.random.default_rng(0)
-    rows = [{"fold": k, "rule": rule, "auc": 0.55 + 0.01 * k, "brier": b + rng.normal(0, 0.01),
-             "log_loss": 4 * b, "ece": e} for k in range(3)
-            for rule, b, e in (("in_sample", 0.42, 0.40), ("oof", 0.24, 0.02))]  # fmt: skip
+    rows = [
+        {
+            "fold": k,
+            "rule": rule,
+            "auc": 0.55 + 0.01 * k,
+            "brier": b + rng.normal(0, 0.01),
+            "log_loss": 4 * b,
+            "ece": e,
+        }
+        for k in range(3)
+        for rule, b, e in (("in_sample", 0.42, 0.40), ("oof", 0.24, 0.02))
+    ]
     return pd.DataFrame(rows)
 
 
@@ -187,12 +209,14 @@ def test_fold_metrics_on_given_axes_and_bad_axes():
 
 
 def _by_bucket() -> pd.DataFrame:
-    return pd.DataFrame({
-        "rule": ["in_sample", "in_sample", "oof", "oof"],
-        "bucket": ["asia|low", "us|high", "asia|low", "us|high"],
-        "n": [40, 55, 40, 55],
-        "ece": [0.41, 0.47, 0.03, 0.12],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            "rule": ["in_sample", "in_sample", "oof", "oof"],
+            "bucket": ["asia|low", "us|high", "asia|low", "us|high"],
+            "n": [40, 55, 40, 55],
+            "ece": [0.41, 0.47, 0.03, 0.12],
+        }
+    )
 
 
 def test_bucket_grid_places_each_bucket_and_keeps_all_sixteen():
@@ -203,8 +227,9 @@ def test_bucket_grid_places_each_bucket_and_keeps_all_sixteen():
     assert list(grid.columns) == list(S.VOLATILITY_REGIMES)
     assert grid.loc["asia", "low"] == 0.03 and grid.loc["us", "high"] == 0.12
     assert int(grid.notna().sum().sum()) == 2
-    own = bucket_grid(pd.DataFrame({"rule": ["oof"], "bucket": ["night|calm"], "ece": [0.2]}),
-                      "oof")  # fmt: skip
+    own = bucket_grid(
+        pd.DataFrame({"rule": ["oof"], "bucket": ["night|calm"], "ece": [0.2]}), "oof"
+    )
     assert own.loc["night", "calm"] == 0.2 and own.shape == (5, 5)
 
 
@@ -222,11 +247,14 @@ def test_bucket_calibration_shares_one_colour_scale():
 
 def _importance_frames() -> tuple[pd.DataFrame, pd.DataFrame]:
     feats = ["volume_ratio", "volume_zscore", "rsi_14", "hour"]
-    perm = pd.DataFrame({
-        "mean": [0.02, 0.006, 0.0005, -0.001, 0.001],
-        "se": [0.004, 0.002, 0.001, 0.001, 0.001],
-        "beats_probe": [True, True, False, False, False],
-    }, index=pd.Index([*feats[:3], "__noise__", "hour"], name="feature"))  # fmt: skip
+    perm = pd.DataFrame(
+        {
+            "mean": [0.02, 0.006, 0.0005, -0.001, 0.001],
+            "se": [0.004, 0.002, 0.001, 0.001, 0.001],
+            "beats_probe": [True, True, False, False, False],
+        },
+        index=pd.Index([*feats[:3], "__noise__", "hour"], name="feature"),
+    )
     evo = pd.DataFrame({30: [0.1, 0.2, 0.3, 0.4], "all": [0.4, 0.3, 0.2, 0.1]}, index=feats)
     return perm, evo
 
@@ -262,11 +290,15 @@ def test_importance_comparison_scatter_probe_and_labels():
 def test_leakage_auc_entry_on_top_and_flags_marked():
     from research.plots import plot_leakage_auc
 
-    variants = pd.DataFrame({
-        "auc_in": [0.99, 1.0, 0.99, 0.98],
-        "auc_oos": [0.58, 0.99, 0.93, 0.57],
-    }, index=pd.Index(["entry+all_lifecycle", "entry", "entry+tp1_hit", "entry+ambiguous_bar"],
-                      name="variant"))  # fmt: skip
+    variants = pd.DataFrame(
+        {
+            "auc_in": [0.99, 1.0, 0.99, 0.98],
+            "auc_oos": [0.58, 0.99, 0.93, 0.57],
+        },
+        index=pd.Index(
+            ["entry+all_lifecycle", "entry", "entry+tp1_hit", "entry+ambiguous_bar"], name="variant"
+        ),
+    )
     fig = plot_leakage_auc(variants, flagged=["tp1_hit"])
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
@@ -292,8 +324,11 @@ def test_deltas_vs_null_from_a_real_gate_analysis():
     green = [
         p for p in ax.patches if p.get_facecolor()[:3] == matplotlib.colors.to_rgb("tab:green")
     ]
-    assert len(green) == int(res.singles.loc[[t.get_text() for t in ax.get_xticklabels()],
-                                             "confirmed"].sum()) >= 1  # fmt: skip
+    assert (
+        len(green)
+        == int(res.singles.loc[[t.get_text() for t in ax.get_xticklabels()], "confirmed"].sum())
+        >= 1
+    )
     levels = sorted(line.get_ydata()[0] for line in ax.lines)
     assert levels == pytest.approx(sorted(res.null[["median", "p95"]].iloc[0]))
     with pytest.raises(ValueError, match="no sufficient gate"):

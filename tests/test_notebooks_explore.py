@@ -34,8 +34,14 @@ T0 = pd.Timestamp("2024-03-04", tz="UTC")
 # --------------------------------------------------------------------------------------------
 def _execute(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
     out = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(str(NOTEBOOKS / f"{name}.ipynb"), str(out), parameters=parameters,
-                               kernel_name="python3", cwd=str(REPO), progress_bar=False)  # fmt: skip
+    papermill.execute_notebook(
+        str(NOTEBOOKS / f"{name}.ipynb"),
+        str(out),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(REPO),
+        progress_bar=False,
+    )
     return nbformat.read(out, as_version=4)
 
 
@@ -53,8 +59,11 @@ def _check_clean_run(nb, n_images: int) -> list[dict]:
 
 
 def _tables(outputs, needle: str) -> list[str]:
-    return [o["data"]["text/plain"] for o in outputs if o.output_type == "execute_result"
-            and needle in o.get("data", {}).get("text/plain", "")]  # fmt: skip
+    return [
+        o["data"]["text/plain"]
+        for o in outputs
+        if o.output_type == "execute_result" and needle in o.get("data", {}).get("text/plain", "")
+    ]
 
 
 def _stdout(outputs) -> str:
@@ -63,8 +72,10 @@ def _stdout(outputs) -> str:
 
 def _set_counts(table_text: str) -> dict[str, int]:
     """``signals`` of each row of a printed threshold table (first number after the set)."""
-    return {m[1]: int(m[2]) for m in re.finditer(r"^(executed|phantom|all)\s+(\d+)\s",
-                                                 table_text, flags=re.MULTILINE)}  # fmt: skip
+    return {
+        m[1]: int(m[2])
+        for m in re.finditer(r"^(executed|phantom|all)\s+(\d+)\s", table_text, flags=re.MULTILINE)
+    }
 
 
 def _check_explorer(nb) -> int:
@@ -91,8 +102,9 @@ def test_explorer_notebook_on_real_data_scores_every_closed_signal(tmp_path):
 
     symbol = "BTC_USDT_1h"
     assert (DATA_DIR / f"{symbol}.csv.gz").is_file(), f"real data expected in {DATA_DIR}"
-    nb = _execute(tmp_path, "02_explorer", data_dir=str(DATA_DIR), symbols=[symbol],
-                  score_source="heuristic")  # fmt: skip
+    nb = _execute(
+        tmp_path, "02_explorer", data_dir=str(DATA_DIR), symbols=[symbol], score_source="heuristic"
+    )
     study = run_signals_and_phantoms(load_market(DATA_DIR, symbols=[symbol]), progress=False)
     closed = int((~study.outcomes[S.CENSORED]).sum())
     assert _check_explorer(nb) == closed  # the heuristic scores every closed signal
@@ -103,8 +115,12 @@ def test_thresholds_notebook_on_synthetic_market(tmp_path):
     # bucket heatmap, EV curves (seed, rigorous), seed vs rigorous per bucket
     outputs = _check_clean_run(nb, n_images=4)
     buckets = _tables(outputs, "note")
-    html = [h for o in outputs if (h := o.get("data", {}).get("text/html", ""))
-            and all(f"<th>{c}</th>" in h for c in ("p_min", "weight", "note"))]  # fmt: skip
+    html = [
+        h
+        for o in outputs
+        if (h := o.get("data", {}).get("text/html", ""))
+        and all(f"<th>{c}</th>" in h for c in ("p_min", "weight", "note"))
+    ]
     assert len(html) == 1, "expected one bucket table (seed rule)"
     assert set(re.findall(r"<th>(\w+\|\w+)</th>", html[0])) == {
         f"{s}|{v}" for s in S.SESSIONS for v in S.VOLATILITY_REGIMES
@@ -116,8 +132,17 @@ def test_thresholds_notebook_on_synthetic_market(tmp_path):
 
 
 def test_replay_notebook_on_synthetic_market(tmp_path):
-    nb = _execute(tmp_path, "07_replay", n_bars=3000, seed=2, strategies=["trend", "scalp"],
-                  retrain_every=120, n_estimators=15, gb_max_iter=15, n_boot=200)  # fmt: skip
+    nb = _execute(
+        tmp_path,
+        "07_replay",
+        n_bars=3000,
+        seed=2,
+        strategies=["trend", "scalp"],
+        retrain_every=120,
+        n_estimators=15,
+        gb_max_iter=15,
+        n_boot=200,
+    )
     # decisions, cumulative R, uplift, retrain timeline, threshold timeline
     outputs = _check_clean_run(nb, n_images=5)
     summary = _tables(outputs, "win_rate")
@@ -137,8 +162,17 @@ def test_replay_notebook_on_a_users_signals_file(tmp_path):
 
     # a user's file of signals on the notebook's own synthetic market (same n_bars and seed)
     written = write_signals(tmp_path / "signals.csv", load_market(n_bars=3000, seed=2))
-    nb = _execute(tmp_path, "07_replay", n_bars=3000, seed=2, signals_path=str(tmp_path /
-                  "signals.csv"), retrain_every=120, n_estimators=15, gb_max_iter=15, n_boot=200)  # fmt: skip
+    nb = _execute(
+        tmp_path,
+        "07_replay",
+        n_bars=3000,
+        seed=2,
+        signals_path=str(tmp_path / "signals.csv"),
+        retrain_every=120,
+        n_estimators=15,
+        gb_max_iter=15,
+        n_boot=200,
+    )
     outputs = _check_clean_run(nb, n_images=5)
     assert f"{len(written):,} signals of ['mybot'] on 3 symbol(s)" in _stdout(outputs)
     uplift = _tables(outputs, "ci_low")
@@ -153,21 +187,24 @@ def test_replay_notebook_on_a_users_signals_file(tmp_path):
 def _frame(scores, outcomes, rr, *, symbols=None, strategies=None, days=None) -> pd.DataFrame:
     n = len(scores)
     times = T0 + pd.to_timedelta(days if days is not None else np.zeros(n), unit="D")
-    return pd.DataFrame({
-        S.SIGNAL_ID: [f"s{i}" for i in range(n)],
-        S.SYMBOL: symbols or ["AAA"] * n,
-        S.STRATEGY: strategies or ["scalp"] * n,
-        S.SIGNAL_TIME: times,
-        S.EXIT_TIME: times + pd.Timedelta("1h"),
-        S.ML_SCORE: np.asarray(scores, dtype=float),
-        S.OUTCOME: list(outcomes),
-        S.REALIZED_RR: np.asarray(rr, dtype=float),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            S.SIGNAL_ID: [f"s{i}" for i in range(n)],
+            S.SYMBOL: symbols or ["AAA"] * n,
+            S.STRATEGY: strategies or ["scalp"] * n,
+            S.SIGNAL_TIME: times,
+            S.EXIT_TIME: times + pd.Timedelta("1h"),
+            S.ML_SCORE: np.asarray(scores, dtype=float),
+            S.OUTCOME: list(outcomes),
+            S.REALIZED_RR: np.asarray(rr, dtype=float),
+        }
+    )
 
 
 def test_threshold_table_hand_computed():
-    frame = _frame([10, 50, 70, 80, 90], ["win", "loss", "win", "timeout", "loss"],
-                   [2.0, -1.0, 2.0, 0.1, -1.0])  # fmt: skip
+    frame = _frame(
+        [10, 50, 70, 80, 90], ["win", "loss", "win", "timeout", "loss"], [2.0, -1.0, 2.0, 0.1, -1.0]
+    )
     table = E.threshold_table(frame, 70)
     assert list(table.index) == ["executed", "phantom", "all"]
     ex, ph, al = (table.loc[k] for k in ("executed", "phantom", "all"))
@@ -197,8 +234,9 @@ def test_threshold_table_empty_side_and_bad_input():
 
 _rows = st.lists(
     st.tuples(st.floats(0, 100), st.sampled_from(S.OUTCOMES), st.floats(-1.5, 3.0)),
-    min_size=1, max_size=40,
-)  # fmt: skip
+    min_size=1,
+    max_size=40,
+)
 
 
 @settings(max_examples=60, deadline=None)
@@ -223,8 +261,11 @@ def test_threshold_table_properties(rows, thresholds):
 
 
 def test_threshold_sweep_matches_table():
-    frame = _frame([5, 35, 55, 75, 95, 60], ["win", "loss", "win", "loss", "win", "timeout"],
-                   [2.0, -1.0, 2.0, -1.0, 2.0, 0.2])  # fmt: skip
+    frame = _frame(
+        [5, 35, 55, 75, 95, 60],
+        ["win", "loss", "win", "loss", "win", "timeout"],
+        [2.0, -1.0, 2.0, -1.0, 2.0, 0.2],
+    )
     sweep = E.threshold_sweep(frame, [0, 50, 100])
     assert len(sweep) == 9 and set(sweep["set"]) == set(E.SETS)
     at50 = sweep.loc[sweep["threshold"] == 50].set_index("set")[list(E.TABLE_COLUMNS)]
@@ -234,8 +275,14 @@ def test_threshold_sweep_matches_table():
 
 
 def test_select_filters_symbol_strategy_and_inclusive_days():
-    frame = _frame([50] * 6, ["win"] * 6, [1.0] * 6, symbols=["A", "A", "B", "B", "A", "B"],
-                   strategies=["trend", "scalp"] * 3, days=[0, 1, 1, 2, 3.9, 4])  # fmt: skip
+    frame = _frame(
+        [50] * 6,
+        ["win"] * 6,
+        [1.0] * 6,
+        symbols=["A", "A", "B", "B", "A", "B"],
+        strategies=["trend", "scalp"] * 3,
+        days=[0, 1, 1, 2, 3.9, 4],
+    )
     assert len(E.select(frame, symbols="all")) == 6
     assert set(E.select(frame, symbols="A")[S.SYMBOL]) == {"A"}
     assert len(E.select(frame, symbols=["A"], strategies="scalp")) == 1
@@ -247,8 +294,9 @@ def test_select_filters_symbol_strategy_and_inclusive_days():
 def study():
     from research.pipeline import load_market, run_signals_and_phantoms
 
-    return run_signals_and_phantoms(load_market(None, n_bars=3000, seed=3), ("trend", "scalp"),
-                                    progress=False)  # fmt: skip
+    return run_signals_and_phantoms(
+        load_market(None, n_bars=3000, seed=3), ("trend", "scalp"), progress=False
+    )
 
 
 def test_heuristic_and_qscore_sources(study):
@@ -265,8 +313,13 @@ def test_heuristic_and_qscore_sources(study):
 
 def test_walk_forward_scores_never_see_their_own_outcome(study):
     trend = study.signals.loc[study.signals[S.STRATEGY] == "trend"]
-    kw = {"source": "walk_forward", "n_splits": 3, "min_train_size": 40, "n_estimators": 10,
-          "gb_max_iter": 10}  # fmt: skip
+    kw = {
+        "source": "walk_forward",
+        "n_splits": 3,
+        "min_train_size": 40,
+        "n_estimators": 10,
+        "gb_max_iter": 10,
+    }
     scores = E.signal_scores(trend, study.features, study.outcomes, **kw)
     scored = scores.notna().to_numpy()
     assert 0 < scored.sum() < len(scores), "the first walk-forward block must stay unscored"
@@ -315,10 +368,14 @@ def _widget_frame() -> pd.DataFrame:
     rng = np.random.default_rng(4)
     n = 120
     won = rng.random(n) < 0.4
-    return _frame(rng.uniform(0, 100, n), np.where(won, "win", "loss"), np.where(won, 2.0, -1.0),
-                  symbols=list(rng.choice(["AAA", "BBB"], n)),
-                  strategies=list(rng.choice(["trend", "scalp"], n)),
-                  days=np.sort(rng.uniform(0, 10, n)))  # fmt: skip
+    return _frame(
+        rng.uniform(0, 100, n),
+        np.where(won, "win", "loss"),
+        np.where(won, 2.0, -1.0),
+        symbols=list(rng.choice(["AAA", "BBB"], n)),
+        strategies=list(rng.choice(["trend", "scalp"], n)),
+        days=np.sort(rng.uniform(0, 10, n)),
+    )
 
 
 def _html(widget) -> str:
@@ -399,12 +456,16 @@ def qscore_trades():
     n = 600
     q = rng.uniform(0, 100, n)
     won = rng.random(n) < 0.2 + 0.5 * q / 100
-    return pd.DataFrame({
-        S.QSCORE: q, S.OUTCOME: np.where(won, "win", "loss"),
-        S.SESSION: rng.choice(S.SESSIONS, n, p=[0.5, 0.3, 0.15, 0.05]),
-        S.VOLATILITY_REGIME: rng.choice(S.VOLATILITY_REGIMES, n, p=[0.4, 0.4, 0.15, 0.05]),
-        S.PNL_PERCENT: np.where(won, 1.0, -0.6), S.REALIZED_RR: np.where(won, 1.6, -1.0),
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            S.QSCORE: q,
+            S.OUTCOME: np.where(won, "win", "loss"),
+            S.SESSION: rng.choice(S.SESSIONS, n, p=[0.5, 0.3, 0.15, 0.05]),
+            S.VOLATILITY_REGIME: rng.choice(S.VOLATILITY_REGIMES, n, p=[0.4, 0.4, 0.15, 0.05]),
+            S.PNL_PERCENT: np.where(won, 1.0, -0.6),
+            S.REALIZED_RR: np.where(won, 1.6, -1.0),
+        }
+    )
 
 
 def test_threshold_bucket_curve_and_rule_plots(qscore_trades):
@@ -448,24 +509,45 @@ def replay_frames():
     times = T0 + pd.to_timedelta(np.sort(rng.uniform(0, 20, n)), unit="D")
     executed = rng.random(n) < 0.4
     rr = rng.choice([2.0, -1.0], n)
-    decisions = pd.DataFrame({
-        S.SIGNAL_ID: [f"s{i}" for i in range(n)], S.STRATEGY: rng.choice(["trend", "scalp"], n),
-        S.SIGNAL_TIME: times, S.EXIT_TIME: times + pd.Timedelta("3h"),
-        S.WAS_EXECUTED: executed, S.PASSED: executed, S.EXPLORED: False,
-        S.CENSORED: np.arange(n) >= n - 2, S.REALIZED_RR: rr, S.RR_IF_EXECUTED: rr - 0.05,
-        S.THRESHOLD: np.where(np.arange(n) < 20, 70.0, rng.uniform(60, 95, n)),
-        S.THRESHOLD_SOURCE: np.where(np.arange(n) < 20, "static", rng.choice(["bucket", "ev"], n)),
-        S.MODEL_VERSION: np.arange(n) // 20,
-    })  # fmt: skip
-    retrains = pd.DataFrame({"strategy": ["scalp", "scalp", "trend"], S.MODEL_VERSION: [1, 2, 1],
-                             "at": T0 + pd.to_timedelta([5, 12, 9], unit="D"),
-                             "n_trades": [50, 100, 50],
-                             "train_until": T0 + pd.to_timedelta([5, 12, 9], unit="D")})  # fmt: skip
+    decisions = pd.DataFrame(
+        {
+            S.SIGNAL_ID: [f"s{i}" for i in range(n)],
+            S.STRATEGY: rng.choice(["trend", "scalp"], n),
+            S.SIGNAL_TIME: times,
+            S.EXIT_TIME: times + pd.Timedelta("3h"),
+            S.WAS_EXECUTED: executed,
+            S.PASSED: executed,
+            S.EXPLORED: False,
+            S.CENSORED: np.arange(n) >= n - 2,
+            S.REALIZED_RR: rr,
+            S.RR_IF_EXECUTED: rr - 0.05,
+            S.THRESHOLD: np.where(np.arange(n) < 20, 70.0, rng.uniform(60, 95, n)),
+            S.THRESHOLD_SOURCE: np.where(
+                np.arange(n) < 20, "static", rng.choice(["bucket", "ev"], n)
+            ),
+            S.MODEL_VERSION: np.arange(n) // 20,
+        }
+    )
+    retrains = pd.DataFrame(
+        {
+            "strategy": ["scalp", "scalp", "trend"],
+            S.MODEL_VERSION: [1, 2, 1],
+            "at": T0 + pd.to_timedelta([5, 12, 9], unit="D"),
+            "n_trades": [50, 100, 50],
+            "train_until": T0 + pd.to_timedelta([5, 12, 9], unit="D"),
+        }
+    )
     fits = retrains.rename(columns={S.MODEL_VERSION: S.THRESHOLD_VERSION}).assign(buckets=[2, 5, 1])
-    uplift = pd.DataFrame({"uplift": [0.2, np.nan, -0.1], "ci_low": [0.05, np.nan, -0.4],
-                           "ci_high": [0.35, np.nan, 0.2], "n": [40, 10, 50],
-                           "n_passed": [12, 0, 12]},
-                          index=pd.Index(["scalp", "range", "all"], name="strategy"))  # fmt: skip
+    uplift = pd.DataFrame(
+        {
+            "uplift": [0.2, np.nan, -0.1],
+            "ci_low": [0.05, np.nan, -0.4],
+            "ci_high": [0.35, np.nan, 0.2],
+            "n": [40, 10, 50],
+            "n_passed": [12, 0, 12],
+        },
+        index=pd.Index(["scalp", "range", "all"], name="strategy"),
+    )
     return decisions, retrains, fits, uplift
 
 

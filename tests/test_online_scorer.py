@@ -36,8 +36,13 @@ def feed(scorer, trades, n, start=0):
     while done < n:
         row = out.iloc[i]
         if row[S.OUTCOME] != "timeout":
-            scorer.record_outcome(sig.iloc[i].to_dict(), row[S.OUTCOME], row[S.PNL_PERCENT],
-                                  features=feats.iloc[i].to_dict(), exit_time=row[S.EXIT_TIME])  # fmt: skip
+            scorer.record_outcome(
+                sig.iloc[i].to_dict(),
+                row[S.OUTCOME],
+                row[S.PNL_PERCENT],
+                features=feats.iloc[i].to_dict(),
+                exit_time=row[S.EXIT_TIME],
+            )
             done += 1
         i += 1
     return i
@@ -103,8 +108,14 @@ def test_score_is_always_in_range_and_falls_back(trades):
     feed(scorer, trades, 50)
     assert scorer.is_ready
     full = feats.iloc[200].to_dict()
-    cases = [full, {}, {k: np.nan for k in full}, {**full, "session": "mars"},
-             {**full, "volatility_regime": None}, {"atr_pct": "not a number"}]  # fmt: skip
+    cases = [
+        full,
+        {},
+        {k: np.nan for k in full},
+        {**full, "session": "mars"},
+        {**full, "volatility_regime": None},
+        {"atr_pct": "not a number"},
+    ]
     for case in cases:
         s = scorer.score_signal(case)
         assert isinstance(s, float) and 0.0 <= s <= 100.0

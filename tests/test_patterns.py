@@ -27,9 +27,13 @@ def test_wilson_interval_by_hand():
 
 
 def test_pattern_table_by_hand():
-    trades = pd.DataFrame({S.OUTCOME: ["win", "loss", "win", "timeout", "loss"],
-                           S.REALIZED_RR: [2.0, -1.0, 2.0, 0.1, -1.0],
-                           "hour": [1, 1, 2, 2, 2]})  # fmt: skip
+    trades = pd.DataFrame(
+        {
+            S.OUTCOME: ["win", "loss", "win", "timeout", "loss"],
+            S.REALIZED_RR: [2.0, -1.0, 2.0, 0.1, -1.0],
+            "hour": [1, 1, 2, 2, 2],
+        }
+    )
     t = pattern_table(trades, "hour", min_n=3).set_index("value")
     assert t.loc["1", "n"] == 2 and t.loc["1", "win_rate"] == 0.5 and not t.loc["1", "enough"]
     assert t.loc["2", "win_rate"] == pytest.approx(1 / 3)  # a timeout is not a win
@@ -44,8 +48,13 @@ def test_a_planted_session_effect_is_the_clear_best_cell():
     n = 4000
     session = rng.choice(list(S.SESSIONS), n)
     won = rng.random(n) < np.where(session == "us", 0.6, 0.3)
-    trades = pd.DataFrame({S.OUTCOME: np.where(won, "win", "loss"),
-                           S.REALIZED_RR: np.where(won, 1.5, -1.0), S.SESSION: session})  # fmt: skip
+    trades = pd.DataFrame(
+        {
+            S.OUTCOME: np.where(won, "win", "loss"),
+            S.REALIZED_RR: np.where(won, 1.5, -1.0),
+            S.SESSION: session,
+        }
+    )
     table = pattern_table(trades, S.SESSION)
     bw = best_worst(table, trades, metric="win_rate", k=1)
     best = bw[bw["rank"] == "best"].iloc[0]
@@ -78,16 +87,23 @@ def test_patterns_on_simulated_trades_cover_every_dimension(study):
 
 def test_in_sample_and_out_of_fold_calibration_side_by_side(study):
     sig, out, x, y = study
-    res = calibration_comparison(x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3,
-                                 model_kwargs={"n_estimators": 40, "gb_max_iter": 40,
-                                               "nn_enabled": False})  # fmt: skip
+    res = calibration_comparison(
+        x,
+        y,
+        sig[S.SIGNAL_TIME],
+        out[S.EXIT_TIME],
+        n_splits=3,
+        model_kwargs={"n_estimators": 40, "gb_max_iter": 40, "nn_enabled": False},
+    )
     folds = res["by_fold"]
     assert set(folds["rule"]) == {"in_sample", "oof"}
     assert len(folds) == 2 * folds["fold"].nunique() >= 4
     rel = res["reliability"]
     assert rel.groupby("rule")["count"].sum().nunique() == 1  # same test rows for both rules
     assert (res["by_bucket"]["n"] >= 30).all() and set(res["by_bucket"]["rule"]) == {
-        "in_sample", "oof"}  # fmt: skip
+        "in_sample",
+        "oof",
+    }
     mean = folds.groupby("rule")[["brier", "ece"]].mean()
     # in-sample calibration trusts over-fitted forest probabilities: out of sample it is
     # worse calibrated than the out-of-fold rule

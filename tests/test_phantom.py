@@ -35,8 +35,17 @@ def bars(rows, start=T0, freq=HOUR, drop=()):
 
 
 def signal(side="long", entry=100.0, sl=99.0, tp=102.0, at=T0 + HOUR, strategy="trend", **kw):
-    row = {S.SIGNAL_ID: str(uuid.uuid4()), S.SYMBOL: "TEST", S.STRATEGY: strategy,
-           S.SIDE: side, S.SIGNAL_TIME: at, S.ENTRY: entry, S.SL: sl, S.TP: tp, **kw}  # fmt: skip
+    row = {
+        S.SIGNAL_ID: str(uuid.uuid4()),
+        S.SYMBOL: "TEST",
+        S.STRATEGY: strategy,
+        S.SIDE: side,
+        S.SIGNAL_TIME: at,
+        S.ENTRY: entry,
+        S.SL: sl,
+        S.TP: tp,
+        **kw,
+    }
     return pd.DataFrame([row])
 
 
@@ -166,8 +175,10 @@ class TestHandComputed:
         assert r[S.OUTCOME] == "loss" and r[S.REALIZED_RR] == pytest.approx(-0.07)
 
     def test_signal_inside_a_gap_starts_at_the_next_bar(self):
-        c = bars([SIGNAL_BAR, (100, 100.5, 99.5, 100), (100, 100.5, 99.5, 100),
-                  (100, 102.5, 99.9, 102)], drop=[1, 2])  # fmt: skip
+        c = bars(
+            [SIGNAL_BAR, (100, 100.5, 99.5, 100), (100, 100.5, 99.5, 100), (100, 102.5, 99.9, 102)],
+            drop=[1, 2],
+        )
         r = one(c, signal())
         assert r[S.EXIT_REASON] == "tp" and r[S.EXIT_TIME] == T0 + 4 * HOUR
 
@@ -207,8 +218,9 @@ class TestBadInput:
 def market_and_signals(draw, max_bars=60):
     n = draw(st.integers(5, max_bars))
     steps = draw(st.lists(st.floats(-0.03, 0.03), min_size=n, max_size=n))
-    wicks = draw(st.lists(st.tuples(st.floats(0, 0.02), st.floats(0, 0.02)),
-                          min_size=n, max_size=n))  # fmt: skip
+    wicks = draw(
+        st.lists(st.tuples(st.floats(0, 0.02), st.floats(0, 0.02)), min_size=n, max_size=n)
+    )
     gaps = draw(st.lists(st.floats(-0.01, 0.01), min_size=n, max_size=n))
     rows, price = [], 100.0
     for step, (up, down), gap in zip(steps, wicks, gaps, strict=True):
@@ -228,9 +240,17 @@ def market_and_signals(draw, max_bars=60):
         rr = draw(st.sampled_from([0.5, 1.0, 1.6, 2.0, 3.0]))
         side = S.LONG if long else S.SHORT
         sl, tp = (entry - risk, entry + rr * risk) if long else (entry + risk, entry - rr * risk)
-        sigs.append(signal(side, entry, sl, tp, at=T0 + (i + 1) * HOUR,
-                           strategy=draw(st.sampled_from(["trend", "scalp"])),
-                           timeout_hours=draw(st.sampled_from([np.nan, 3.0, 10.0]))))  # fmt: skip
+        sigs.append(
+            signal(
+                side,
+                entry,
+                sl,
+                tp,
+                at=T0 + (i + 1) * HOUR,
+                strategy=draw(st.sampled_from(["trend", "scalp"])),
+                timeout_hours=draw(st.sampled_from([np.nan, 3.0, 10.0])),
+            )
+        )
     return candles, pd.concat(sigs, ignore_index=True)
 
 
@@ -239,17 +259,34 @@ FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthChe
 
 def reference_outcomes(candles, sigs, config):
     t_open = candles.index.as_unit("ns").asi8
-    table = list(zip(*(candles[k] for k in (S.OPEN, S.HIGH, S.LOW, S.CLOSE)),
-                     t_open + HOUR.value, strict=True))  # fmt: skip
+    table = list(
+        zip(
+            *(candles[k] for k in (S.OPEN, S.HIGH, S.LOW, S.CLOSE)),
+            t_open + HOUR.value,
+            strict=True,
+        )
+    )
     out = []
     for _, s in sigs.iterrows():
         t_sig = pd.Timestamp(s[S.SIGNAL_TIME]).as_unit("ns").value
-        hours = s[S.TIMEOUT_HOURS] if pd.notna(s[S.TIMEOUT_HOURS]) else (
-            config.timeout_hours[s[S.STRATEGY]])  # fmt: skip
-        out.append(simulate_one(table, int(np.searchsorted(t_open, t_sig)), s[S.SIDE],
-                                s[S.ENTRY], s[S.SL], s[S.TP], t_sig + int(hours * 3600e9),
-                                tp1_r=config.tp1_r,
-                                at_entry=config.timeout_exit == "entry"))  # fmt: skip
+        hours = (
+            s[S.TIMEOUT_HOURS]
+            if pd.notna(s[S.TIMEOUT_HOURS])
+            else (config.timeout_hours[s[S.STRATEGY]])
+        )
+        out.append(
+            simulate_one(
+                table,
+                int(np.searchsorted(t_open, t_sig)),
+                s[S.SIDE],
+                s[S.ENTRY],
+                s[S.SL],
+                s[S.TP],
+                t_sig + int(hours * 3600e9),
+                tp1_r=config.tp1_r,
+                at_entry=config.timeout_exit == "entry",
+            )
+        )
     return out
 
 
@@ -306,17 +343,23 @@ def test_long_short_mirror_symmetry(data):
     # k - p rounds, so a bar touching a level *exactly* may miss it once mirrored: that tie is
     # float arithmetic, not the rule under test (found by hypothesis: high == tp to the bit)
     risk = (sigs[S.ENTRY] - sigs[S.SL]).to_numpy()
-    levels = np.concatenate([sigs[S.SL], sigs[S.TP],
-                             sigs[S.ENTRY] + SimulatorConfig().tp1_r * risk])  # fmt: skip
+    levels = np.concatenate(
+        [sigs[S.SL], sigs[S.TP], sigs[S.ENTRY] + SimulatorConfig().tp1_r * risk]
+    )
     prices = candles[[S.OPEN, S.HIGH, S.LOW]].to_numpy().ravel()
     assume(np.abs(prices[:, None] - levels[None, :]).min() > 1e-9 * np.abs(levels).max())
     k = 1000.0  # reflect prices p -> k - p: a long becomes a short with identical outcome
     mirror = candles.copy()
     mirror[S.OPEN], mirror[S.CLOSE] = k - candles[S.OPEN], k - candles[S.CLOSE]
     mirror[S.HIGH], mirror[S.LOW] = k - candles[S.LOW], k - candles[S.HIGH]
-    flipped = sigs.assign(**{
-        S.SIDE: np.where(sigs[S.SIDE] == S.LONG, S.SHORT, S.LONG),
-        S.ENTRY: k - sigs[S.ENTRY], S.SL: k - sigs[S.SL], S.TP: k - sigs[S.TP]})  # fmt: skip
+    flipped = sigs.assign(
+        **{
+            S.SIDE: np.where(sigs[S.SIDE] == S.LONG, S.SHORT, S.LONG),
+            S.ENTRY: k - sigs[S.ENTRY],
+            S.SL: k - sigs[S.SL],
+            S.TP: k - sigs[S.TP],
+        }
+    )
     a, b = simulate(candles, sigs), simulate(mirror, flipped)
     for col in (S.EXIT_REASON, S.EXIT_TIME, S.TP1_HIT, S.BE_MOVED, S.AMBIGUOUS_BAR, S.CENSORED):
         assert a[col].equals(b[col]), col

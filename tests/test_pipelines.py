@@ -45,8 +45,9 @@ def _assert_failed_artefacts(run_dir: Path, manifest: dict) -> str:
 def test_store_down_fails_with_notebook_html_and_exit_1(env):
     down = "postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
     state = f"sqlite:///{env / 'state.db'}"
-    result, manifest, run_dir = _run(env / "reports", "-p", f"database_url={down}",
-                                     "-p", f"state_url={state}")  # fmt: skip
+    result, manifest, run_dir = _run(
+        env / "reports", "-p", f"database_url={down}", "-p", f"state_url={state}"
+    )
     assert result.exit_code == 1, result.output
     page = _assert_failed_artefacts(run_dir, manifest)
     assert manifest["error"]["ename"] == "StoreUnavailable"
@@ -58,8 +59,9 @@ def test_store_down_fails_with_notebook_html_and_exit_1(env):
 def test_failure_after_start_closes_the_sql_run_as_failed(env):
     db = f"sqlite:///{env / 'audit.db'}"
     state = f"sqlite:///{env / 'state.db'}"
-    result, manifest, run_dir = _run(env / "reports", "-p", f"database_url={db}",
-                                     "-p", f"state_url={state}")  # fmt: skip
+    result, manifest, run_dir = _run(
+        env / "reports", "-p", f"database_url={db}", "-p", f"state_url={state}"
+    )
     assert result.exit_code == 1, result.output
     _assert_failed_artefacts(run_dir, manifest)
     assert "completed" in manifest["error"]["evalue"]  # no trades in an empty audit trail

@@ -23,18 +23,27 @@ def trades():
     rng = np.random.default_rng(1)
     n = 2000
     won = rng.random(n) < 0.4
-    return pd.DataFrame({S.OUTCOME: np.where(won, "win", "loss"),
-                         S.REALIZED_RR: np.where(won, 1.5, -1.0),
-                         "hour": rng.integers(0, 24, n), "weekday": rng.integers(0, 7, n),
-                         S.SESSION: rng.choice(list(S.SESSIONS), n)})  # fmt: skip
+    return pd.DataFrame(
+        {
+            S.OUTCOME: np.where(won, "win", "loss"),
+            S.REALIZED_RR: np.where(won, 1.5, -1.0),
+            "hour": rng.integers(0, 24, n),
+            "weekday": rng.integers(0, 7, n),
+            S.SESSION: rng.choice(list(S.SESSIONS), n),
+        }
+    )
 
 
 def test_reliability_diagram_draws_each_rule():
     rng = np.random.default_rng(0)
     p = rng.random(3000)
     y = rng.random(3000) < p
-    rel = pd.concat([reliability_table(y, p).reset_index().assign(rule="oof"),
-                     reliability_table(y, p ** 2).reset_index().assign(rule="in_sample")])  # fmt: skip
+    rel = pd.concat(
+        [
+            reliability_table(y, p).reset_index().assign(rule="oof"),
+            reliability_table(y, p**2).reset_index().assign(rule="in_sample"),
+        ]
+    )
     fig = plot_reliability(rel)
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert {"oof", "in_sample", "perfect calibration"} <= set(labels)
@@ -87,12 +96,14 @@ def test_importance_plots_from_real_frames():
     fig = plot_importance_evolution(ev, top=5)
     assert len(fig.axes[0].lines) == 5
     plt.close(fig)
-    perm = permutation_importance_oos(x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3,
-                                      n_repeats=1)  # fmt: skip
+    perm = permutation_importance_oos(
+        x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3, n_repeats=1
+    )
     fig = plot_permutation_importance(perm, top=8)
     ax = fig.axes[0]
-    assert len(ax.patches) == 8 and "noise probe" in [t.get_text() for t in
-                                                       ax.get_legend().get_texts()]  # fmt: skip
+    assert len(ax.patches) == 8 and "noise probe" in [
+        t.get_text() for t in ax.get_legend().get_texts()
+    ]
     plt.close(fig)
 
 
@@ -104,20 +115,32 @@ def test_uplift_plot_draws_skill_against_its_null_and_net_and_says_too_few():
     from research.analysis.uplift import TOO_FEW
     from research.plots import plot_uplift
 
-    uplift = pd.DataFrame({
-        "rule": ["in force"] * 3, "era": ["heuristic", "model", "model"],
-        S.STRATEGY: ["scalp", "scalp", "all"], "n": [100, 400, 50], "n_passed": [12, 200, 0],
-        "uplift": [0.30, 0.05, np.nan], "ci_low": [np.nan, -0.02, np.nan],
-        "ci_high": [np.nan, 0.12, np.nan], "skill": [0.35, 0.08, np.nan],
-        "skill_low": [np.nan, 0.01, np.nan], "skill_high": [np.nan, 0.15, np.nan],
-        "null_low": [np.nan, -0.04, np.nan], "null_high": [np.nan, 0.05, np.nan],
-        "note": [TOO_FEW, "", TOO_FEW],
-    })  # fmt: skip
+    uplift = pd.DataFrame(
+        {
+            "rule": ["in force"] * 3,
+            "era": ["heuristic", "model", "model"],
+            S.STRATEGY: ["scalp", "scalp", "all"],
+            "n": [100, 400, 50],
+            "n_passed": [12, 200, 0],
+            "uplift": [0.30, 0.05, np.nan],
+            "ci_low": [np.nan, -0.02, np.nan],
+            "ci_high": [np.nan, 0.12, np.nan],
+            "skill": [0.35, 0.08, np.nan],
+            "skill_low": [np.nan, 0.01, np.nan],
+            "skill_high": [np.nan, 0.15, np.nan],
+            "null_low": [np.nan, -0.04, np.nan],
+            "null_high": [np.nan, 0.05, np.nan],
+            "note": [TOO_FEW, "", TOO_FEW],
+        }
+    )
     fig = plot_uplift(uplift)
     ax = fig.axes[0]
     labels = [t.get_text() for t in ax.get_yticklabels()]
-    assert labels == ["heuristic · scalp (12/100 passed): too few",
-                      "model · scalp (200/400 passed)", "model · all (0/50 passed)"]  # fmt: skip
+    assert labels == [
+        "heuristic · scalp (12/100 passed): too few",
+        "model · scalp (200/400 passed)",
+        "model · all (0/50 passed)",
+    ]
     bars = [c for c in ax.containers if isinstance(c, ErrorbarContainer)]
     assert len(bars) == 2, "only the row with enough passed trades has intervals"
     assert {b.lines[0].get_xdata()[0] for b in bars} == {0.08, 0.05}  # skill and net uplift
@@ -134,11 +157,15 @@ def test_cumulative_r_figures_name_their_basis_and_draw_one():
     from research.plots import plot_cumulative_r, plot_cumulative_r_by_decision
 
     t0 = pd.Timestamp("2026-01-05", tz="UTC")
-    decisions = pd.DataFrame({
-        S.EXIT_TIME: t0 + pd.to_timedelta(np.arange(4), unit="h"),
-        S.CENSORED: [False] * 4, S.WAS_EXECUTED: [True, False, True, False],
-        S.RR_IF_EXECUTED: [1.0, -1.2, -0.2, 0.8], "rr_gross": [1.1, -1.0, -0.1, 1.0],
-    })  # fmt: skip
+    decisions = pd.DataFrame(
+        {
+            S.EXIT_TIME: t0 + pd.to_timedelta(np.arange(4), unit="h"),
+            S.CENSORED: [False] * 4,
+            S.WAS_EXECUTED: [True, False, True, False],
+            S.RR_IF_EXECUTED: [1.0, -1.2, -0.2, 0.8],
+            "rr_gross": [1.1, -1.0, -0.1, 1.0],
+        }
+    )
     for basis, words, total in (("net", "R net of costs", 0.4), ("gross", "R gross", 1.0)):
         fig = plot_cumulative_r(decisions, basis=basis)
         ax = fig.axes[0]

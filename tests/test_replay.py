@@ -40,8 +40,13 @@ def test_batched_replay_equals_the_plain_event_loop(market, result):
         assert ref[S.THRESHOLD_SOURCE].eq("bucket").any()
         np.testing.assert_allclose(got[S.ML_SCORE], ref[S.ML_SCORE], rtol=0, atol=1e-9)
         np.testing.assert_allclose(got[S.THRESHOLD], ref[S.THRESHOLD], rtol=0, atol=1e-9)
-        for col in (S.THRESHOLD_SOURCE, S.MODEL_VERSION, S.THRESHOLD_VERSION, S.PASSED,
-                    S.WAS_EXECUTED):  # fmt: skip
+        for col in (
+            S.THRESHOLD_SOURCE,
+            S.MODEL_VERSION,
+            S.THRESHOLD_VERSION,
+            S.PASSED,
+            S.WAS_EXECUTED,
+        ):
             assert got[col].tolist() == ref[col].tolist(), col
         final = result.scorers[strategy]
         assert final.model_version == ref_scorer.model_version
@@ -62,8 +67,9 @@ def test_no_decision_uses_an_outcome_that_closed_after_it(market):
             fits.append((len(X), pd.Timestamp(max(exit_times))))
             return super().fit(X, y)
 
-    res = replay(candles, ("trend", "scalp"), CONFIG, study=study, model_factory=Spy,
-                 progress=False)  # fmt: skip
+    res = replay(
+        candles, ("trend", "scalp"), CONFIG, study=study, model_factory=Spy, progress=False
+    )
     assert len(fits) == len(res.retrains) >= 4
     assert res.retrains["n_trades"].tolist() == [n for n, _ in fits]
     assert res.retrains["train_until"].tolist() == [t for _, t in fits]
@@ -77,8 +83,9 @@ def test_no_decision_uses_an_outcome_that_closed_after_it(market):
     for row in fits_t.itertuples():
         exits = np.sort(closed.loc[closed[S.STRATEGY] == row.strategy, S.EXIT_TIME].to_numpy())
         assert exits[row.n_trades - 1] == row.data_until
-        later = dec[(dec[S.STRATEGY] == row.strategy)
-                    & (dec[S.THRESHOLD_VERSION] == row.threshold_version)]  # fmt: skip
+        later = dec[
+            (dec[S.STRATEGY] == row.strategy) & (dec[S.THRESHOLD_VERSION] == row.threshold_version)
+        ]
         assert (later[S.SIGNAL_TIME] > row.data_until).all()
     assert len(fits_t) >= 4
 
@@ -95,8 +102,12 @@ def test_replay_is_deterministic_and_logs_exploration(market, result):
     assert (dec[S.WAS_EXECUTED] == (dec[S.PASSED] | dec[S.EXPLORED])).all()
     assert set(dec.loc[dec[S.PASSED], S.P_EXECUTE]) == {1.0}
     assert set(below[S.P_EXECUTE]) == {0.1}
-    other = replay(candles, config=ReplayConfig(scorer=LIGHT, exploration=0.1, seed=8,
-                                                n_boot=200), study=study, progress=False)  # fmt: skip
+    other = replay(
+        candles,
+        config=ReplayConfig(scorer=LIGHT, exploration=0.1, seed=8, n_boot=200),
+        study=study,
+        progress=False,
+    )
     assert (other.decisions[S.EXPLORED] != dec[S.EXPLORED]).any()
 
 

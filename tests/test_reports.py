@@ -30,17 +30,19 @@ T0 = pd.Timestamp("2026-01-05 10:00", tz="UTC")
 def _trades() -> pd.DataFrame:
     """Six trades by hand: 3 executed (win, loss, win), 3 phantoms (loss, timeout, win), R as
     the audit trail records it (executed net of costs, phantoms gross) and each one's cost_r."""
-    return pd.DataFrame({
-        S.SIGNAL_ID: [f"s{i}" for i in range(6)],
-        S.STRATEGY: ["scalp", "scalp", "trend", "scalp", "trend", "trend"],
-        S.WAS_EXECUTED: [True, True, True, False, False, False],
-        S.OUTCOME: ["win", "loss", "win", "loss", "timeout", "win"],
-        S.REALIZED_RR: [1.5, -1.0, 2.0, -1.0, 0.2, 1.5],
-        act.COST_R: [0.1, 0.1, 0.2, 0.1, 0.2, 0.1],
-        S.EXIT_TIME: [T0 + pd.Timedelta(days=d) for d in (0, 1, 8, 2, 9, 10)],
-        S.SESSION: ["us", "us", "asia", "us", "asia", "asia"],
-        S.VOLATILITY_REGIME: ["low", "low", "high", "low", "high", "high"],
-    })  # fmt: skip
+    return pd.DataFrame(
+        {
+            S.SIGNAL_ID: [f"s{i}" for i in range(6)],
+            S.STRATEGY: ["scalp", "scalp", "trend", "scalp", "trend", "trend"],
+            S.WAS_EXECUTED: [True, True, True, False, False, False],
+            S.OUTCOME: ["win", "loss", "win", "loss", "timeout", "win"],
+            S.REALIZED_RR: [1.5, -1.0, 2.0, -1.0, 0.2, 1.5],
+            act.COST_R: [0.1, 0.1, 0.2, 0.1, 0.2, 0.1],
+            S.EXIT_TIME: [T0 + pd.Timedelta(days=d) for d in (0, 1, 8, 2, 9, 10)],
+            S.SESSION: ["us", "us", "asia", "us", "asia", "asia"],
+            S.VOLATILITY_REGIME: ["low", "low", "high", "low", "high", "high"],
+        }
+    )
 
 
 def test_executed_vs_phantom_by_hand():
@@ -78,12 +80,14 @@ def test_activity_by_period_and_cumulative_r_by_hand():
 
 
 def test_restate_flips_outcomes_across_the_cost_line():
-    trades = pd.DataFrame({
-        S.WAS_EXECUTED: [False, True, False, False],
-        S.OUTCOME: ["win", "loss", "timeout", "win"],
-        S.REALIZED_RR: [0.05, -0.05, 0.3, 2.0],
-        act.COST_R: [0.1, 0.1, 0.1, np.nan],
-    })  # fmt: skip
+    trades = pd.DataFrame(
+        {
+            S.WAS_EXECUTED: [False, True, False, False],
+            S.OUTCOME: ["win", "loss", "timeout", "win"],
+            S.REALIZED_RR: [0.05, -0.05, 0.3, 2.0],
+            act.COST_R: [0.1, 0.1, 0.1, np.nan],
+        }
+    )
     net = act.restate(trades, "net")
     # a gross win smaller than its costs loses net; a timeout stays one; no cost_r: unknown
     assert net[S.REALIZED_RR].iloc[:3].tolist() == pytest.approx([-0.05, -0.05, 0.2])
@@ -133,8 +137,13 @@ def demo_dir(tmp_path_factory, monkeypatch_module):
         monkeypatch_module.delenv(var, raising=False)
     workdir = tmp_path_factory.mktemp("demo")
     key = tmp_path_factory.mktemp("workspace") / "signing_key"  # not the repository's .phantomlab/
-    run_demo(load_market(n_bars=4000, seed=3), workdir=workdir, retrain_every=200,
-             progress=False, key_path=key)  # fmt: skip
+    run_demo(
+        load_market(n_bars=4000, seed=3),
+        workdir=workdir,
+        retrain_every=200,
+        progress=False,
+        key_path=key,
+    )
     assert (workdir / REPLAY_DIR / "decisions.parquet").is_file()
     return workdir
 
@@ -147,8 +156,10 @@ def monkeypatch_module():
 
 
 def _urls(workdir: Path) -> dict[str, str]:
-    return {"database_url": f"sqlite:///{workdir / 'audit.db'}",
-            "state_url": f"sqlite:///{workdir / 'state.db'}"}  # fmt: skip
+    return {
+        "database_url": f"sqlite:///{workdir / 'audit.db'}",
+        "state_url": f"sqlite:///{workdir / 'state.db'}",
+    }
 
 
 def test_scalp_records_carry_gate_flags(demo_dir):
@@ -286,10 +297,16 @@ def replay_period(tmp_path_factory, monkeypatch_module):
         monkeypatch_module.delenv(var, raising=False)
     candles = known_answer_market("planted", n_bars=4000)
     study = run_signals_and_phantoms(candles, progress=False)
-    scorer = ScorerConfig(n_estimators=10, gb_max_iter=10, nn_enabled=False, retrain_every=100,
-                          learn_from_timeouts=True)  # fmt: skip
-    result = replay(candles, config=ReplayConfig(scorer=scorer, n_boot=200), study=study,
-                    progress=False)  # fmt: skip
+    scorer = ScorerConfig(
+        n_estimators=10,
+        gb_max_iter=10,
+        nn_enabled=False,
+        retrain_every=100,
+        learn_from_timeouts=True,
+    )
+    result = replay(
+        candles, config=ReplayConfig(scorer=scorer, n_boot=200), study=study, progress=False
+    )
     workdir = tmp_path_factory.mktemp("replay_period")
     audit = AuditTrail(_urls(workdir)["database_url"])
     try:
@@ -302,8 +319,11 @@ def replay_period(tmp_path_factory, monkeypatch_module):
 
 def _line_ends(fig) -> dict[str, float]:
     """Last y of each labelled line of a figure's first axis, keyed by the label's name."""
-    return {line.get_label().split(" (")[0]: float(line.get_ydata()[-1])
-            for line in fig.axes[0].lines if not line.get_label().startswith("_")}  # fmt: skip
+    return {
+        line.get_label().split(" (")[0]: float(line.get_ydata()[-1])
+        for line in fig.axes[0].lines
+        if not line.get_label().startswith("_")
+    }
 
 
 def test_report_cumulative_r_charts_end_on_its_tables_totals(replay_period):
@@ -320,9 +340,11 @@ def test_report_cumulative_r_charts_end_on_its_tables_totals(replay_period):
     summary = rep.tables["summary"].set_index([S.STRATEGY, "set"])
     table = activity.tables["executed_vs_phantom"].set_index([S.STRATEGY, "decision"])
     # (line in the replay's chart, line in the audit trail's chart, summary set, table decision)
-    sets = [("executed", "executed", "executed", "executed"),
-            ("phantoms", "phantom", "phantoms", "phantom"),
-            ("all signals", "all signals", "all", None)]  # fmt: skip
+    sets = [
+        ("executed", "executed", "executed", "executed"),
+        ("phantoms", "phantom", "phantoms", "phantom"),
+        ("all signals", "all signals", "all", None),
+    ]
     words = {"total_r": "R net of costs", "total_r_gross": "R gross"}
     for basis, column in (("net", "total_r"), ("gross", "total_r_gross")):
         name = f"cumulative_r_{basis}"
@@ -340,8 +362,9 @@ def test_report_cumulative_r_charts_end_on_its_tables_totals(replay_period):
                 assert audit[audit_line] == pytest.approx(table.loc[("all", decision), column])
     # the uplift table's totals are net too
     uplift = rep.tables["uplift"]
-    row = uplift.loc[(uplift["era"] == "all") & (uplift[S.STRATEGY] == "all")
-                     & (uplift["rule"] == "in force")].iloc[0]  # fmt: skip
+    row = uplift.loc[
+        (uplift["era"] == "all") & (uplift[S.STRATEGY] == "all") & (uplift["rule"] == "in force")
+    ].iloc[0]
     assert row["total R net all"] == pytest.approx(summary.loc[("all", "all"), "total_r"])
 
 
@@ -366,8 +389,12 @@ def test_report_opens_with_the_verdict_and_its_null_control(replay_period):
     assert uplift.loc[passed >= 30, "skill 95 %"].str.startswith("[").all()
     assert set(uplift["rule"]) == {"in force", "seed"}
     # production audit trail only: one sentence instead of a verdict
-    bare = PeriodData(trades=replay_period.trades, feature_columns=[],
-                      scalp_records=pd.DataFrame(), thresholds={},
-                      model_versions=pd.DataFrame())  # fmt: skip
+    bare = PeriodData(
+        trades=replay_period.trades,
+        feature_columns=[],
+        scalp_records=pd.DataFrame(),
+        thresholds={},
+        model_versions=pd.DataFrame(),
+    )
     notes = tearsheet.verdict(bare).notes
     assert len(notes) == 1 and "no replay frames" in notes[0] and notes[0].count(". ") == 0

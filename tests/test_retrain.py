@@ -89,8 +89,9 @@ def namespace():
 
 @pytest.fixture
 def stores(database_url, namespace):
-    opened = retrain.open_stores(database_url=database_url, state_url=REDIS_URL,
-                                 namespace=namespace)  # fmt: skip
+    opened = retrain.open_stores(
+        database_url=database_url, state_url=REDIS_URL, namespace=namespace
+    )
     yield opened
     opened.close()
 
@@ -115,14 +116,28 @@ def _hand_made() -> retrain.TradeSet:
     """10 hourly signals; trade 5 stays open until 08:45, trade 3 times out."""
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
     exits = [0.5, 1.5, 2.5, 3.5, 4.5, 8.75, 6.5, 7.5, 8.5, 9.5]
-    frame = pd.DataFrame({
-        S.SIGNAL_ID: [f"s{i}" for i in range(10)],
-        S.SIGNAL_TIME: [t0 + pd.Timedelta(hours=i) for i in range(10)],
-        S.EXIT_TIME: [t0 + pd.Timedelta(hours=h) for h in exits],
-        S.OUTCOME: ["win", "loss", "win", "timeout", "loss", "win", "loss", "win", "loss", "win"],
-    }).sort_values(S.EXIT_TIME, ignore_index=True)  # fmt: skip
-    return retrain.TradeSet(strategy="scalp", trades=frame,
-                            features=pd.DataFrame(index=frame.index))  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            S.SIGNAL_ID: [f"s{i}" for i in range(10)],
+            S.SIGNAL_TIME: [t0 + pd.Timedelta(hours=i) for i in range(10)],
+            S.EXIT_TIME: [t0 + pd.Timedelta(hours=h) for h in exits],
+            S.OUTCOME: [
+                "win",
+                "loss",
+                "win",
+                "timeout",
+                "loss",
+                "win",
+                "loss",
+                "win",
+                "loss",
+                "win",
+            ],
+        }
+    ).sort_values(S.EXIT_TIME, ignore_index=True)
+    return retrain.TradeSet(
+        strategy="scalp", trades=frame, features=pd.DataFrame(index=frame.index)
+    )
 
 
 def test_split_holds_out_the_latest_exits_and_purges_what_was_still_open():
@@ -173,18 +188,21 @@ def test_state_source_reads_the_scorers_trades_with_their_features(stores, marke
     scorer = MLScorer("scalp", config=ScorerConfig(min_trades=10**9))  # record only
     for row in trades.sort_values([S.EXIT_TIME, S.SIGNAL_ID]).itertuples(index=False):
         sid = getattr(row, S.SIGNAL_ID)
-        scorer.record_outcome({S.SIGNAL_ID: sid, S.SIGNAL_TIME: getattr(row, S.SIGNAL_TIME)},
-                              getattr(row, S.OUTCOME), getattr(row, S.PNL_PERCENT),
-                              features=features.loc[sid].to_dict(),
-                              exit_time=getattr(row, S.EXIT_TIME))  # fmt: skip
+        scorer.record_outcome(
+            {S.SIGNAL_ID: sid, S.SIGNAL_TIME: getattr(row, S.SIGNAL_TIME)},
+            getattr(row, S.OUTCOME),
+            getattr(row, S.PNL_PERCENT),
+            features=features.loc[sid].to_dict(),
+            exit_time=getattr(row, S.EXIT_TIME),
+        )
     stores.state.save_scorer(scorer.to_state())
     from_state = retrain.load_trades(stores, _config(source="state"))
     from_sql = retrain.load_trades(stores, _config())
     ids = from_sql.trades[S.OUTCOME] != "timeout"  # the online scorer skips timeouts (seed)
     assert list(from_state.trades[S.SIGNAL_ID]) == list(from_sql.trades.loc[ids, S.SIGNAL_ID])
-    pd.testing.assert_frame_equal(from_state.features,
-                                  from_sql.features.loc[ids].reset_index(drop=True),
-                                  check_dtype=False)  # fmt: skip
+    pd.testing.assert_frame_equal(
+        from_state.features, from_sql.features.loc[ids].reset_index(drop=True), check_dtype=False
+    )
 
 
 # ---------------------------------------------------------------------------- decision
@@ -194,11 +212,15 @@ def _comparison(mine: float | None, theirs: float | None, n: int = 200) -> chall
 
     t = pd.Timestamp("2024-01-01", tz="UTC")
     return challenger.Comparison(
-        challenger=metrics(mine), challenger_oos=metrics(mine),
+        challenger=metrics(mine),
+        challenger_oos=metrics(mine),
         champion=None if theirs is None else metrics(theirs),
-        champion_version=None if theirs is None else 3, challenger_train_end=t,
-        champion_train_end=None if theirs is None else t, window_start=t,
-        reliability=pd.DataFrame())  # fmt: skip
+        champion_version=None if theirs is None else 3,
+        challenger_train_end=t,
+        champion_train_end=None if theirs is None else t,
+        window_start=t,
+        reliability=pd.DataFrame(),
+    )
 
 
 @pytest.mark.parametrize(
@@ -228,8 +250,9 @@ def test_champion_is_judged_only_after_its_own_training_cut_off(stores):
     model = retrain.fit_challenger(data, split, _config())
     oos_signals = data.trades[S.SIGNAL_TIME].iloc[split.oos]
     champ_end = oos_signals.sort_values().iloc[len(split.oos) // 2]  # saw half of the window
-    champion = LoadedModel(version=7, model=model, fast=None,
-                           meta={"train_end": champ_end.isoformat()})  # fmt: skip
+    champion = LoadedModel(
+        version=7, model=model, fast=None, meta={"train_end": champ_end.isoformat()}
+    )
     comp = challenger.compare_models(model, champion, data, split)
     window = split.oos[(oos_signals > champ_end).to_numpy()]
     assert comp.n_window == len(window) == comp.champion["n"]
@@ -253,9 +276,14 @@ def test_notify_false_sends_nothing(bot_api):
 # ---------------------------------------------------------------------------- notebook
 def _run(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
     out = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(str(NOTEBOOK), str(out), parameters={**SMALL, **parameters},
-                               kernel_name="python3", cwd=str(REPO),
-                               progress_bar=False)  # fmt: skip
+    papermill.execute_notebook(
+        str(NOTEBOOK),
+        str(out),
+        parameters={**SMALL, **parameters},
+        kernel_name="python3",
+        cwd=str(REPO),
+        progress_bar=False,
+    )
     return nbformat.read(out, as_version=4)
 
 
@@ -281,8 +309,12 @@ def _result(nb) -> dict:
 def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
     tmp_path, database_url, namespace, bot_api
 ):
-    where = {"strategy": "scalp", "database_url": database_url, "state_url": REDIS_URL,
-             "namespace": namespace}  # fmt: skip
+    where = {
+        "strategy": "scalp",
+        "database_url": database_url,
+        "state_url": REDIS_URL,
+        "namespace": namespace,
+    }
     store = open_state(REDIS_URL, namespace=namespace)
     store.save_thresholds("scalp", {"stale|bucket": 99.0}, 1)  # a publish must replace them
     first = _result(_run(tmp_path, "first", **where))
@@ -294,8 +326,9 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
     table, count = store.load_thresholds("scalp")
     assert table and count == first["metrics"]["threshold_trades"] > 0
     assert len(table) == first["metrics"]["threshold_buckets"]
-    assert float(store.backend.call("get", store.keys.ml("scalp", "threshold"))) == \
-        pytest.approx(first["metrics"]["ev_threshold"])  # fmt: skip
+    assert float(store.backend.call("get", store.keys.ml("scalp", "threshold"))) == pytest.approx(
+        first["metrics"]["ev_threshold"]
+    )
     with AuditTrail(database_url, upgrade=False) as audit:
         runs = audit.runs("retrain_publish")
         versions = audit.model_versions("scalp")
@@ -335,7 +368,12 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
 
 def test_notebook_fails_with_a_fix_when_the_database_is_down(tmp_path, namespace):
     with pytest.raises(papermill.PapermillExecutionError) as info:
-        _run(tmp_path, "down", database_url="postgresql://postgres@127.0.0.1:1/none",
-             state_url=REDIS_URL, namespace=namespace)  # fmt: skip
+        _run(
+            tmp_path,
+            "down",
+            database_url="postgresql://postgres@127.0.0.1:1/none",
+            state_url=REDIS_URL,
+            namespace=namespace,
+        )
     assert info.value.ename == "StoreUnavailable"
     assert "does not answer" in info.value.evalue and "Fix:" in info.value.evalue

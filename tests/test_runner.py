@@ -39,8 +39,10 @@ from research.runner import (
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "notebooks"
 OK_NB = FIXTURES / "tiny_ok.ipynb"
-META = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"}}  # fmt: skip
+META = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
 
 
 def _notebook(tmp_path: Path, *param_sources: str, name: str = "nb") -> Path:
@@ -87,9 +89,14 @@ def _assert_offline(path: Path) -> None:
 def test_parse_parameters_reads_every_supported_type_with_its_help():
     params = {p.name: p for p in parse_parameters(OK_NB)}
     assert {p.type_text for p in params.values()} == set(SUPPORTED_TYPES)
-    assert params["n_points"] == Parameter(name="n_points", type_text="int", default=5,
-                                           help="points on the line", line=3,
-                                           notebook="tiny_ok.ipynb")  # fmt: skip
+    assert params["n_points"] == Parameter(
+        name="n_points",
+        type_text="int",
+        default=5,
+        help="points on the line",
+        line=3,
+        notebook="tiny_ok.ipynb",
+    )
     assert params["scale"].default == 1.5 and params["show_table"].default is True
     assert params["labels"].default == ["a", "b"] and params["weights"].default == [0.5, 1.0]
     assert params["counts"].default == [1, 2, 3]
@@ -143,13 +150,29 @@ def ok_params() -> list[Parameter]:
 
 
 def test_validation_coerces_command_line_text_and_returns_only_overrides(ok_params):
-    got = validate_parameters(ok_params, {"n_points": "3", "show_table": "false",
-                                          "labels": "[scalp,trend]", "data_dir": "null",
-                                          "title": "yes", "scale": 2, "limit": "~",
-                                          "threshold": "1e-3"})  # fmt: skip
-    assert got == {"n_points": 3, "show_table": False, "labels": ["scalp", "trend"],
-                   "data_dir": None, "title": "yes", "scale": 2.0, "limit": None,
-                   "threshold": 0.001}  # fmt: skip
+    got = validate_parameters(
+        ok_params,
+        {
+            "n_points": "3",
+            "show_table": "false",
+            "labels": "[scalp,trend]",
+            "data_dir": "null",
+            "title": "yes",
+            "scale": 2,
+            "limit": "~",
+            "threshold": "1e-3",
+        },
+    )
+    assert got == {
+        "n_points": 3,
+        "show_table": False,
+        "labels": ["scalp", "trend"],
+        "data_dir": None,
+        "title": "yes",
+        "scale": 2.0,
+        "limit": None,
+        "threshold": 0.001,
+    }
     assert isinstance(got["scale"], float), "an int given for a float becomes a float"
     assert validate_parameters(ok_params, {"weights": [1, 0.5]})["weights"] == [1.0, 0.5]
     assert validate_parameters(ok_params, {}) == {}
@@ -247,8 +270,12 @@ def test_html_drops_remote_scripts_from_outputs(tmp_path):
     from research.runner.html import render_cells
 
     cell = nbformat.v4.new_code_cell("x")
-    cell.outputs = [nbformat.v4.new_output("display_data", data={
-        "text/html": '<script src="https://cdn.example/x.js"></script><b>kept</b>'})]  # fmt: skip
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "display_data",
+            data={"text/html": '<script src="https://cdn.example/x.js"></script><b>kept</b>'},
+        )
+    ]
     fragment = render_cells(nbformat.v4.new_notebook(cells=[cell], metadata=META))
     assert "<b>kept</b>" in fragment and "cdn.example" not in fragment
 
@@ -259,8 +286,13 @@ def test_html_drops_remote_scripts_from_outputs(tmp_path):
 @pytest.fixture(scope="module")
 def ok_run(tmp_path_factory):
     reports = tmp_path_factory.mktemp("reports")
-    res = run_pipeline("tiny_ok", {"n_points": "7", "labels": ["x", "y"]},
-                       pipelines_dir=FIXTURES, reports_dir=reports, timeout_sec=180)  # fmt: skip
+    res = run_pipeline(
+        "tiny_ok",
+        {"n_points": "7", "labels": ["x", "y"]},
+        pipelines_dir=FIXTURES,
+        reports_dir=reports,
+        timeout_sec=180,
+    )
     return reports, res
 
 
@@ -280,8 +312,12 @@ def test_successful_run_writes_notebook_html_and_manifest(ok_run):
     assert m["kernel"] == KERNEL_NAME and m["versions"]["papermill"]
     assert m["host"]["python_executable"] == sys.executable
     # record() twice: later values win; model_version and metrics are lifted to the top
-    assert m["results"] == {"model_version": 7, "metrics": {"auc": 0.61, "brier": 0.2},
-                            "published": True, "title": "tiny"}  # fmt: skip
+    assert m["results"] == {
+        "model_version": 7,
+        "metrics": {"auc": 0.61, "brier": 0.2},
+        "published": True,
+        "title": "tiny",
+    }
     assert m["model_version"] == 7 and m["metrics"] == {"auc": 0.61, "brier": 0.2}
 
 
@@ -316,10 +352,22 @@ def test_report_html_shows_parameters_and_outputs_but_no_code(ok_run):
 def test_a_password_in_a_url_parameter_stays_out_of_manifest_and_html(tmp_path):
     path = _notebook(tmp_path, 'database_url: str = "sqlite://"  # audit trail', name="masked")
     reports = tmp_path / "reports"
-    result = CliRunner().invoke(main, ["pipeline", "run", "masked", "--pipelines-dir",
-                                       str(path.parent), "--reports-dir",
-                                       str(reports), "--run-id", "r", "-p",
-                                       "database_url=postgresql://u:secret@127.0.0.1:1/x"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "pipeline",
+            "run",
+            "masked",
+            "--pipelines-dir",
+            str(path.parent),
+            "--reports-dir",
+            str(reports),
+            "--run-id",
+            "r",
+            "-p",
+            "database_url=postgresql://u:secret@127.0.0.1:1/x",
+        ],
+    )
     assert result.exit_code == 0, result.output
     run_dir = reports / "masked" / "r"
     manifest = (run_dir / "manifest.json").read_text(encoding="utf-8")
@@ -361,10 +409,24 @@ def test_report_renders_in_headless_chromium_without_network_or_errors(ok_run):
 # --------------------------------------------------------------------------------------------
 def test_failing_cell_through_the_installed_command_exits_1_and_keeps_artefacts(tmp_path):
     exe = Path(sys.executable).with_name("phantomlab")
-    proc = subprocess.run([str(exe), "pipeline", "run", "failing", "--pipelines-dir",
-                           str(FIXTURES), "--reports-dir", str(tmp_path), "--run-id", "r1"],
-                          capture_output=True, text=True, timeout=180,
-                          env=os.environ | {"OMP_NUM_THREADS": "1"})  # fmt: skip
+    proc = subprocess.run(
+        [
+            str(exe),
+            "pipeline",
+            "run",
+            "failing",
+            "--pipelines-dir",
+            str(FIXTURES),
+            "--reports-dir",
+            str(tmp_path),
+            "--run-id",
+            "r1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
     assert proc.returncode == 1, proc.stdout + proc.stderr
     run_dir = tmp_path / "failing" / "r1"
     assert "status:  failed" in proc.stdout and str(run_dir) in proc.stdout
@@ -389,10 +451,26 @@ def test_bad_parameter_exits_2_and_leaves_a_failed_run(tmp_path):
     params_file = tmp_path / "params.yaml"
     params_file.write_text("n_points: 9\ntitle: from file\n")
     reports = tmp_path / "reports"
-    result = CliRunner().invoke(main, ["pipeline", "run", "tiny_ok", "--pipelines-dir",
-                                       str(FIXTURES), "--reports-dir", str(reports), "-f",
-                                       str(params_file), "-p", "n_points=abc", "-p", "scal=2",
-                                       "--run-id", "bad"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "pipeline",
+            "run",
+            "tiny_ok",
+            "--pipelines-dir",
+            str(FIXTURES),
+            "--reports-dir",
+            str(reports),
+            "-f",
+            str(params_file),
+            "-p",
+            "n_points=abc",
+            "-p",
+            "scal=2",
+            "--run-id",
+            "bad",
+        ],
+    )
     assert result.exit_code == 2, result.output
     assert (
         "expects int, got 'abc' (str)" in result.output and "did you mean 'scale'" in result.output
@@ -414,8 +492,13 @@ def test_bad_parameter_exits_2_and_leaves_a_failed_run(tmp_path):
 
 def test_bad_parameter_from_the_library_raises_with_the_failed_run_attached(tmp_path):
     with pytest.raises(ParameterError) as info:
-        run_pipeline("tiny_ok", {"show_table": 1}, pipelines_dir=FIXTURES, reports_dir=tmp_path,
-                     run_id="same")  # fmt: skip
+        run_pipeline(
+            "tiny_ok",
+            {"show_table": 1},
+            pipelines_dir=FIXTURES,
+            reports_dir=tmp_path,
+            run_id="same",
+        )
     res = info.value.result
     assert res.status == "failed" and not res.ok and res.run_dir == tmp_path / "tiny_ok" / "same"
     assert res.html.is_file() and res.notebook.is_file() and "expects bool" in res.error
@@ -425,9 +508,22 @@ def test_bad_parameter_from_the_library_raises_with_the_failed_run_attached(tmp_
 
 def test_timeout_stops_the_whole_run_and_keeps_the_partial_notebook(tmp_path):
     start = time.monotonic()
-    result = CliRunner().invoke(main, ["pipeline", "run", "sleepy", "--pipelines-dir",
-                                       str(FIXTURES), "--reports-dir", str(tmp_path),
-                                       "--timeout", "5", "--run-id", "slow"])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "pipeline",
+            "run",
+            "sleepy",
+            "--pipelines-dir",
+            str(FIXTURES),
+            "--reports-dir",
+            str(tmp_path),
+            "--timeout",
+            "5",
+            "--run-id",
+            "slow",
+        ],
+    )
     elapsed = time.monotonic() - start
     assert result.exit_code == 1, result.output
     assert "status:  timeout" in result.output
@@ -458,15 +554,32 @@ def test_stopping_the_runner_stops_its_executor_and_kernel(tmp_path, sig):
     import signal
 
     exe = Path(sys.executable).with_name("phantomlab")
-    runner = subprocess.Popen([str(exe), "pipeline", "run", "sleepy", "--pipelines-dir",
-                               str(FIXTURES), "--reports-dir", str(tmp_path), "--run-id", "x"],
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env=os.environ | {"OMP_NUM_THREADS": "1"})  # fmt: skip
+    runner = subprocess.Popen(
+        [
+            str(exe),
+            "pipeline",
+            "run",
+            "sleepy",
+            "--pipelines-dir",
+            str(FIXTURES),
+            "--reports-dir",
+            str(tmp_path),
+            "--run-id",
+            "x",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
     run_dir = tmp_path / "sleepy" / "x"
     try:
-        kernel = _wait_for(lambda: [p for p in processes_of(run_dir)
-                                    if "ipykernel_launcher" in " ".join(p.cmdline())],
-                           90)  # fmt: skip
+        kernel = _wait_for(
+            lambda: [
+                p for p in processes_of(run_dir) if "ipykernel_launcher" in " ".join(p.cmdline())
+            ],
+            90,
+        )
         assert kernel, "the kernel never started"
         runner.send_signal(getattr(signal, sig))
         rc = runner.wait(timeout=120)  # generous: a loaded machine renders the HTML slowly
@@ -495,8 +608,18 @@ def test_stopping_the_runner_stops_its_executor_and_kernel(tmp_path, sig):
     ],
 )
 def test_usage_errors_exit_2_with_a_fix(tmp_path, args, needle):
-    result = CliRunner().invoke(main, ["pipeline", "run", *args, "--pipelines-dir",
-                                       str(FIXTURES), "--reports-dir", str(tmp_path)])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        [
+            "pipeline",
+            "run",
+            *args,
+            "--pipelines-dir",
+            str(FIXTURES),
+            "--reports-dir",
+            str(tmp_path),
+        ],
+    )
     assert result.exit_code == 2 and needle in result.output, result.output
     assert "Available: failing, sleepy, tiny_ok" in result.output or args[0] == "tiny_ok"
     assert not (tmp_path / "nope").exists()
@@ -506,8 +629,10 @@ def test_usage_errors_exit_2_with_a_fix(tmp_path, args, needle):
 def test_unreadable_params_file_exits_2(tmp_path, content):
     params_file = tmp_path / "p.yaml"
     params_file.write_text(content)
-    result = CliRunner().invoke(main, ["pipeline", "run", "tiny_ok", "--pipelines-dir",
-                                       str(FIXTURES), "-f", str(params_file)])  # fmt: skip
+    result = CliRunner().invoke(
+        main,
+        ["pipeline", "run", "tiny_ok", "--pipelines-dir", str(FIXTURES), "-f", str(params_file)],
+    )
     assert result.exit_code == 2 and "Fix:" in result.output, result.output
 
 
@@ -538,9 +663,17 @@ def test_reports_index_lists_runs_newest_first_with_working_links(ok_run):
     reports, res = ok_run
     older = reports / "other" / "20000101T000000Z-0000"
     older.mkdir(parents=True)
-    (older / "manifest.json").write_text(json.dumps({"pipeline": "other", "run_id": older.name,
-        "status": "failed", "started_at": "2000-01-01T00:00:00+00:00",
-        "html": "other.html"}))  # fmt: skip
+    (older / "manifest.json").write_text(
+        json.dumps(
+            {
+                "pipeline": "other",
+                "run_id": older.name,
+                "status": "failed",
+                "started_at": "2000-01-01T00:00:00+00:00",
+                "html": "other.html",
+            }
+        )
+    )
     broken = reports / "other" / "broken-run"
     broken.mkdir()
     (broken / "manifest.json").write_text("{not json")

@@ -23,8 +23,10 @@ from research.stores.audit import AuditTrail
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "notebooks"
 EXE = Path(sys.executable).with_name("phantomlab")
 BEAT = "0.5"  # heartbeat seconds in these tests: a dead run is stale after 3 x 0.5 + 5 s
-META = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "language_info": {"name": "python"}}  # fmt: skip
+META = {
+    "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+    "language_info": {"name": "python"},
+}
 
 
 def _env(**extra: str) -> dict:
@@ -105,21 +107,42 @@ def test_sigterm_stops_the_run_and_leaves_manifest_html_index_and_a_closed_sql_r
     _row_opening_notebook(pipelines)
     reports = tmp_path / "reports"
     run_dir = reports / "opens_row" / "t1"
-    runner = subprocess.Popen([str(EXE), "pipeline", "run", "opens_row", "--pipelines-dir",
-                               str(pipelines), "--reports-dir", str(reports), "--run-id", "t1",
-                               "-p", f"database_url={pg_url}"],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                              env=_env())  # fmt: skip
+    runner = subprocess.Popen(
+        [
+            str(EXE),
+            "pipeline",
+            "run",
+            "opens_row",
+            "--pipelines-dir",
+            str(pipelines),
+            "--reports-dir",
+            str(reports),
+            "--run-id",
+            "t1",
+            "-p",
+            f"database_url={pg_url}",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(),
+    )
     try:
         # from the start: a manifest saying "running", listed in the index, heartbeating, and
         # (read back from the notebook as papermill saves it) the SQL row the notebook opened
-        first = _wait_for(lambda: (m := _manifest(run_dir)) and m["status"] == "running" and m,
-                          90, "a running manifest")  # fmt: skip
+        first = _wait_for(
+            lambda: (m := _manifest(run_dir)) and m["status"] == "running" and m,
+            90,
+            "a running manifest",
+        )
         assert first["finished_at"] is None and first["heartbeat_sec"] == float(BEAT)
         assert first["runner_pid"] == runner.pid
         assert "running" in _index_row(reports, "t1")
-        m = _wait_for(lambda: (m := _manifest(run_dir)) and m["results"].get("pipeline_run_id")
-                      and m, 90, "the notebook's pipeline_run_id in the manifest")  # fmt: skip
+        m = _wait_for(
+            lambda: (m := _manifest(run_dir)) and m["results"].get("pipeline_run_id") and m,
+            90,
+            "the notebook's pipeline_run_id in the manifest",
+        )
         sql_run = m["results"]["pipeline_run_id"]
         assert _sql_row(pg_url, sql_run)["status"] == "running"
         beat = m["heartbeat_at"]
@@ -164,17 +187,40 @@ def test_kill_9_of_retrain_publish_is_marked_died_by_the_next_reports(tmp_path, 
     reports = tmp_path / "reports"
     run_dir = reports / "retrain_publish" / "k9"
     # big models, so that the run is still training when it is killed
-    runner = subprocess.Popen([str(EXE), "pipeline", "run", "retrain_publish", "--reports-dir",
-                               str(reports), "--run-id", "k9", "-p", f"database_url={trades_db}",
-                               "-p", f"state_url=sqlite:///{tmp_path / 'state.db'}",
-                               "-p", "min_trades=100", "-p", "min_window=20",
-                               "-p", "n_estimators=1500", "-p", "gb_max_iter=500"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                              env=_env(PHANTOMLAB_SIGNING_KEY="faults-test-key-0123456789"),
-                              cwd=tmp_path)  # fmt: skip
+    runner = subprocess.Popen(
+        [
+            str(EXE),
+            "pipeline",
+            "run",
+            "retrain_publish",
+            "--reports-dir",
+            str(reports),
+            "--run-id",
+            "k9",
+            "-p",
+            f"database_url={trades_db}",
+            "-p",
+            f"state_url=sqlite:///{tmp_path / 'state.db'}",
+            "-p",
+            "min_trades=100",
+            "-p",
+            "min_window=20",
+            "-p",
+            "n_estimators=1500",
+            "-p",
+            "gb_max_iter=500",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=_env(PHANTOMLAB_SIGNING_KEY="faults-test-key-0123456789"),
+        cwd=tmp_path,
+    )
     try:
-        m = _wait_for(lambda: (m := _manifest(run_dir)) and m["results"].get("pipeline_run_id")
-                      and m, 120, "the SQL run id in the running manifest")  # fmt: skip
+        m = _wait_for(
+            lambda: (m := _manifest(run_dir)) and m["results"].get("pipeline_run_id") and m,
+            120,
+            "the SQL run id in the running manifest",
+        )
         runner.send_signal(signal.SIGKILL)
         runner.wait(timeout=30)
     finally:
@@ -189,8 +235,13 @@ def test_kill_9_of_retrain_publish_is_marked_died_by_the_next_reports(tmp_path, 
     stale = _manifest(run_dir)["stale_after_sec"]
     assert stale == pytest.approx(3 * float(BEAT) + 5)
     time.sleep(stale + 1)
-    done = subprocess.run([str(EXE), "reports", "--reports-dir", str(reports)], env=_env(),
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    done = subprocess.run(
+        [str(EXE), "reports", "--reports-dir", str(reports)],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     m = _manifest(run_dir)
     assert m["status"] == "died" and m["error"]["ename"] == "RunnerDied", m
@@ -202,8 +253,13 @@ def test_kill_9_of_retrain_publish_is_marked_died_by_the_next_reports(tmp_path, 
     page = (run_dir / "retrain_publish.html").read_text(encoding="utf-8")
     assert "Run died" in page
     # marking is done once: a second rebuild changes nothing
-    subprocess.run([str(EXE), "reports", "--reports-dir", str(reports)], env=_env(),
-                   capture_output=True, timeout=120, check=True)  # fmt: skip
+    subprocess.run(
+        [str(EXE), "reports", "--reports-dir", str(reports)],
+        env=_env(),
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert _manifest(run_dir) == m
 
 
@@ -214,11 +270,24 @@ def _hand_manifest(reports: Path, run_id: str, status: str, beat_age_sec: float)
     run_dir = reports / "other" / run_id
     run_dir.mkdir(parents=True)
     beat = datetime.now(UTC) - timedelta(seconds=beat_age_sec)
-    (run_dir / "manifest.json").write_text(json.dumps({
-        "pipeline": "other", "run_id": run_id, "status": status, "html": "other.html",
-        "notebook": "other.ipynb", "started_at": (beat - timedelta(seconds=60)).isoformat(),
-        "heartbeat_at": beat.isoformat(), "heartbeat_sec": 5.0, "stale_after_sec": 20.0,
-        "parameters": {}, "overrides": {}, "results": {}}))  # fmt: skip
+    (run_dir / "manifest.json").write_text(
+        json.dumps(
+            {
+                "pipeline": "other",
+                "run_id": run_id,
+                "status": status,
+                "html": "other.html",
+                "notebook": "other.ipynb",
+                "started_at": (beat - timedelta(seconds=60)).isoformat(),
+                "heartbeat_at": beat.isoformat(),
+                "heartbeat_sec": 5.0,
+                "stale_after_sec": 20.0,
+                "parameters": {},
+                "overrides": {},
+                "results": {},
+            }
+        )
+    )
     return run_dir
 
 
@@ -231,8 +300,7 @@ def test_a_later_run_marks_only_stale_running_runs_died(tmp_path, monkeypatch):
     old_failed = _hand_manifest(reports, "old-failed", "failed", beat_age_sec=3600)
     before = {d: _manifest(d) for d in (fresh, old_failed)}
     monkeypatch.setenv("PHANTOMLAB_HEARTBEAT_SEC", BEAT)
-    res = run_pipeline("tiny_ok", {}, pipelines_dir=FIXTURES, reports_dir=reports,
-                       timeout_sec=180)  # fmt: skip
+    res = run_pipeline("tiny_ok", {}, pipelines_dir=FIXTURES, reports_dir=reports, timeout_sec=180)
     assert res.ok, res.error
     m = _manifest(stale)
     assert m["status"] == "died" and m["error"]["ename"] == "RunnerDied"

@@ -27,8 +27,9 @@ FAST = {"n_estimators": 20, "gb_max_iter": 20, "hidden_layer_sizes": (8,), "n_sp
 def planted():
     # volume_momentum fires on ~9% of bars, so it separates signals (body_momentum fires on
     # most bars and mostly shifts the overall win rate)
-    market = make_market(n_bars=40_000, seed=3, trend_drift=0.0,
-                         edges=(edge("volume_momentum", drift=0.5),))  # fmt: skip
+    market = make_market(
+        n_bars=40_000, seed=3, trend_drift=0.0, edges=(edge("volume_momentum", drift=0.5),)
+    )
     return closed_scalp_dataset(market)
 
 
@@ -41,8 +42,11 @@ def oos_auc(data, **params):
     sig, out, x, y = data
     train, test = time_train_test_split(sig[S.SIGNAL_TIME], out[S.EXIT_TIME], test_size=0.3)
     model = EnsembleScorer(**FAST, **params).fit(
-        x.iloc[train], y[train], signal_times=sig[S.SIGNAL_TIME].iloc[train],
-        exit_times=out[S.EXIT_TIME].iloc[train])  # fmt: skip
+        x.iloc[train],
+        y[train],
+        signal_times=sig[S.SIGNAL_TIME].iloc[train],
+        exit_times=out[S.EXIT_TIME].iloc[train],
+    )
     return roc_auc_score(y[test], model.predict_proba(x.iloc[test])[:, 1]), model
 
 
@@ -55,8 +59,11 @@ def test_planted_edge_is_learnt_out_of_sample_and_null_market_is_not(planted, nu
     sig, out, x, y = null
     train, test = time_train_test_split(sig[S.SIGNAL_TIME], out[S.EXIT_TIME], test_size=0.3)
     null_model = EnsembleScorer(**FAST).fit(
-        x.iloc[train], y[train], signal_times=sig[S.SIGNAL_TIME].iloc[train],
-        exit_times=out[S.EXIT_TIME].iloc[train])  # fmt: skip
+        x.iloc[train],
+        y[train],
+        signal_times=sig[S.SIGNAL_TIME].iloc[train],
+        exit_times=out[S.EXIT_TIME].iloc[train],
+    )
     p = null_model.predict_proba(x.iloc[test])[:, 1]
     r = out[S.REALIZED_RR].to_numpy()[test]
     top = p >= np.quantile(p, 2 / 3)
@@ -117,8 +124,12 @@ def test_default_ensemble_converges_on_small_and_larger_sets(scalp_trades, n):
     assert len(y) >= 1000 and 0.2 < y[:n].mean() < 0.45
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        model = EnsembleScorer().fit(x.iloc[:n], y[:n], signal_times=sig[S.SIGNAL_TIME].iloc[:n],
-                                     exit_times=out[S.EXIT_TIME].iloc[:n])  # fmt: skip
+        model = EnsembleScorer().fit(
+            x.iloc[:n],
+            y[:n],
+            signal_times=sig[S.SIGNAL_TIME].iloc[:n],
+            exit_times=out[S.EXIT_TIME].iloc[:n],
+        )
     nn = model.members_["nn"][-1]
     assert model.calibration_ == "oof" and nn.n_iter_ < nn.max_iter
     # early stopping needs a real validation split (500+ rows); below, L-BFGS
@@ -129,7 +140,13 @@ def test_encoding_fixed_vocabulary_unknown_and_missing():
     frame = pd.DataFrame({"session": ["us", "bogus", None], "atr_pct": [1.0, np.nan, 2.0]})
     m = encode(frame, ["session", "atr_pct", "rsi_14"])
     assert encoded_columns(["session", "atr_pct", "rsi_14"]) == [
-        "session=asia", "session=london", "session=overlap", "session=us", "atr_pct", "rsi_14"]  # fmt: skip
+        "session=asia",
+        "session=london",
+        "session=overlap",
+        "session=us",
+        "atr_pct",
+        "rsi_14",
+    ]
     np.testing.assert_array_equal(m[:, :4], [[0, 0, 0, 1], [0, 0, 0, 0], [0, 0, 0, 0]])
     assert np.isnan(m[1, 4]) and np.isnan(m[:, 5]).all()
     one = encode({"session": "london"}, ["session", "atr_pct"])
@@ -147,8 +164,13 @@ class TestHeuristic:
         assert 0 <= HeuristicScorer().score_signals(weird)[0] <= 100
 
     def test_the_rule_is_side_aware_and_hand_computable(self):
-        long = {"ema_stack_score": 3, "ema_slope_atr": 0.05, "breakout_dist_atr": 0.5,
-                "range_position": 0.75, "is_long": 1.0}  # fmt: skip
+        long = {
+            "ema_stack_score": 3,
+            "ema_slope_atr": 0.05,
+            "breakout_dist_atr": 0.5,
+            "range_position": 0.75,
+            "is_long": 1.0,
+        }
         # 50 + 12.5 * (1 + 0.5 + 0.5 + 0.5) = 81.25
         assert HeuristicScorer().score_signals(long)[0] == pytest.approx(81.25)
         short = {**long, "is_long": 0.0}  # range position 0.75 is against a short

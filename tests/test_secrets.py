@@ -107,9 +107,25 @@ def redis_url():
     exe = shutil.which("redis-server")
     assert exe, "redis-server is needed. Fix: apt-get install redis-server"
     port = _free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--requirepass",
-                             REDIS_PW, "--save", "", "--appendonly", "no", "--daemonize", "no"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    proc = subprocess.Popen(
+        [
+            exe,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--requirepass",
+            REDIS_PW,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"redis://:{REDIS_PW}@127.0.0.1:{port}/0"
     try:
         import redis
@@ -167,8 +183,13 @@ def _env(tmp_path: Path, bot_api: BotAPIServer, **extra: str) -> dict:
         "PHANTOMLAB_TELEGRAM_BASE_URL": bot_api.url,
         "no_proxy": "127.0.0.1,localhost",
     }
-    for name in ("PHANTOMLAB_REDIS_URL", "PHANTOMLAB_DATABASE_URL", "PHANTOMLAB_SIGNING_KEY",
-                 "PHANTOMLAB_NAMESPACE", "PHANTOMLAB_WORKSPACE"):  # fmt: skip
+    for name in (
+        "PHANTOMLAB_REDIS_URL",
+        "PHANTOMLAB_DATABASE_URL",
+        "PHANTOMLAB_SIGNING_KEY",
+        "PHANTOMLAB_NAMESPACE",
+        "PHANTOMLAB_WORKSPACE",
+    ):
         env.pop(name, None)
     return env | extra
 
@@ -205,19 +226,42 @@ def _assert_nowhere(secrets_: tuple[str, ...], texts: dict[str, str], folder: Pa
 
 
 @pytest.mark.parametrize("redis_via", ["environment", "parameter"])
-def test_retrain_publish_shows_no_password_anywhere(tmp_path, redis_url, pg_url, bot_api,
-                                                    redis_via):  # fmt: skip
-    args = [str(EXE), "-v", "pipeline", "run", "retrain_publish", "--run-id", "s",
-            "-p", f"database_url={pg_url}", "-p", "min_trades=100", "-p", "min_window=20",
-            "-p", "n_estimators=20", "-p", "gb_max_iter=20"]  # fmt: skip
+def test_retrain_publish_shows_no_password_anywhere(
+    tmp_path, redis_url, pg_url, bot_api, redis_via
+):
+    args = [
+        str(EXE),
+        "-v",
+        "pipeline",
+        "run",
+        "retrain_publish",
+        "--run-id",
+        "s",
+        "-p",
+        f"database_url={pg_url}",
+        "-p",
+        "min_trades=100",
+        "-p",
+        "min_window=20",
+        "-p",
+        "n_estimators=20",
+        "-p",
+        "gb_max_iter=20",
+    ]
     extra = {"PHANTOMLAB_SIGNING_KEY": "secrets-test-signing-key-0123456789"}
     redis_url = redis_url.replace("/0", "/2" if redis_via == "environment" else "/3")
     if redis_via == "environment":
         extra["PHANTOMLAB_REDIS_URL"] = redis_url
     else:
         args += ["-p", f"state_url={redis_url}"]
-    proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path, bot_api, **extra), cwd=tmp_path)  # fmt: skip
+    proc = subprocess.Popen(
+        args,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path, bot_api, **extra),
+        cwd=tmp_path,
+    )
     try:
         cmdlines = _watch_cmdlines(proc)
         out, err = proc.communicate(timeout=600)
@@ -228,9 +272,12 @@ def test_retrain_publish_shows_no_password_anywhere(tmp_path, redis_url, pg_url,
     assert any("ipykernel_launcher" in c for c in cmdlines), cmdlines
     run_dir = tmp_path / "reports" / "retrain_publish" / "s"
     notebook = (run_dir / "retrain_publish.ipynb").read_text(encoding="utf-8")
-    texts = {"stdout": out, "stderr (INFO logs)": err,
-             "notifications": "\n".join(r["body"]["text"] for r in bot_api.requests),
-             **{f"cmdline {i}": c for i, c in enumerate(cmdlines)}}  # fmt: skip
+    texts = {
+        "stdout": out,
+        "stderr (INFO logs)": err,
+        "notifications": "\n".join(r["body"]["text"] for r in bot_api.requests),
+        **{f"cmdline {i}": c for i, c in enumerate(cmdlines)},
+    }
     assert bot_api.requests, "the run notified"
     _assert_nowhere((REDIS_PW, PG_PW), texts, tmp_path / "reports")
     # the run really used both servers (so the kernel had the real passwords) ...
@@ -241,8 +288,9 @@ def test_retrain_publish_shows_no_password_anywhere(tmp_path, redis_url, pg_url,
     assert mask_url(redis_url) in notebook and "postgres:***@" in notebook
 
 
-def test_password_parameters_stay_off_argv_and_out_of_the_run_yet_reach_the_kernel(tmp_path,
-                                                                                   bot_api):  # fmt: skip
+def test_password_parameters_stay_off_argv_and_out_of_the_run_yet_reach_the_kernel(
+    tmp_path, bot_api
+):
     import hashlib
 
     import nbformat
@@ -265,15 +313,35 @@ def test_password_parameters_stay_off_argv_and_out_of_the_run_yet_reach_the_kern
     ]
     folder = tmp_path / "pipelines"
     folder.mkdir()
-    meta = {"kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-            "language_info": {"name": "python"}}  # fmt: skip
-    nbformat.write(nbformat.v4.new_notebook(cells=cells, metadata=meta),
-                   folder / "secret_params.ipynb")  # fmt: skip
-    proc = subprocess.Popen([str(EXE), "-v", "pipeline", "run", "secret_params",
-                             "--pipelines-dir", str(folder), "--run-id", "p", "-p",
-                             f"state_url={state}", "-p", f"urls=[{urls[0]}, {urls[1]}]"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_env(tmp_path, bot_api), cwd=tmp_path)  # fmt: skip
+    meta = {
+        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
+        "language_info": {"name": "python"},
+    }
+    nbformat.write(
+        nbformat.v4.new_notebook(cells=cells, metadata=meta), folder / "secret_params.ipynb"
+    )
+    proc = subprocess.Popen(
+        [
+            str(EXE),
+            "-v",
+            "pipeline",
+            "run",
+            "secret_params",
+            "--pipelines-dir",
+            str(folder),
+            "--run-id",
+            "p",
+            "-p",
+            f"state_url={state}",
+            "-p",
+            f"urls=[{urls[0]}, {urls[1]}]",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_env(tmp_path, bot_api),
+        cwd=tmp_path,
+    )
     try:
         cmdlines = _watch_cmdlines(proc)
         out, err = proc.communicate(timeout=300)
@@ -292,23 +360,47 @@ def test_password_parameters_stay_off_argv_and_out_of_the_run_yet_reach_the_kern
 # --------------------------------------------------------------------------------------------
 # the demo: masked URLs, a private key outside reports/
 # --------------------------------------------------------------------------------------------
-def test_demo_shows_no_password_and_keeps_its_key_private_outside_reports(tmp_path, redis_url,
-                                                                         bot_api):  # fmt: skip
+def test_demo_shows_no_password_and_keeps_its_key_private_outside_reports(
+    tmp_path, redis_url, bot_api
+):
     workspace, work = tmp_path / "workspace", tmp_path / "reports" / "demo"
     with fresh_pg_database() as db:
         db = db.replace("postgres@", f"postgres:{PG_PW}@", 1)
-        env = _env(tmp_path, bot_api, PHANTOMLAB_REDIS_URL=redis_url.replace("/0", "/1"),
-                   PHANTOMLAB_DATABASE_URL=db, PHANTOMLAB_WORKSPACE=str(workspace))  # fmt: skip
+        env = _env(
+            tmp_path,
+            bot_api,
+            PHANTOMLAB_REDIS_URL=redis_url.replace("/0", "/1"),
+            PHANTOMLAB_DATABASE_URL=db,
+            PHANTOMLAB_WORKSPACE=str(workspace),
+        )
         old_umask = os.umask(0)  # the key must be 0600 by itself, not thanks to the umask
         try:
-            done = subprocess.run([str(EXE), "-v", "demo", "--bars", "3000", "--retrain-every",
-                                   "200", "--workdir", str(work)], env=env, cwd=tmp_path,
-                                  capture_output=True, text=True, timeout=900)  # fmt: skip
+            done = subprocess.run(
+                [
+                    str(EXE),
+                    "-v",
+                    "demo",
+                    "--bars",
+                    "3000",
+                    "--retrain-every",
+                    "200",
+                    "--workdir",
+                    str(work),
+                ],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
         finally:
             os.umask(old_umask)
     assert done.returncode == 0, done.stdout + done.stderr
-    texts = {"stdout": done.stdout, "stderr (INFO logs)": done.stderr,
-             "notifications": "\n".join(r["body"]["text"] for r in bot_api.requests)}  # fmt: skip
+    texts = {
+        "stdout": done.stdout,
+        "stderr (INFO logs)": done.stderr,
+        "notifications": "\n".join(r["body"]["text"] for r in bot_api.requests),
+    }
     _assert_nowhere((REDIS_PW, PG_PW), texts, tmp_path / "reports")
     assert "redis://:***@127.0.0.1" in done.stdout and "postgres:***@" in done.stdout
     key = workspace / "signing_key"
@@ -356,11 +448,20 @@ def test_key_file_is_created_once_0600_and_never_inside_reports(tmp_path, monkey
 
 def test_concurrent_demos_share_one_key(tmp_path):
     """Four processes creating the key at once all end up with the same one."""
-    code = ("import sys; from pathlib import Path; from research.demo import demo_signing_key; "
-            "print(demo_signing_key(Path(sys.argv[1])))")  # fmt: skip
+    code = (
+        "import sys; from pathlib import Path; from research.demo import demo_signing_key; "
+        "print(demo_signing_key(Path(sys.argv[1])))"
+    )
     env = {k: v for k, v in os.environ.items() if k != "PHANTOMLAB_SIGNING_KEY"}
-    procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "k" / "signing_key")],
-                              stdout=subprocess.PIPE, text=True, env=env) for _ in range(4)]  # fmt: skip
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(tmp_path / "k" / "signing_key")],
+            stdout=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        for _ in range(4)
+    ]
     keys = {p.communicate(timeout=120)[0].strip() for p in procs}
     assert len(keys) == 1 and len(next(iter(keys))) == 64
     key = tmp_path / "k" / "signing_key"

@@ -42,8 +42,20 @@ def test_contract_and_geometry(btc_1h, strategy):
 def test_scalp_gates_are_the_seeds_26_plus_booleans(btc_1h):
     sig = generate_signals(btc_1h, "scalp")
     assert len(GATE_COLUMNS) >= 26 and len(set(GATE_COLUMNS)) == len(GATE_COLUMNS)
-    for name in ("gate_htf", "gate_vol", "body_040", "body_050", "vwap_045", "vol_150",
-                 "bbw_p50", "q_70", "impulse_15", "micro_seq", "htf_strict", "htf_slope"):  # fmt: skip
+    for name in (
+        "gate_htf",
+        "gate_vol",
+        "body_040",
+        "body_050",
+        "vwap_045",
+        "vol_150",
+        "bbw_p50",
+        "q_70",
+        "impulse_15",
+        "micro_seq",
+        "htf_strict",
+        "htf_slope",
+    ):
         assert name in GATE_COLUMNS
     gates = sig[list(GATE_COLUMNS)]
     assert all(pd.api.types.is_bool_dtype(t) for t in gates.dtypes)

@@ -66,18 +66,28 @@ def model_and_data():
 
 def record(i: int, *, strategy="scalp", outcome=None, exit_time=None) -> dict:
     t = exit_time if exit_time is not None else pd.Timestamp("2024-03-01", tz="UTC")
-    return {S.SIGNAL_ID: f"sig-{i}", S.STRATEGY: strategy, S.SYMBOL: "BTC", S.SIDE: "long",
-            S.SIGNAL_TIME: t - pd.Timedelta(hours=1), S.EXIT_TIME: t,
-            S.OUTCOME: outcome or ("win" if i % 3 == 0 else "loss"), S.PNL_PERCENT: 0.1,
-            S.REALIZED_RR: np.float64(1.5), S.ML_SCORE: np.nan}  # fmt: skip
+    return {
+        S.SIGNAL_ID: f"sig-{i}",
+        S.STRATEGY: strategy,
+        S.SYMBOL: "BTC",
+        S.SIDE: "long",
+        S.SIGNAL_TIME: t - pd.Timedelta(hours=1),
+        S.EXIT_TIME: t,
+        S.OUTCOME: outcome or ("win" if i % 3 == 0 else "loss"),
+        S.PNL_PERCENT: 0.1,
+        S.REALIZED_RR: np.float64(1.5),
+        S.ML_SCORE: np.nan,
+    }
 
 
 # ---------------------------------------------------------------------------- state
 def test_key_schema_after_a_replay_and_restore_scores_identically(store, kind):
     candles = load_market(n_bars=3000, seed=5)
     study = run_signals_and_phantoms(candles, progress=False)
-    cfg = ReplayConfig(scorer=ScorerConfig(n_estimators=10, gb_max_iter=10, nn_enabled=False,
-                                           retrain_every=150), n_boot=50)  # fmt: skip
+    cfg = ReplayConfig(
+        scorer=ScorerConfig(n_estimators=10, gb_max_iter=10, nn_enabled=False, retrain_every=150),
+        n_boot=50,
+    )
     res = replay(candles, config=cfg, study=study, progress=False)
     registry = ModelRegistry(store)
     versions = save_replay(store, res, registry=registry, publish=True)
@@ -86,13 +96,25 @@ def test_key_schema_after_a_replay_and_restore_scores_identically(store, kind):
     trained = [s for s, sc in res.scorers.items() if sc.is_ready]
     assert trained and all(versions[s] == 1 for s in trained)
     for s in res.scorers:
-        for field in ("completed_trades", "last_train_count", "threshold", "ev_buckets",
-                      "nn_enabled", "last_train_ts", "trades"):  # fmt: skip
+        for field in (
+            "completed_trades",
+            "last_train_count",
+            "threshold",
+            "ev_buckets",
+            "nn_enabled",
+            "last_train_ts",
+            "trades",
+        ):
             assert f"{p}ml:{s}:{field}" in keys, field
         assert f"{p}phantom:wr:{s}" in keys
     for s in trained:
-        assert {f"{p}ml:{s}:model", f"{p}ml:{s}:scaler", f"{p}ml:{s}:calibrator",
-                f"{p}qcal:{s}:thr", f"{p}qcal:{s}:last_train_count"} <= keys  # fmt: skip
+        assert {
+            f"{p}ml:{s}:model",
+            f"{p}ml:{s}:scaler",
+            f"{p}ml:{s}:calibrator",
+            f"{p}qcal:{s}:thr",
+            f"{p}qcal:{s}:last_train_count",
+        } <= keys
     assert {f"{p}phantom:completed", f"{p}scalp_phantom:completed", f"{p}phantom:active"} <= keys
     assert any(k.startswith(f"{p}phantom:blocked:2") for k in keys)
     # nothing outside the schema (plus the registry's versions and the idempotency set)
@@ -188,8 +210,10 @@ def test_publish_load_rollback_and_list(store, model_and_data, tmp_path):
     )
     reg.rollback("scalp", 1)
     assert reg.champion_version("scalp") == 1
-    pointers = {store.backend.call("get", store.keys.ml("scalp", f)) for f in
-                ("model", "scaler", "calibrator")}  # fmt: skip
+    pointers = {
+        store.backend.call("get", store.keys.ml("scalp", f))
+        for f in ("model", "scaler", "calibrator")
+    }
     assert pointers == {b"v1"}
     sql = audit.model_versions("scalp").set_index("version")
     assert sql.index.tolist() == [1, 2] and sql.loc[1, "is_champion"]
@@ -201,8 +225,9 @@ def test_publish_load_rollback_and_list(store, model_and_data, tmp_path):
         reg.rollback("scalp", 9)
 
 
-def test_racing_publishers_keep_both_versions_and_a_consistent_pointer(kind, tmp_path,
-                                                                       model_and_data):  # fmt: skip
+def test_racing_publishers_keep_both_versions_and_a_consistent_pointer(
+    kind, tmp_path, model_and_data
+):
     model, _ = model_and_data
     ns = f"race{uuid.uuid4().hex[:6]}"
     stores = [_open(kind, tmp_path, ns) for _ in range(2)]  # separate connections
@@ -233,8 +258,9 @@ def test_racing_publishers_keep_both_versions_and_a_consistent_pointer(kind, tmp
             stores[0].backend.call("delete", *keys)
 
 
-def test_tampered_unsigned_wrong_key_and_untrusted_blobs_are_refused(store, model_and_data,
-                                                                     monkeypatch):  # fmt: skip
+def test_tampered_unsigned_wrong_key_and_untrusted_blobs_are_refused(
+    store, model_and_data, monkeypatch
+):
     model, _ = model_and_data
     reg = ModelRegistry(store)
     reg.publish("range", model)
@@ -253,8 +279,9 @@ def test_tampered_unsigned_wrong_key_and_untrusted_blobs_are_refused(store, mode
         reg.load_champion("range")
     monkeypatch.setenv(KEY_ENV, KEY)
     meta = json.loads(store.backend.call("get", meta_key))
-    store.backend.call("set", meta_key, _canonical({k: v for k, v in meta.items()
-                                                    if k != "signature"}))  # fmt: skip
+    store.backend.call(
+        "set", meta_key, _canonical({k: v for k, v in meta.items() if k != "signature"})
+    )
     with pytest.raises(ModelIntegrityError, match="unsigned"):
         reg.load_champion("range")
     # a correctly signed blob holding a type outside the pinned list is still refused
@@ -284,9 +311,14 @@ def test_incompatible_versions_are_refused(store, model_and_data):
 
 def test_no_code_path_unpickles_store_data():
     root = Path(__file__).resolve().parents[1] / "research"
-    offenders = [str(p) for p in root.rglob("*.py")
-                 if any(s in p.read_text() for s in ("pickle.load", "import pickle",
-                                                     "joblib.load", "cloudpickle"))]  # fmt: skip
+    offenders = [
+        str(p)
+        for p in root.rglob("*.py")
+        if any(
+            s in p.read_text()
+            for s in ("pickle.load", "import pickle", "joblib.load", "cloudpickle")
+        )
+    ]
     assert offenders == []
 
 
@@ -296,6 +328,7 @@ def test_settings_read_urls_from_the_environment_with_real_defaults():
     default = Settings.from_env({})
     assert default.redis_url == "redis://127.0.0.1:6379/0"
     assert default.database_url.startswith("sqlite:///")
-    env = Settings.from_env({"PHANTOMLAB_REDIS_URL": "sqlite:///x.db",
-                             "PHANTOMLAB_DATABASE_URL": "postgresql://h/db"})  # fmt: skip
+    env = Settings.from_env(
+        {"PHANTOMLAB_REDIS_URL": "sqlite:///x.db", "PHANTOMLAB_DATABASE_URL": "postgresql://h/db"}
+    )
     assert (env.redis_url, env.database_url) == ("sqlite:///x.db", "postgresql://h/db")

@@ -39,8 +39,9 @@ def missing_cost(trades: pd.DataFrame) -> int:
     """Number of trades without a finite ``cost_r``: their R is known on one basis only."""
     if COST_R not in trades:
         return len(trades)
-    return int((~np.isfinite(pd.to_numeric(trades[COST_R], errors="coerce")
-                            .to_numpy(np.float64))).sum())  # fmt: skip
+    return int(
+        (~np.isfinite(pd.to_numeric(trades[COST_R], errors="coerce").to_numpy(np.float64))).sum()
+    )
 
 
 def restate(trades: pd.DataFrame, basis: str = NET) -> pd.DataFrame:
@@ -68,8 +69,11 @@ def restate(trades: pd.DataFrame, basis: str = NET) -> pd.DataFrame:
     S.require_columns(trades, (S.WAS_EXECUTED, S.OUTCOME, S.REALIZED_RR), "period trades")
     executed = trades[S.WAS_EXECUTED].to_numpy(bool)
     r = trades[S.REALIZED_RR].to_numpy(np.float64)
-    cost = (pd.to_numeric(trades[COST_R], errors="coerce").to_numpy(np.float64)
-            if COST_R in trades else np.full(len(trades), np.nan))  # fmt: skip
+    cost = (
+        pd.to_numeric(trades[COST_R], errors="coerce").to_numpy(np.float64)
+        if COST_R in trades
+        else np.full(len(trades), np.nan)
+    )
     convert = ~executed if basis == NET else executed
     rr = np.where(convert, r - cost if basis == NET else r + cost, r)
     recorded = trades[S.OUTCOME].astype(object).to_numpy()
@@ -99,43 +103,66 @@ def executed_vs_phantom(trades: pd.DataFrame, by: str = S.STRATEGY) -> pd.DataFr
     S.require_columns(trades, (by, S.WAS_EXECUTED, S.OUTCOME, S.REALIZED_RR), "period trades")
     net, gross = restate(trades, NET), restate(trades, GROSS)
     won = net[S.OUTCOME].map({"win": 1.0, "loss": 0.0, "timeout": 0.0}).astype(float)
-    frame = trades[[by]].assign(decision=_decision(trades), _win=won.to_numpy(),
-                                _net=net[S.REALIZED_RR].to_numpy(),
-                                _gross=gross[S.REALIZED_RR].to_numpy())  # fmt: skip
+    frame = trades[[by]].assign(
+        decision=_decision(trades),
+        _win=won.to_numpy(),
+        _net=net[S.REALIZED_RR].to_numpy(),
+        _gross=gross[S.REALIZED_RR].to_numpy(),
+    )
     parts = [frame, frame.assign(**{by: "all"})]
     g = pd.concat(parts).groupby([by, "decision"], sort=False)
-    out = g.agg(trades=("_win", "size"), wins=("_win", _sum), mean_r=("_net", _mean),
-                total_r=("_net", _sum), mean_r_gross=("_gross", _mean),
-                total_r_gross=("_gross", _sum))  # fmt: skip
+    out = g.agg(
+        trades=("_win", "size"),
+        wins=("_win", _sum),
+        mean_r=("_net", _mean),
+        total_r=("_net", _sum),
+        mean_r_gross=("_gross", _mean),
+        total_r_gross=("_gross", _sum),
+    )
     out = out.reset_index()
     out["win_rate"] = out["wins"] / out["trades"]
     out["wr_low"], out["wr_high"] = wilson_interval(out["wins"], out["trades"])
-    cols = [by, "decision", "trades", "wins", "win_rate", "wr_low", "wr_high", "mean_r",
-            "total_r", "mean_r_gross", "total_r_gross"]  # fmt: skip
+    cols = [
+        by,
+        "decision",
+        "trades",
+        "wins",
+        "win_rate",
+        "wr_low",
+        "wr_high",
+        "mean_r",
+        "total_r",
+        "mean_r_gross",
+        "total_r_gross",
+    ]
     return out[cols]
 
 
-def activity_by_period(trades: pd.DataFrame, freq: str = "W", *,
-                       time_column: str = S.EXIT_TIME) -> pd.DataFrame:  # fmt: skip
+def activity_by_period(
+    trades: pd.DataFrame, freq: str = "W", *, time_column: str = S.EXIT_TIME
+) -> pd.DataFrame:
     """Trades and total R per calendar period, strategy and decision: a tidy frame
     ``[period, strategy, decision, trades, total_r, total_r_gross]`` (R net of costs and R
     gross, :func:`restate`; NaN where a trade lacks ``cost_r``); ``freq`` is a pandas period
     alias ('D', 'W', 'M'; 'MS' is an offset, not a period, and is refused by pandas)."""
-    S.require_columns(trades, (time_column, S.STRATEGY, S.WAS_EXECUTED, S.REALIZED_RR),
-                      "period trades")  # fmt: skip
+    S.require_columns(
+        trades, (time_column, S.STRATEGY, S.WAS_EXECUTED, S.REALIZED_RR), "period trades"
+    )
     t = pd.to_datetime(trades[time_column], utc=True)
     period = t.dt.tz_localize(None).dt.to_period(freq).dt.start_time
     net = restate(trades, NET)[S.REALIZED_RR].to_numpy()
     gross = restate(trades, GROSS)[S.REALIZED_RR].to_numpy()
-    frame = trades.assign(period=period.to_numpy(), decision=_decision(trades), _net=net,
-                          _gross=gross)  # fmt: skip
+    frame = trades.assign(
+        period=period.to_numpy(), decision=_decision(trades), _net=net, _gross=gross
+    )
     g = frame.groupby(["period", S.STRATEGY, "decision"], sort=True)
     out = g.agg(trades=("_net", "size"), total_r=("_net", _sum), total_r_gross=("_gross", _sum))
     return out.reset_index()
 
 
-def cumulative_r(trades: pd.DataFrame, *, basis: str = NET,
-                 time_column: str = S.EXIT_TIME) -> pd.DataFrame:  # fmt: skip
+def cumulative_r(
+    trades: pd.DataFrame, *, basis: str = NET, time_column: str = S.EXIT_TIME
+) -> pd.DataFrame:
     """Cumulative R in exit order per decision and for every signal, on one cost basis.
 
     Parameters
@@ -161,15 +188,27 @@ def cumulative_r(trades: pd.DataFrame, *, basis: str = NET,
     r = frame[S.REALIZED_RR].to_numpy(float)
     decision = _decision(frame)
     rows = []
-    series = {"all signals": np.ones(len(frame), bool), EXECUTED: decision == EXECUTED,
-              PHANTOM: decision == PHANTOM}  # fmt: skip
+    series = {
+        "all signals": np.ones(len(frame), bool),
+        EXECUTED: decision == EXECUTED,
+        PHANTOM: decision == PHANTOM,
+    }
     for name, keep in series.items():
         if keep.any() and np.isfinite(r[keep]).all():
-            rows.append(pd.DataFrame({"time": t[keep], "series": name,
-                                      "cum_r": np.cumsum(r[keep])}))  # fmt: skip
-    out = pd.concat(rows, ignore_index=True) if rows else pd.DataFrame(
-        {"time": pd.Series(dtype="datetime64[ns, UTC]"), "series": pd.Series(dtype=object),
-         "cum_r": pd.Series(dtype=float)})  # fmt: skip
+            rows.append(
+                pd.DataFrame({"time": t[keep], "series": name, "cum_r": np.cumsum(r[keep])})
+            )
+    out = (
+        pd.concat(rows, ignore_index=True)
+        if rows
+        else pd.DataFrame(
+            {
+                "time": pd.Series(dtype="datetime64[ns, UTC]"),
+                "series": pd.Series(dtype=object),
+                "cum_r": pd.Series(dtype=float),
+            }
+        )
+    )
     return out.assign(basis=basis)
 
 
@@ -181,10 +220,14 @@ def calibration_by_bucket(trades: pd.DataFrame, p, *, min_n: int = 30) -> pd.Dat
     predicted``; buckets with fewer than ``min_n`` trades get NaN rates (too noisy to read).
     """
     S.require_columns(trades, (S.SESSION, S.VOLATILITY_REGIME, S.OUTCOME), "period trades")
-    frame = pd.DataFrame({S.SESSION: trades[S.SESSION].to_numpy(),
-                          S.VOLATILITY_REGIME: trades[S.VOLATILITY_REGIME].to_numpy(),
-                          "p": np.asarray(p, float),
-                          "won": trades[S.OUTCOME].eq("win").to_numpy(float)})  # fmt: skip
+    frame = pd.DataFrame(
+        {
+            S.SESSION: trades[S.SESSION].to_numpy(),
+            S.VOLATILITY_REGIME: trades[S.VOLATILITY_REGIME].to_numpy(),
+            "p": np.asarray(p, float),
+            "won": trades[S.OUTCOME].eq("win").to_numpy(float),
+        }
+    )
     g = frame.groupby([S.SESSION, S.VOLATILITY_REGIME], sort=True)
     out = g.agg(n=("p", "size"), predicted=("p", "mean"), observed=("won", "mean"))
     out.loc[out["n"] < min_n, ["predicted", "observed"]] = np.nan

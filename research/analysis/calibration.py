@@ -19,11 +19,13 @@ def reliability_table(y, p, n_bins: int = 10) -> pd.DataFrame:
         raise ValueError("no predictions to tabulate. Fix: pass at least one (y, p) pair.")
     bins = np.minimum((p * n_bins).astype(int), n_bins - 1)
     frame = pd.DataFrame({"bin": bins, "p": p, "y": y})
-    table = frame.groupby("bin").agg(count=("y", "size"), predicted=("p", "mean"),
-                                     observed=("y", "mean"))  # fmt: skip
+    table = frame.groupby("bin").agg(
+        count=("y", "size"), predicted=("p", "mean"), observed=("y", "mean")
+    )
     table["gap"] = table["observed"] - table["predicted"]
-    table.index = pd.Index([f"[{b / n_bins:.1f}, {(b + 1) / n_bins:.1f})" for b in table.index],
-                           name="bin")  # fmt: skip
+    table.index = pd.Index(
+        [f"[{b / n_bins:.1f}, {(b + 1) / n_bins:.1f})" for b in table.index], name="bin"
+    )
     return table
 
 
@@ -45,9 +47,17 @@ def probability_metrics(y, p) -> dict[str, float]:
     }
 
 
-def calibration_comparison(features: pd.DataFrame, y, signal_times, exit_times, *,
-                           n_splits: int = 4, min_train_size: int = 200, n_bins: int = 10,
-                           model_kwargs: dict | None = None) -> dict[str, pd.DataFrame]:  # fmt: skip
+def calibration_comparison(
+    features: pd.DataFrame,
+    y,
+    signal_times,
+    exit_times,
+    *,
+    n_splits: int = 4,
+    min_train_size: int = 200,
+    n_bins: int = 10,
+    model_kwargs: dict | None = None,
+) -> dict[str, pd.DataFrame]:
     """The seed's in-sample calibration beside the rigorous out-of-fold one, out of sample.
 
     Both rules are fitted on the same purged walk-forward training folds and judged on the
@@ -67,9 +77,15 @@ def calibration_comparison(features: pd.DataFrame, y, signal_times, exit_times, 
     by_fold, tables, buckets = [], [], []
     for rule in ("in_sample", "oof"):
         metrics, preds = walk_forward_evaluation(
-            features, y, signal_times, exit_times, n_splits=n_splits,
-            min_train_size=min_train_size, return_predictions=True,
-            model_factory=lambda rule=rule: EnsembleScorer(calibration=rule, **kw))  # fmt: skip
+            features,
+            y,
+            signal_times,
+            exit_times,
+            n_splits=n_splits,
+            min_train_size=min_train_size,
+            return_predictions=True,
+            model_factory=lambda rule=rule: EnsembleScorer(calibration=rule, **kw),
+        )
         ens = metrics.loc[metrics["model"] == "ensemble"]
         by_fold.append(ens[["fold", "auc", "brier", "log_loss", "ece"]].assign(rule=rule))
         p = preds.loc[preds["model"] == "ensemble"]
@@ -79,8 +95,14 @@ def calibration_comparison(features: pd.DataFrame, y, signal_times, exit_times, 
         for bucket, idx in pd.Series(np.arange(len(p))).groupby(keys.to_numpy()):
             if len(idx) >= 30:
                 sub = p.iloc[idx.to_numpy()]
-                buckets.append({"rule": rule, "bucket": bucket, "n": len(sub),
-                                **probability_metrics(sub["y"], sub["p"])})  # fmt: skip
+                buckets.append(
+                    {
+                        "rule": rule,
+                        "bucket": bucket,
+                        "n": len(sub),
+                        **probability_metrics(sub["y"], sub["p"]),
+                    }
+                )
     first = ["fold", "rule"]
     folds = pd.concat(by_fold, ignore_index=True)
     return {

@@ -44,9 +44,12 @@ def evaluate_fold(
     (list of dict, list of DataFrame)
     """
     k, train, test = fold
-    model = model_factory().fit(features.iloc[train], y[train],
-                                signal_times=signal_times[train],
-                                exit_times=exit_times[train])  # fmt: skip
+    model = model_factory().fit(
+        features.iloc[train],
+        y[train],
+        signal_times=signal_times[train],
+        exit_times=exit_times[train],
+    )
     preds = {
         "ensemble": model.predict_proba(features.iloc[test])[:, 1],
         "base_rate": np.full(len(test), y[train].mean()),
@@ -54,12 +57,20 @@ def evaluate_fold(
     }
     rows, predictions = [], []
     for name, p in preds.items():
-        rows.append({"fold": k, "model": name, "n_train": len(train), "n_test": len(test),
-                     "test_start": signal_times[test].min(),
-                     **probability_metrics(y[test], p)})  # fmt: skip
+        rows.append(
+            {
+                "fold": k,
+                "model": name,
+                "n_train": len(train),
+                "n_test": len(test),
+                "test_start": signal_times[test].min(),
+                **probability_metrics(y[test], p),
+            }
+        )
         if return_predictions:
-            predictions.append(pd.DataFrame({"fold": k, "model": name, "row": test,
-                                             "y": y[test], "p": p}))  # fmt: skip
+            predictions.append(
+                pd.DataFrame({"fold": k, "model": name, "row": test, "y": y[test], "p": p})
+            )
     return rows, predictions
 
 
@@ -108,14 +119,26 @@ def walk_forward_evaluation(
     signal_times = pd.DatetimeIndex(pd.to_datetime(signal_times, utc=True))
     exit_times = pd.DatetimeIndex(pd.to_datetime(exit_times, utc=True))
     splitter = PurgedWalkForward(n_splits, min_train_size=min_train_size)
-    folds = [(k, train, test)
-             for k, (train, test) in enumerate(splitter.split(signal_times, exit_times))]  # fmt: skip
-    shared = {"features": features, "y": y, "signal_times": signal_times,
-              "exit_times": exit_times, "model_factory": model_factory,
-              "return_predictions": return_predictions}  # fmt: skip
-    results = map_tasks(evaluate_fold, folds, scheduler=scheduler, progress=False,
-                        desc="walk-forward folds", shared=shared,
-                        must_travel=("model_factory",))  # fmt: skip
+    folds = [
+        (k, train, test) for k, (train, test) in enumerate(splitter.split(signal_times, exit_times))
+    ]
+    shared = {
+        "features": features,
+        "y": y,
+        "signal_times": signal_times,
+        "exit_times": exit_times,
+        "model_factory": model_factory,
+        "return_predictions": return_predictions,
+    }
+    results = map_tasks(
+        evaluate_fold,
+        folds,
+        scheduler=scheduler,
+        progress=False,
+        desc="walk-forward folds",
+        shared=shared,
+        must_travel=("model_factory",),
+    )
     rows = [row for fold_rows, _ in results for row in fold_rows]
     metrics = pd.DataFrame(rows)
     if return_predictions:

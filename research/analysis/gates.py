@@ -144,9 +144,18 @@ def _stats(G, y, combos, min_n: int) -> dict[str, np.ndarray]:
         pooled = (w1 + w0) / len(y)
         se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
         z = np.where(se > 0, (wr1 - wr0) / se, 0.0)  # all wins or all losses: no evidence
-    return {"n_pass": n1, "n_fail": n0, "wins_pass": w1, "wins_fail": w0, "wr_pass": wr1,
-            "wr_fail": wr0, "delta": wr1 - wr0, "sufficient": (n1 >= min_n) & (n0 >= min_n),
-            "z": z, "p": 2 * ndtr(-np.abs(z))}  # fmt: skip
+    return {
+        "n_pass": n1,
+        "n_fail": n0,
+        "wins_pass": w1,
+        "wins_fail": w0,
+        "wr_pass": wr1,
+        "wr_fail": wr0,
+        "delta": wr1 - wr0,
+        "sufficient": (n1 >= min_n) & (n0 >= min_n),
+        "z": z,
+        "p": 2 * ndtr(-np.abs(z)),
+    }
 
 
 def _top(stats: dict, top_k: int) -> list[int]:
@@ -184,8 +193,11 @@ def _prepare(outcomes, gate_columns, outcome_column, time_column, timeouts) -> p
     if not gate_columns:
         raise S.SchemaError("no gate columns given. Fix: pass e.g. research.signals.GATE_COLUMNS.")
     S.require_columns(outcomes, [*gate_columns, outcome_column, time_column], "gate analysis")
-    bad = [g for g in gate_columns if not pd.api.types.is_bool_dtype(outcomes[g].dtype)
-           or outcomes[g].isna().any()]  # fmt: skip
+    bad = [
+        g
+        for g in gate_columns
+        if not pd.api.types.is_bool_dtype(outcomes[g].dtype) or outcomes[g].isna().any()
+    ]
     if bad:
         raise S.SchemaError(
             f"gate column(s) {bad} are not boolean without missing values "
@@ -204,8 +216,11 @@ def _prepare(outcomes, gate_columns, outcome_column, time_column, timeouts) -> p
         )
     keep = values.notna() & ((values != "timeout") if timeouts == "exclude" else True)
     if int(keep.sum()) < len(keep):
-        logger.info("gate analysis: dropped %d of %d rows (censored or timeouts excluded)",
-                    len(keep) - int(keep.sum()), len(keep))  # fmt: skip
+        logger.info(
+            "gate analysis: dropped %d of %d rows (censored or timeouts excluded)",
+            len(keep) - int(keep.sum()),
+            len(keep),
+        )
     df = outcomes.loc[keep.to_numpy(), [*gate_columns, outcome_column, time_column]]
     return df.sort_values(time_column, kind="stable")
 
@@ -273,13 +288,31 @@ def analyze_gates(
     sets = {r: (set(combinations(seed_top, r)), set(combinations(disc_top, r))) for r in (2, 3)}
     # sorted tuples of sorted indices: the same combination is one row whichever list built it
     rows = {r: sorted({tuple(sorted(c)) for c in a | b}) for r, (a, b) in sets.items()}
-    multi = {r: {p: _stats(G[s], y[s], np.array(rows[r], dtype=np.int64).reshape(-1, r), min_n)
-                 for p, s in parts.items()} for r in (2, 3)}  # fmt: skip
+    multi = {
+        r: {
+            p: _stats(G[s], y[s], np.array(rows[r], dtype=np.int64).reshape(-1, r), min_n)
+            for p, s in parts.items()
+        }
+        for r in (2, 3)
+    }
 
     def frame(names, stats, tested, extra):
-        f = pd.DataFrame({k: stats[""][k] for k in ("n_pass", "n_fail", "wins_pass", "wins_fail",
-                                                    "wr_pass", "wr_fail", "delta", "sufficient")},
-                         index=pd.Index(names, name="gate"))  # fmt: skip
+        f = pd.DataFrame(
+            {
+                k: stats[""][k]
+                for k in (
+                    "n_pass",
+                    "n_fail",
+                    "wins_pass",
+                    "wins_fail",
+                    "wr_pass",
+                    "wr_fail",
+                    "delta",
+                    "sufficient",
+                )
+            },
+            index=pd.Index(names, name="gate"),
+        )
         f["wr_pass_lo"], f["wr_pass_hi"] = wilson_interval(f["wins_pass"], f["n_pass"])
         f["wr_fail_lo"], f["wr_fail_hi"] = wilson_interval(f["wins_fail"], f["n_fail"])
         d, c = stats["disc_"], stats["conf_"]
@@ -289,8 +322,11 @@ def analyze_gates(
         f["conf_n_pass"], f["conf_delta"] = c["n_pass"], c["delta"]
         # one-sided, in the direction found in discovery
         f["conf_p"] = ndtr(-c["z"] * np.sign(d["delta"]))
-        f["conf_holds"] = (c["sufficient"] & (np.sign(c["delta"]) == np.sign(d["delta"]))
-                           & (f["conf_p"] < CONFIRM_ALPHA))  # fmt: skip
+        f["conf_holds"] = (
+            c["sufficient"]
+            & (np.sign(c["delta"]) == np.sign(d["delta"]))
+            & (f["conf_p"] < CONFIRM_ALPHA)
+        )
         for k, v in extra.items():
             f[k] = v
         return f
@@ -304,8 +340,11 @@ def analyze_gates(
         )
         seed_sel = np.array([c in {tuple(sorted(x)) for x in sets[r][0]} for c in rows[r]], bool)
         disc_sel = np.array([c in {tuple(sorted(x)) for x in sets[r][1]} for c in rows[r]], bool)
-        extra = {"size": r, "synergy": multi[r][""]["wr_pass"] - member_wr,
-                 "seed_selected": seed_sel}  # fmt: skip
+        extra = {
+            "size": r,
+            "synergy": multi[r][""]["wr_pass"] - member_wr,
+            "seed_selected": seed_sel,
+        }
         parts_c.append(frame(names, multi[r], disc_sel, extra))
     combos = pd.concat(parts_c) if any(len(p) for p in parts_c) else parts_c[0]
     combos.index.name = "combination"
@@ -317,10 +356,14 @@ def analyze_gates(
     for f in (singles, combos):
         f["confirmed"] = f["tested"] & (f["q_value"] <= fdr) & f["conf_holds"]
         f["rank"] = f["z"].abs().where(f["confirmed"]).rank(ascending=False, method="first")
-    singles["seed_rank"] = singles["delta"].where(singles["sufficient"]).rank(
-        ascending=False, method="first")  # fmt: skip
-    combos["seed_rank"] = combos["wr_pass"].where(combos["sufficient"] & combos["seed_selected"]
-                                                  ).rank(ascending=False, method="first")  # fmt: skip
+    singles["seed_rank"] = (
+        singles["delta"].where(singles["sufficient"]).rank(ascending=False, method="first")
+    )
+    combos["seed_rank"] = (
+        combos["wr_pass"]
+        .where(combos["sufficient"] & combos["seed_selected"])
+        .rank(ascending=False, method="first")
+    )
 
     # block-permutation null of the largest single-gate |delta| (full data, time order)
     block = block or max(1, int(round(np.sqrt(N))))
@@ -329,20 +372,28 @@ def analyze_gates(
     obs = float(singles["delta"].abs()[suff].max()) if suff.any() else float("nan")
     exceed = (null_max[:, None] >= singles["delta"].abs().to_numpy()[None, :]).sum(axis=0)
     singles["p_perm_adj"] = np.where(suff, (1 + exceed) / (1 + len(null_max)), np.nan)
-    null = pd.DataFrame({
-        "observed_max_abs_delta": [obs],
-        "median": [float(np.median(null_max)) if len(null_max) else np.nan],
-        "p95": [float(np.quantile(null_max, 0.95)) if len(null_max) else np.nan],
-        "p_value": [(1 + float((null_max >= obs).sum())) / (1 + len(null_max))],
-        "n_perm": [n_perm], "block": [block], "n_singles": [int(suff.sum())],
-        "n_tests": [int(np.isfinite(p_all).sum())],
-    })  # fmt: skip
+    null = pd.DataFrame(
+        {
+            "observed_max_abs_delta": [obs],
+            "median": [float(np.median(null_max)) if len(null_max) else np.nan],
+            "p95": [float(np.quantile(null_max, 0.95)) if len(null_max) else np.nan],
+            "p_value": [(1 + float((null_max >= obs).sum())) / (1 + len(null_max))],
+            "n_perm": [n_perm],
+            "block": [block],
+            "n_singles": [int(suff.sum())],
+            "n_tests": [int(np.isfinite(p_all).sum())],
+        }
+    )
 
     recs = _recommendations(singles, combos, fdr)
     result = GateAnalysis(singles, combos, recs, null, "")
     notes = explain_null(result)
-    logger.info("gate analysis: %d rows, %d tests, %d confirmed", N, null["n_tests"].iloc[0],
-                int(singles["confirmed"].sum() + combos["confirmed"].sum()))  # fmt: skip
+    logger.info(
+        "gate analysis: %d rows, %d tests, %d confirmed",
+        N,
+        null["n_tests"].iloc[0],
+        int(singles["confirmed"].sum() + combos["confirmed"].sum()),
+    )
     return GateAnalysis(singles, combos, recs, null, notes)
 
 
@@ -360,8 +411,11 @@ def _why(row, fdr: float) -> str:
 def _recommendations(singles: pd.DataFrame, combos: pd.DataFrame, fdr: float) -> pd.DataFrame:
     """The seed's enable / disable / best combination, plus confirmed combinations it missed."""
     s = singles[singles["sufficient"]].sort_values("seed_rank")
-    picks = [(g, "single", "enable" if d > 0 else "disable", True)
-             for g, d in s["delta"].items() if d != 0]  # fmt: skip
+    picks = [
+        (g, "single", "enable" if d > 0 else "disable", True)
+        for g, d in s["delta"].items()
+        if d != 0
+    ]
     ranked = combos[combos["seed_rank"].notna()].sort_values("seed_rank")
     best = ranked.index[0] if len(ranked) else None
     if best is not None:
@@ -369,24 +423,50 @@ def _recommendations(singles: pd.DataFrame, combos: pd.DataFrame, fdr: float) ->
     for name in combos.index[combos["confirmed"]]:
         if name != best:
             picks.append((name, "combo", "combo", False))
-    cols = ["item", "kind", "action", "seed_says", "n_pass", "wr_pass", "delta", "synergy",
-            "q_value", "conf_delta", "confirmed", "why"]  # fmt: skip
+    cols = [
+        "item",
+        "kind",
+        "action",
+        "seed_says",
+        "n_pass",
+        "wr_pass",
+        "delta",
+        "synergy",
+        "q_value",
+        "conf_delta",
+        "confirmed",
+        "why",
+    ]
     out = []
     for item, kind, action, seed_says in picks:
         row = (singles if kind == "single" else combos).loc[item]
-        out.append([item, "single" if kind == "single" else ("pair", "triplet")[row["size"] - 2],
-                    action, seed_says, row["n_pass"], row["wr_pass"], row["delta"],
-                    row.get("synergy", np.nan), row["q_value"], row["conf_delta"],
-                    bool(row["confirmed"]), _why(row, fdr)])  # fmt: skip
+        out.append(
+            [
+                item,
+                "single" if kind == "single" else ("pair", "triplet")[row["size"] - 2],
+                action,
+                seed_says,
+                row["n_pass"],
+                row["wr_pass"],
+                row["delta"],
+                row.get("synergy", np.nan),
+                row["q_value"],
+                row["conf_delta"],
+                bool(row["confirmed"]),
+                _why(row, fdr),
+            ]
+        )
     return pd.DataFrame(out, columns=cols)
 
 
 def explain_null(result: GateAnalysis) -> str:
     """Explain, in plain words, how far the seed's ranking is from noise."""
     s, n = result.singles, result.null.iloc[0]
-    lines = [f"{int(n['n_tests'])} tests run (singles, pairs, triplets); "
-             f"{int(s['confirmed'].sum())} gate(s) and {int(result.combos['confirmed'].sum())} "
-             "combination(s) confirmed."]  # fmt: skip
+    lines = [
+        f"{int(n['n_tests'])} tests run (singles, pairs, triplets); "
+        f"{int(s['confirmed'].sum())} gate(s) and {int(result.combos['confirmed'].sum())} "
+        "combination(s) confirmed."
+    ]
     ranked = s[s["seed_rank"].notna()].sort_values("seed_rank")
     if len(ranked):
         g, top = ranked.index[0], ranked.iloc[0]
@@ -402,6 +482,8 @@ def explain_null(result: GateAnalysis) -> str:
             f"is {n['observed_max_abs_delta']:.3f}, permutation p = {n['p_value']:.3f}."
         )
         if not s["confirmed"].any():
-            lines.append("No gate survives FDR and the later period: the seed's 'good' gates "
-                         "are what the largest of many noisy deltas looks like.")  # fmt: skip
+            lines.append(
+                "No gate survives FDR and the later period: the seed's 'good' gates "
+                "are what the largest of many noisy deltas looks like."
+            )
     return "\n".join(lines)

@@ -296,11 +296,16 @@ def permutation_importance_oos(
             f"only {len(tasks)} usable out-of-sample fold(s). Fix: pass more rows, lower "
             "n_splits or the splitter's min_train_size."
         )
-    shared = {"X": X, "y": y, "blocks": blocks, "model_factory": factory,
-              "n_repeats": n_repeats}  # fmt: skip
-    results = map_tasks(permutation_fold, tasks, scheduler=scheduler, progress=False,
-                        desc="permutation importance folds", shared=shared,
-                        must_travel=("model_factory",))  # fmt: skip
+    shared = {"X": X, "y": y, "blocks": blocks, "model_factory": factory, "n_repeats": n_repeats}
+    results = map_tasks(
+        permutation_fold,
+        tasks,
+        scheduler=scheduler,
+        progress=False,
+        desc="permutation importance folds",
+        shared=shared,
+        must_travel=("model_factory",),
+    )
     bases = [base for base, _ in results]
     draws = {f: [d for _, fold in results for d in fold[f]] for f in blocks}
     per_fold = [{f: float(np.mean(drops)) for f, drops in fold.items()} for _, fold in results]

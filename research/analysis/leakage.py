@@ -258,13 +258,14 @@ def perturb_future(
     n = len(picks)
     out = pd.DataFrame(
         {
-            "available": [FEATURES[c].available if c in FEATURES else "unregistered"
-                          for c in changed],
+            "available": [
+                FEATURES[c].available if c in FEATURES else "unregistered" for c in changed
+            ],
             "n_checks": n,
             "n_changed": list(changed.values()),
         },
         index=pd.Index(list(changed), name="feature"),
-    )  # fmt: skip
+    )
     out["share"] = out["n_changed"] / n
     leaks = out.index[(out["available"] == "signal") & (out["n_changed"] > 0)].tolist()
     if leaks:

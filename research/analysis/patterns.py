@@ -17,8 +17,14 @@ from research.analysis.stats import (
 )
 
 #: The context features a pattern can be cut by (all known at signal time).
-DIMENSIONS: tuple[str, ...] = ("hour", S.SESSION, "weekday", S.VOLATILITY_REGIME,
-                               "trend_state", "volume_state")  # fmt: skip
+DIMENSIONS: tuple[str, ...] = (
+    "hour",
+    S.SESSION,
+    "weekday",
+    S.VOLATILITY_REGIME,
+    "trend_state",
+    "volume_state",
+)
 
 
 def trades_with_context(outcomes: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
@@ -37,8 +43,9 @@ def trades_with_context(outcomes: pd.DataFrame, features: pd.DataFrame) -> pd.Da
     return closed.join(ctx, on=S.SIGNAL_ID, how="inner")
 
 
-def pattern_table(trades: pd.DataFrame, by=DIMENSIONS, *, min_n: int = 30,
-                  confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
+def pattern_table(
+    trades: pd.DataFrame, by=DIMENSIONS, *, min_n: int = 30, confidence: float = 0.95
+) -> pd.DataFrame:
     """One row per (dimension, value): ``n``, ``win_rate`` with Wilson ``wr_low``/``wr_high``,
     ``mean_r`` with ``r_low``/``r_high``, ``total_r``, ``enough`` (``n >= min_n``).
 
@@ -55,23 +62,39 @@ def pattern_table(trades: pd.DataFrame, by=DIMENSIONS, *, min_n: int = 30,
         codes, values = pd.factorize(trades[dim].astype(str).to_numpy(), sort=True)
         for k, value in enumerate(values):
             cell = codes == k
-            rows.append({"dimension": dim, "value": value,
-                         **cell_stats(won[cell], rr[cell], confidence)})  # fmt: skip
+            rows.append(
+                {"dimension": dim, "value": value, **cell_stats(won[cell], rr[cell], confidence)}
+            )
     table = pd.DataFrame(rows)
     table["enough"] = table["n"] >= min_n
-    cols = ["dimension", "value", "n", "win_rate", "wr_low", "wr_high", "mean_r", "r_low",
-            "r_high", "total_r", "enough"]  # fmt: skip
+    cols = [
+        "dimension",
+        "value",
+        "n",
+        "win_rate",
+        "wr_low",
+        "wr_high",
+        "mean_r",
+        "r_low",
+        "r_high",
+        "total_r",
+        "enough",
+    ]
     return table[cols]
 
 
-def best_worst(table: pd.DataFrame, trades: pd.DataFrame, *, metric: str = "mean_r",
-               k: int = 3) -> pd.DataFrame:  # fmt: skip
+def best_worst(
+    table: pd.DataFrame, trades: pd.DataFrame, *, metric: str = "mean_r", k: int = 3
+) -> pd.DataFrame:
     """The ``k`` best and worst cells by ``metric`` ('mean_r' or 'win_rate') among cells with
     enough trades; ``clear`` is True when the cell's interval excludes the overall value."""
     if metric not in ("mean_r", "win_rate"):
         raise ValueError(f"metric must be 'mean_r' or 'win_rate', got {metric!r}")
-    overall = (float(trades[S.REALIZED_RR].mean()) if metric == "mean_r"
-               else float((trades[S.OUTCOME] == "win").mean()))  # fmt: skip
+    overall = (
+        float(trades[S.REALIZED_RR].mean())
+        if metric == "mean_r"
+        else float((trades[S.OUTCOME] == "win").mean())
+    )
     lo, hi = ("r_low", "r_high") if metric == "mean_r" else ("wr_low", "wr_high")
     ok = table.loc[table["enough"]].sort_values(metric, ascending=False)
     best = ok.head(k).assign(rank="best", clear=lambda d: d[lo] > overall)
@@ -79,12 +102,19 @@ def best_worst(table: pd.DataFrame, trades: pd.DataFrame, *, metric: str = "mean
     return pd.concat([best, worst], ignore_index=True).assign(overall=overall)
 
 
-def pattern_matrix(trades: pd.DataFrame, rows: str = "weekday", cols: str = "hour", *,
-                   value: str = "win_rate", min_n: int = 10) -> pd.DataFrame:  # fmt: skip
+def pattern_matrix(
+    trades: pd.DataFrame,
+    rows: str = "weekday",
+    cols: str = "hour",
+    *,
+    value: str = "win_rate",
+    min_n: int = 10,
+) -> pd.DataFrame:
     """A ``rows`` x ``cols`` grid of ``value`` ('win_rate', 'mean_r' or 'n') for heatmaps;
     cells with fewer than ``min_n`` trades are NaN (not drawn as if they meant something)."""
     g = trades.assign(_won=(trades[S.OUTCOME] == "win").to_numpy(float))
-    agg = g.groupby([rows, cols], observed=True).agg(n=("_won", "size"), win_rate=("_won", "mean"),
-                                                     mean_r=(S.REALIZED_RR, "mean"))  # fmt: skip
+    agg = g.groupby([rows, cols], observed=True).agg(
+        n=("_won", "size"), win_rate=("_won", "mean"), mean_r=(S.REALIZED_RR, "mean")
+    )
     grid = agg[value].where(agg["n"] >= min_n) if value != "n" else agg["n"]
     return grid.unstack(cols)

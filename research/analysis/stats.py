@@ -20,8 +20,16 @@ def wilson_interval(wins, n, confidence: float = 0.95) -> tuple[np.ndarray, np.n
 
 #: Keys of :func:`cell_stats`, in table order.
 CELL_STATS: tuple[str, ...] = (
-    "n", "wins", "win_rate", "wr_low", "wr_high", "mean_r", "r_low", "r_high", "total_r",
-)  # fmt: skip
+    "n",
+    "wins",
+    "win_rate",
+    "wr_low",
+    "wr_high",
+    "mean_r",
+    "r_low",
+    "r_high",
+    "total_r",
+)
 
 
 def cell_stats(won, r, confidence: float = 0.95) -> dict[str, float]:
@@ -51,9 +59,17 @@ def cell_stats(won, r, confidence: float = 0.95) -> dict[str, float]:
     # a normal interval of mean R is enough for a table of cells of tens of trades or more
     z = stats.norm.ppf(0.5 + confidence / 2.0)
     half = float(z * r.std(ddof=1) / np.sqrt(n)) if n > 1 else np.nan
-    return {"n": n, "wins": wins, "win_rate": wins / n if n else np.nan, "wr_low": float(lo),
-            "wr_high": float(hi), "mean_r": mean, "r_low": mean - half, "r_high": mean + half,
-            "total_r": float(r.sum())}  # fmt: skip
+    return {
+        "n": n,
+        "wins": wins,
+        "win_rate": wins / n if n else np.nan,
+        "wr_low": float(lo),
+        "wr_high": float(hi),
+        "mean_r": mean,
+        "r_low": mean - half,
+        "r_high": mean + half,
+        "total_r": float(r.sum()),
+    }
 
 
 def bh_qvalues(p) -> np.ndarray:

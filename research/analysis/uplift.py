@@ -163,15 +163,28 @@ def block_bootstrap_uplift(
         ``uplift``, ``ci_low``, ``ci_high`` (R per trade), ``p_le_0`` (share of replicates
         with uplift <= 0), ``n``, ``n_passed``, ``block``.
     """
-    out = _bootstrap([np.asarray(r, dtype=np.float64)], np.asarray(passed, dtype=bool),
-                     n_boot=n_boot, block=block, confidence=confidence, seed=seed)  # fmt: skip
+    out = _bootstrap(
+        [np.asarray(r, dtype=np.float64)],
+        np.asarray(passed, dtype=bool),
+        n_boot=n_boot,
+        block=block,
+        confidence=confidence,
+        seed=seed,
+    )
     return {k: out[k][0] if isinstance(out[k], list) else out[k] for k in out}
 
 
 def _bootstrap(rs, passed, *, n_boot, block, confidence, seed) -> dict:
     n, m = len(passed), len(rs)
-    out = {"n": n, "n_passed": int(passed.sum()), "block": 0, "uplift": [np.nan] * m,
-           "ci_low": [np.nan] * m, "ci_high": [np.nan] * m, "p_le_0": [np.nan] * m}  # fmt: skip
+    out = {
+        "n": n,
+        "n_passed": int(passed.sum()),
+        "block": 0,
+        "uplift": [np.nan] * m,
+        "ci_low": [np.nan] * m,
+        "ci_high": [np.nan] * m,
+        "p_le_0": [np.nan] * m,
+    }
     if n == 0 or not passed.any():
         return out
     block = min(int(block or max(1, int(np.ceil(n ** (1 / 3))))), n)
@@ -191,8 +204,14 @@ def _bootstrap(rs, passed, *, n_boot, block, confidence, seed) -> dict:
     return out
 
 
-def rotation_null(r: np.ndarray, passed: np.ndarray, *, min_shift: int, n_shifts: int = 200,
-                  confidence: float = 0.95) -> dict[str, float]:  # fmt: skip
+def rotation_null(
+    r: np.ndarray,
+    passed: np.ndarray,
+    *,
+    min_shift: int,
+    n_shifts: int = 200,
+    confidence: float = 0.95,
+) -> dict[str, float]:
     """Null control: the uplift of the filter's choices circularly shifted against outcomes.
 
     Shifts of at least ``min_shift`` signals (the bootstrap block) keep the number and the
@@ -208,8 +227,11 @@ def rotation_null(r: np.ndarray, passed: np.ndarray, *, min_shift: int, n_shifts
     null = np.array([r[np.roll(passed, s)].mean() for s in shifts]) - r.mean()
     alpha = (1.0 - confidence) / 2.0
     low, high = np.quantile(null, [alpha, 1 - alpha])
-    return {"null_low": float(low), "null_high": float(high),
-            "null_p": float((null >= observed).mean())}  # fmt: skip
+    return {
+        "null_low": float(low),
+        "null_high": float(high),
+        "null_p": float((null >= observed).mean()),
+    }
 
 
 def _meta(score, passed, profitable) -> dict[str, float]:
@@ -224,8 +246,13 @@ def _meta(score, passed, profitable) -> dict[str, float]:
         ranks = sps.rankdata(score[ok])
         pos = profitable[ok]
         auc = (ranks[pos].sum() - pos.sum() * (pos.sum() + 1) / 2) / (pos.sum() * (~pos).sum())
-    return {"base_rate": float(profitable.mean()) if len(profitable) else np.nan,
-            "precision": precision, "recall": recall, "f1": f1, "auc": float(auc)}  # fmt: skip
+    return {
+        "base_rate": float(profitable.mean()) if len(profitable) else np.nan,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "auc": float(auc),
+    }
 
 
 def sharpe(r: np.ndarray) -> float:
@@ -252,12 +279,17 @@ def _group_row(d, passed_col, *, n_boot, block, confidence, seed) -> dict:
     gross, net = _gross(d), d[S.RR_IF_EXECUTED].to_numpy(np.float64)
     passed = d[passed_col].to_numpy(bool)
     b = block or overlap_block(d[S.SIGNAL_TIME], d[S.EXIT_TIME])
-    boot = _bootstrap([net, gross], passed, n_boot=n_boot, block=b, confidence=confidence,
-                      seed=seed)  # fmt: skip
+    boot = _bootstrap(
+        [net, gross], passed, n_boot=n_boot, block=b, confidence=confidence, seed=seed
+    )
     n_passed = int(passed.sum())
     enough = n_passed >= MIN_PASSED
-    row = {"n": len(d), "n_passed": n_passed, "share_passed": n_passed / len(d) if len(d) else np.nan,
-           "block": boot["block"]}  # fmt: skip
+    row = {
+        "n": len(d),
+        "n_passed": n_passed,
+        "share_passed": n_passed / len(d) if len(d) else np.nan,
+        "block": boot["block"],
+    }
     for name, j in (("uplift", 0), ("skill", 1)):
         row[name] = boot["uplift"][j]
         lo, hi, p = boot["ci_low"][j], boot["ci_high"][j], boot["p_le_0"][j]
@@ -283,8 +315,9 @@ def _group_row(d, passed_col, *, n_boot, block, confidence, seed) -> dict:
     p = d[S.P_EXECUTE].to_numpy(np.float64) if S.P_EXECUTE in d else np.ones(len(d))
     ex = d[S.WAS_EXECUTED].to_numpy(bool) & (p > 0)
     # value of "take every signal" seen only through executed trades (inverse propensity)
-    row["mean_r_all_ipw"] = (float(np.sum(net[ex] / p[ex]) / np.sum(1 / p[ex]))
-                             if ex.any() and (p > 0).all() else np.nan)  # fmt: skip
+    row["mean_r_all_ipw"] = (
+        float(np.sum(net[ex] / p[ex]) / np.sum(1 / p[ex])) if ex.any() and (p > 0).all() else np.nan
+    )
     row["note"] = "" if enough else TOO_FEW
     return row
 
@@ -334,13 +367,15 @@ def filter_uplift(
     rows = {}
     for key in [*sorted(pd.unique(closed[by])), "all"]:
         d = closed if key == "all" else closed.loc[(closed[by] == key).to_numpy()]
-        rows[key] = _group_row(d, passed, n_boot=n_boot, block=block, confidence=confidence,
-                               seed=seed)  # fmt: skip
+        rows[key] = _group_row(
+            d, passed, n_boot=n_boot, block=block, confidence=confidence, seed=seed
+        )
     return pd.DataFrame.from_dict(rows, orient="index").rename_axis(by)
 
 
-def uplift_table(decisions: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
-                 confidence: float = 0.95) -> pd.DataFrame:  # fmt: skip
+def uplift_table(
+    decisions: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0, confidence: float = 0.95
+) -> pd.DataFrame:
     """The verdict's table: every strategy x era x rule (in force vs seed), one row each.
 
     Long format with columns ``rule``, ``era``, ``strategy`` and those of
@@ -354,8 +389,9 @@ def uplift_table(decisions: pd.DataFrame, *, n_boot: int = 1000, seed: int = 0,
         for era in ERAS:
             if (~_in_era(decisions, era)[S.CENSORED].to_numpy(bool)).sum() == 0:
                 continue
-            t = filter_uplift(decisions, passed=col, era=era, n_boot=n_boot, seed=seed,
-                              confidence=confidence)  # fmt: skip
+            t = filter_uplift(
+                decisions, passed=col, era=era, n_boot=n_boot, seed=seed, confidence=confidence
+            )
             frames.append(t.reset_index().assign(rule=rule, era=era))
     out = pd.concat(frames, ignore_index=True)
     first = ["rule", "era", S.STRATEGY]

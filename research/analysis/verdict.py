@@ -59,8 +59,9 @@ def _headline(table: pd.DataFrame) -> pd.Series | None:
     return t.iloc[0] if len(t) else None
 
 
-def verdict_text(table: pd.DataFrame, *, costs: str = "the venue's costs",
-                 market: str | None = None) -> str:  # fmt: skip
+def verdict_text(
+    table: pd.DataFrame, *, costs: str = "the venue's costs", market: str | None = None
+) -> str:
     """One paragraph (plain text) from an :func:`uplift_table`.
 
     ``costs`` names the cost basis (e.g. "crypto perpetual: 0.10 % fees + 2 x 0.01 %
@@ -70,8 +71,10 @@ def verdict_text(table: pd.DataFrame, *, costs: str = "the venue's costs",
     if head is None:
         return "No closed signals: nothing to judge."
     label = classify(head)
-    era = {"model": "the model era (signals scored by a trained model)",
-           "all": "all signals (heuristic and model eras)"}.get(head["era"], head["era"])  # fmt: skip
+    era = {
+        "model": "the model era (signals scored by a trained model)",
+        "all": "all signals (heuristic and model eras)",
+    }.get(head["era"], head["era"])
     parts = [
         f"Verdict: {LABELS[label]}."
         + (f" Market: {market}." if market else "")
@@ -155,8 +158,10 @@ def costs_basis(result) -> str:
         if p.spread and not p.fee_percent:
             what = f"{name} (spread {p.spread:g} price units round trip)"
         elif p.fee_percent or p.slippage_percent:
-            what = (f"{name} ({p.fee_percent:g} % fees round trip + 2 x {p.slippage_percent:g} % "
-                    "slippage)")  # fmt: skip
+            what = (
+                f"{name} ({p.fee_percent:g} % fees round trip + 2 x {p.slippage_percent:g} % "
+                "slippage)"
+            )
         else:
             what = f"{name} (no costs)"
         words.append(what)

@@ -78,8 +78,14 @@ class SymbolClusterer:
             "autocorr": float(r.autocorr(1)) if len(r) > 2 else 0.0,
         }
 
-    def fit(self, candles_by_symbol: Mapping[str, pd.DataFrame], end=None, *,
-            ends: Mapping[str, object] | None = None, min_bars: int = 3) -> SymbolClusterer:  # fmt: skip
+    def fit(
+        self,
+        candles_by_symbol: Mapping[str, pd.DataFrame],
+        end=None,
+        *,
+        ends: Mapping[str, object] | None = None,
+        min_bars: int = 3,
+    ) -> SymbolClusterer:
         """Profile each symbol on bars opening before its cut-off and cluster the profiles.
 
         Parameters
@@ -115,9 +121,12 @@ class SymbolClusterer:
                 "history."
             )
         if skipped:
-            logger.warning("symbol clusters: %s have too little history (%s; need %d); "
-                           "their cluster is -1", self.skipped_, "; ".join(skipped.values()),
-                           max(min_bars, 3))  # fmt: skip
+            logger.warning(
+                "symbol clusters: %s have too little history (%s; need %d); their cluster is -1",
+                self.skipped_,
+                "; ".join(skipped.values()),
+                max(min_bars, 3),
+            )
         self.profiles_ = pd.DataFrame.from_dict(rows, orient="index").fillna(0.0)
         k = min(self.n_clusters, len(self.profiles_))
         x = self.profiles_.to_numpy()

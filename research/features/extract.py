@@ -114,13 +114,37 @@ def bar_table(candles: pd.DataFrame, config: FeatureConfig | None = None) -> pd.
     )
 
 
-_SIDE_AWARE = ("ema_stack_score", "ema_slope_atr", "ema50_slope_atr", "dist_ema200_atr",
-               "divergence", "macd_hist_atr", "vwap_dist_atr", "return_1_atr", "return_12_atr",
-               "signed_volume_12", "spike_dir_12")  # fmt: skip
-_PLAIN = ("atr_pct", "rsi_14", "range_position", "volume_zscore", "volume_ratio", "body_ratio",
-          "upper_wick_ratio", "lower_wick_ratio", "bb_width_pct", "bb_position",
-          "bbw_percentile", "adx_14", "realized_vol_pct", "atr_ratio", "donchian_width_atr",
-          "spike_age_12")  # fmt: skip
+_SIDE_AWARE = (
+    "ema_stack_score",
+    "ema_slope_atr",
+    "ema50_slope_atr",
+    "dist_ema200_atr",
+    "divergence",
+    "macd_hist_atr",
+    "vwap_dist_atr",
+    "return_1_atr",
+    "return_12_atr",
+    "signed_volume_12",
+    "spike_dir_12",
+)
+_PLAIN = (
+    "atr_pct",
+    "rsi_14",
+    "range_position",
+    "volume_zscore",
+    "volume_ratio",
+    "body_ratio",
+    "upper_wick_ratio",
+    "lower_wick_ratio",
+    "bb_width_pct",
+    "bb_position",
+    "bbw_percentile",
+    "adx_14",
+    "realized_vol_pct",
+    "atr_ratio",
+    "donchian_width_atr",
+    "spike_age_12",
+)
 
 
 def _symbol_features(candles, sig, config, clusters, costs) -> pd.DataFrame:

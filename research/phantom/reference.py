@@ -37,9 +37,18 @@ def simulate_one(bars, start, side, entry, sl, tp, deadline, tp1_r=1.6, at_entry
     else:
         tp1 = math.inf if long else -math.inf
     stop, pending = sl, sl
-    res = {"reason": None, "price": math.nan, "exit_time": None, "tp1_hit": False,
-           "tp1_time": None, "be_moved": False, "mfe": math.nan, "mae": math.nan,
-           "ambiguous": False, "checks": 0}  # fmt: skip
+    res = {
+        "reason": None,
+        "price": math.nan,
+        "exit_time": None,
+        "tp1_hit": False,
+        "tp1_time": None,
+        "be_moved": False,
+        "mfe": math.nan,
+        "mae": math.nan,
+        "ambiguous": False,
+        "checks": 0,
+    }
     slack = 1e-12 * abs(tp1) if math.isfinite(tp1) else 0.0
     for o, h, lo, c, t_close in bars[start:]:
         res["checks"] += 1

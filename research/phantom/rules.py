@@ -43,8 +43,24 @@ _EPS = 1e-12
 
 
 @njit(cache=True)
-def bar_step(o, h, lo, c, t_close, entry, tp, tp1_level, next_stop, deadline, at_entry,
-              tp1_hit, tp1_time, be_moved, mfe, mae):  # fmt: skip
+def bar_step(
+    o,
+    h,
+    lo,
+    c,
+    t_close,
+    entry,
+    tp,
+    tp1_level,
+    next_stop,
+    deadline,
+    at_entry,
+    tp1_hit,
+    tp1_time,
+    be_moved,
+    mfe,
+    mae,
+):
     """Advance one long trade by one bar; prices are already in long space.
 
     Returns ``(stop, next_stop, tp1_hit, tp1_time, be_moved, mfe, mae, reason, price, ambiguous)``.
@@ -206,8 +222,19 @@ def timeouts_ns(signals: pd.DataFrame, config: SimulatorConfig) -> np.ndarray:
     return (hours.to_numpy() * 3600e9).astype(np.int64)
 
 
-def finalize(sig: pd.DataFrame, reason, exit_price, exit_ns, tp1_hit, tp1_ns, be_moved,
-              mfe, mae, ambiguous, config: SimulatorConfig) -> pd.DataFrame:  # fmt: skip
+def finalize(
+    sig: pd.DataFrame,
+    reason,
+    exit_price,
+    exit_ns,
+    tp1_hit,
+    tp1_ns,
+    be_moved,
+    mfe,
+    mae,
+    ambiguous,
+    config: SimulatorConfig,
+) -> pd.DataFrame:
     """Turn kernel arrays into the outcomes frame (DESIGN §3). Shared by batch and online."""
     sign = np.where(sig[S.SIDE].to_numpy() == S.LONG, 1.0, -1.0)
     entry = sig[S.ENTRY].to_numpy(np.float64)

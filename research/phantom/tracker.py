@@ -24,8 +24,18 @@ logger = logging.getLogger(__name__)
 # float state columns (long space) and int state columns (ns)
 _F_SIGN, _F_ENTRY, _F_TP, _F_TP1, _F_STOP, _F_HIT, _F_MOVED, _F_MFE, _F_MAE = range(9)
 _I_SIGNAL, _I_DEADLINE, _I_TP1 = range(3)
-_META = (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIDE, S.SIGNAL_TIME, S.ENTRY, S.SL, S.TP,
-         S.ML_SCORE, S.WAS_EXECUTED)  # fmt: skip
+_META = (
+    S.SIGNAL_ID,
+    S.SYMBOL,
+    S.STRATEGY,
+    S.SIDE,
+    S.SIGNAL_TIME,
+    S.ENTRY,
+    S.SL,
+    S.TP,
+    S.ML_SCORE,
+    S.WAS_EXECUTED,
+)
 
 
 class _Book:
@@ -67,8 +77,9 @@ class PhantomTracker:
         self._ids: set[str] = set()
 
     # ------------------------------------------------------------------ adding phantoms
-    def add(self, signal: Mapping | pd.Series, *, ml_score: float = np.nan,
-            was_executed: bool = False) -> str:  # fmt: skip
+    def add(
+        self, signal: Mapping | pd.Series, *, ml_score: float = np.nan, was_executed: bool = False
+    ) -> str:
         """Start tracking one signal (a row of a signals frame). Returns its ``signal_id``."""
         row = dict(signal)
         row.setdefault(S.ML_SCORE, ml_score)
@@ -92,19 +103,29 @@ class PhantomTracker:
         entry = signals[S.ENTRY].to_numpy(np.float64) * sign
         stop = signals[S.SL].to_numpy(np.float64) * sign
         tp1 = self.config.tp1_r
-        fs = np.column_stack([
-            sign, entry, signals[S.TP].to_numpy(np.float64) * sign,
-            entry + tp1 * (entry - stop) if tp1 > 0 else np.full(len(sign), np.inf),
-            stop, np.zeros(len(sign)), np.zeros(len(sign)),
-            np.full(len(sign), -np.inf), np.full(len(sign), np.inf),
-        ])  # fmt: skip
+        fs = np.column_stack(
+            [
+                sign,
+                entry,
+                signals[S.TP].to_numpy(np.float64) * sign,
+                entry + tp1 * (entry - stop) if tp1 > 0 else np.full(len(sign), np.inf),
+                stop,
+                np.zeros(len(sign)),
+                np.zeros(len(sign)),
+                np.full(len(sign), -np.inf),
+                np.full(len(sign), np.inf),
+            ]
+        )
         signal_ns = as_ns(signals[S.SIGNAL_TIME])
-        ist = np.column_stack([signal_ns, signal_ns + deadline_offsets,
-                               np.full(len(sign), NAT, np.int64)])  # fmt: skip
+        ist = np.column_stack(
+            [signal_ns, signal_ns + deadline_offsets, np.full(len(sign), NAT, np.int64)]
+        )
         records = signals.assign(
-            **{k: signals[k] if k in signals else v
-               for k, v in ((S.ML_SCORE, np.nan), (S.WAS_EXECUTED, False))}
-        )[list(_META)].to_dict("records")  # fmt: skip
+            **{
+                k: signals[k] if k in signals else v
+                for k, v in ((S.ML_SCORE, np.nan), (S.WAS_EXECUTED, False))
+            }
+        )[list(_META)].to_dict("records")
         for symbol in pd.unique(signals[S.SYMBOL]):
             rows = (signals[S.SYMBOL] == symbol).to_numpy()
             book = self._books.setdefault(str(symbol), _Book())
@@ -129,8 +150,11 @@ class PhantomTracker:
         DataFrame
             The outcomes (DESIGN §3) of the phantoms closed by this bar; empty if none.
         """
-        stamp = timestamp if timestamp is not None else (
-            bar[S.TIMESTAMP] if S.TIMESTAMP in bar else getattr(bar, "name", None))  # fmt: skip
+        stamp = (
+            timestamp
+            if timestamp is not None
+            else (bar[S.TIMESTAMP] if S.TIMESTAMP in bar else getattr(bar, "name", None))
+        )
         if stamp is None:
             raise S.SchemaError(
                 "a bar needs its open time. Fix: pass timestamp=..., a 'timestamp' key, or a "
@@ -159,8 +183,20 @@ class PhantomTracker:
         price = np.full(n, np.nan)
         ambiguous = np.zeros(n, np.bool_)
         t_close = t_open + self.timeframe.value
-        step_many(book.fs, book.ist, o, h, lo, c, t_open, t_close,
-                  self.config.timeout_exit == "entry", reason, price, ambiguous)  # fmt: skip
+        step_many(
+            book.fs,
+            book.ist,
+            o,
+            h,
+            lo,
+            c,
+            t_open,
+            t_close,
+            self.config.timeout_exit == "entry",
+            reason,
+            price,
+            ambiguous,
+        )
         done = reason != STILL_OPEN
         if not done.any():
             return self._empty()
@@ -176,9 +212,16 @@ class PhantomTracker:
             n = len(book.meta)
             if n:
                 every = np.ones(n, bool)
-                frames.append(self._outcomes(book, every, np.zeros(n, np.int8),
-                                             np.full(n, np.nan), np.full(n, NAT),
-                                             np.zeros(n, bool)))  # fmt: skip
+                frames.append(
+                    self._outcomes(
+                        book,
+                        every,
+                        np.zeros(n, np.int8),
+                        np.full(n, np.nan),
+                        np.full(n, NAT),
+                        np.zeros(n, bool),
+                    )
+                )
                 book.keep(~every)
         self._ids.clear()
         return pd.concat(frames, ignore_index=True) if frames else self._empty()
@@ -189,10 +232,18 @@ class PhantomTracker:
         seen = np.isfinite(fs[:, _F_MFE])
         sign = fs[:, _F_SIGN]
         return finalize(
-            meta, reason[rows], price[rows], exit_ns[rows], fs[:, _F_HIT] > 0, ist[:, _I_TP1],
-            fs[:, _F_MOVED] > 0, np.where(seen, fs[:, _F_MFE] * sign, np.nan),
-            np.where(seen, fs[:, _F_MAE] * sign, np.nan), ambiguous[rows], config=self.config,
-        )  # fmt: skip
+            meta,
+            reason[rows],
+            price[rows],
+            exit_ns[rows],
+            fs[:, _F_HIT] > 0,
+            ist[:, _I_TP1],
+            fs[:, _F_MOVED] > 0,
+            np.where(seen, fs[:, _F_MFE] * sign, np.nan),
+            np.where(seen, fs[:, _F_MAE] * sign, np.nan),
+            ambiguous[rows],
+            config=self.config,
+        )
 
     @staticmethod
     def _empty() -> pd.DataFrame:
@@ -211,19 +262,25 @@ class PhantomTracker:
         """The tracker as plain JSON-able data (for the state store); see :meth:`from_state`."""
         books = {}
         for symbol, b in self._books.items():
-            meta = [{**m, S.SIGNAL_TIME: pd.Timestamp(m[S.SIGNAL_TIME]).isoformat()}
-                    for m in b.meta]  # fmt: skip
+            meta = [
+                {**m, S.SIGNAL_TIME: pd.Timestamp(m[S.SIGNAL_TIME]).isoformat()} for m in b.meta
+            ]
             # JSON has no infinities: unreached extremes / a disabled TP1 are stored as null.
             fs = [[v if np.isfinite(v) else None for v in row] for row in b.fs.tolist()]
-            books[symbol] = {"fs": fs, "ist": b.ist.tolist(), "meta": meta,
-                             "last_open": b.last_open}  # fmt: skip
+            books[symbol] = {
+                "fs": fs,
+                "ist": b.ist.tolist(),
+                "meta": meta,
+                "last_open": b.last_open,
+            }
         return {"timeframe": str(self.timeframe), "config": asdict(self.config), "books": books}
 
     @classmethod
     def from_state(cls, state: dict) -> PhantomTracker:
         """Rebuild a tracker saved with :meth:`to_state`; it continues exactly where it was."""
-        tracker = cls(timeframe=pd.Timedelta(state["timeframe"]),
-                      config=SimulatorConfig(**state["config"]))  # fmt: skip
+        tracker = cls(
+            timeframe=pd.Timedelta(state["timeframe"]), config=SimulatorConfig(**state["config"])
+        )
         for symbol, b in state["books"].items():
             book = tracker._books.setdefault(symbol, _Book())
             fs = np.asarray(b["fs"], dtype=object).reshape(-1, 9)

@@ -27,14 +27,21 @@ def plot_activity(by_period: pd.DataFrame, ax: Axes | None = None) -> Figure:
     ``by_period`` is :func:`research.analysis.activity.activity_by_period` output.
     """
     fig, ax = _axis(ax, (9.0, 3.6))
-    wide = by_period.pivot_table(index="period", columns="decision", values="trades",
-                                 aggfunc="sum", fill_value=0)  # fmt: skip
+    wide = by_period.pivot_table(
+        index="period", columns="decision", values="trades", aggfunc="sum", fill_value=0
+    )
     bottom = np.zeros(len(wide))
     labels = [pd.Timestamp(p).strftime("%Y-%m-%d") for p in wide.index]
     x = np.arange(len(wide))
     for decision in [d for d in ("executed", "phantom") if d in wide]:
-        ax.bar(x, wide[decision], bottom=bottom, label=decision,
-               color=_DECISION_COLOURS[decision], width=0.85)  # fmt: skip
+        ax.bar(
+            x,
+            wide[decision],
+            bottom=bottom,
+            label=decision,
+            color=_DECISION_COLOURS[decision],
+            width=0.85,
+        )
         bottom += wide[decision].to_numpy()
     step = max(1, len(x) // 12)  # about a dozen date labels whatever the period's length
     ax.set_xticks(x[::step], labels[::step], rotation=30, ha="right")
@@ -67,11 +74,23 @@ def plot_cumulative_r_by_decision(cum: pd.DataFrame, ax: Axes | None = None) -> 
         raise ValueError(f"cum mixes cost bases {sorted(bases)}. Fix: draw one basis per figure.")
     basis = _BASIS_LABEL.get(next(iter(bases)), "R") if bases else _RECORDED
     for series, g in cum.groupby("series", sort=False):
-        ax.plot(g["time"], g["cum_r"], color=_DECISION_COLOURS.get(series), lw=1.6,
-                label=f"{series} ({len(g)} trades, {g['cum_r'].iloc[-1]:+.1f} R)")  # fmt: skip
+        ax.plot(
+            g["time"],
+            g["cum_r"],
+            color=_DECISION_COLOURS.get(series),
+            lw=1.6,
+            label=f"{series} ({len(g)} trades, {g['cum_r'].iloc[-1]:+.1f} R)",
+        )
     if cum.empty:
-        ax.text(0.5, 0.5, f"no trade with a known {basis}", transform=ax.transAxes,
-                ha="center", va="center", color="grey")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            f"no trade with a known {basis}",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     ax.axhline(0, color="black", lw=0.8)
     ax.set(ylabel=f"cumulative {basis}", title=f"Cumulative {basis} by decision (exit order)")
     if not cum.empty:
@@ -94,12 +113,16 @@ def plot_win_rates(table: pd.DataFrame, ax: Axes | None = None) -> Figure:
     for i, decision in enumerate(("executed", "phantom")):
         rows = table.loc[table["decision"] == decision].set_index(S.STRATEGY).reindex(groups)
         pos = x + (i - 0.5) * width
-        ax.bar(pos, rows["win_rate"], width=width, label=decision,
-               color=_DECISION_COLOURS[decision])  # fmt: skip
+        ax.bar(
+            pos, rows["win_rate"], width=width, label=decision, color=_DECISION_COLOURS[decision]
+        )
         err = np.vstack([rows["win_rate"] - rows["wr_low"], rows["wr_high"] - rows["win_rate"]])
         ax.errorbar(pos, rows["win_rate"], yerr=err, fmt="none", ecolor="black", capsize=3)
     ax.set_xticks(x, groups)
-    ax.set(ylim=(0, 1), ylabel="win rate net of costs (95 % interval)",
-           title="Executed vs phantom: wins net of costs")  # fmt: skip
+    ax.set(
+        ylim=(0, 1),
+        ylabel="win rate net of costs (95 % interval)",
+        title="Executed vs phantom: wins net of costs",
+    )
     ax.legend(loc="upper right")
     return fig

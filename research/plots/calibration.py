@@ -28,20 +28,24 @@ _LABELS = {
 }
 
 
-def _panels(ax: Axes | Sequence[Axes] | None, n: int, size: tuple[float, float]
-            ) -> tuple[Figure, list[Axes]]:  # fmt: skip
+def _panels(
+    ax: Axes | Sequence[Axes] | None, n: int, size: tuple[float, float]
+) -> tuple[Figure, list[Axes]]:
     """``n`` axes side by side: new ones (``size`` inches each) or the ``n`` given.
 
     One given Axes is accepted only when ``n == 1``; otherwise pass a sequence of ``n`` axes.
     """
     if ax is None:
-        fig, axes = plt.subplots(1, n, figsize=(size[0] * n, size[1]), layout="constrained",
-                                 squeeze=False)  # fmt: skip
+        fig, axes = plt.subplots(
+            1, n, figsize=(size[0] * n, size[1]), layout="constrained", squeeze=False
+        )
         return fig, list(axes[0])
     axes = [ax] if isinstance(ax, Axes) else list(ax)
     if len(axes) != n:
-        raise ValueError(f"{len(axes)} axes given for {n} panels. Fix: pass {n} axes "
-                         "(e.g. plt.subplots(1, n)[1]) or ax=None.")  # fmt: skip
+        raise ValueError(
+            f"{len(axes)} axes given for {n} panels. Fix: pass {n} axes "
+            "(e.g. plt.subplots(1, n)[1]) or ax=None."
+        )
     return axes[0].figure, axes
 
 
@@ -54,8 +58,12 @@ def _rules(frame: pd.DataFrame, who: str) -> list[str]:
     return sorted(seen, key=lambda r: (["in_sample", "oof"] + seen).index(r))
 
 
-def plot_fold_metrics(by_fold: pd.DataFrame, *, metrics: Sequence[str] = METRICS,
-                      ax: Axes | Sequence[Axes] | None = None) -> Figure:  # fmt: skip
+def plot_fold_metrics(
+    by_fold: pd.DataFrame,
+    *,
+    metrics: Sequence[str] = METRICS,
+    ax: Axes | Sequence[Axes] | None = None,
+) -> Figure:
     """Out-of-sample metrics per walk-forward test fold, one line per calibration rule.
 
     Parameters
@@ -99,8 +107,9 @@ def bucket_grid(by_bucket: pd.DataFrame, rule: str, metric: str = "ece") -> pd.D
     return S.bucket_grid(zip(g["bucket"].astype(str), g[metric].to_numpy(float), strict=True))
 
 
-def plot_bucket_calibration(by_bucket: pd.DataFrame, *, metric: str = "ece",
-                            ax: Axes | Sequence[Axes] | None = None) -> Figure:  # fmt: skip
+def plot_bucket_calibration(
+    by_bucket: pd.DataFrame, *, metric: str = "ece", ax: Axes | Sequence[Axes] | None = None
+) -> Figure:
     """Calibration error per ``session x volatility`` bucket, one heatmap per rule.
 
     The panels share one colour scale, so the rule with the hotter map is the worse
@@ -129,10 +138,20 @@ def plot_bucket_calibration(by_bucket: pd.DataFrame, *, metric: str = "ece",
         grid = bucket_grid(by_bucket, rule, metric)
         counts = bucket_grid(by_bucket, rule, "n")
         text = grid.map(lambda v: "" if pd.isna(v) else f"{v:.2f}") + counts.map(
-            lambda n: "" if pd.isna(n) else f"\nn={int(n)}")  # fmt: skip
-        sns.heatmap(grid, ax=a, vmin=0.0, vmax=vmax, cmap="rocket_r", annot=text, fmt="",
-                    annot_kws={"fontsize": 7}, cbar=a is axes[-1],
-                    cbar_kws={"label": metric})  # fmt: skip
+            lambda n: "" if pd.isna(n) else f"\nn={int(n)}"
+        )
+        sns.heatmap(
+            grid,
+            ax=a,
+            vmin=0.0,
+            vmax=vmax,
+            cmap="rocket_r",
+            annot=text,
+            fmt="",
+            annot_kws={"fontsize": 7},
+            cbar=a is axes[-1],
+            cbar_kws={"label": metric},
+        )
         a.set_title(f"{rule}: {metric} by bucket")
         a.tick_params(axis="y", labelrotation=0)
     return fig

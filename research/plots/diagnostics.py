@@ -33,16 +33,23 @@ def plot_reliability(reliability: pd.DataFrame, ax: Axes | None = None) -> Figur
     for rule, g in frame.groupby("rule", sort=False):
         ax.plot(g["predicted"], g["observed"], marker="o", label=str(rule))
         # marker area ~ count: a point backed by few trades should look light
-        ax.scatter(g["predicted"], g["observed"], s=20 + 200 * g["count"] / frame["count"].max(),
-                   alpha=0.3)  # fmt: skip
-    ax.set(xlabel="mean predicted P(win)", ylabel="observed win rate", xlim=(0, 1),
-           ylim=(0, 1), title="Reliability (out of sample)")  # fmt: skip
+        ax.scatter(
+            g["predicted"], g["observed"], s=20 + 200 * g["count"] / frame["count"].max(), alpha=0.3
+        )
+    ax.set(
+        xlabel="mean predicted P(win)",
+        ylabel="observed win rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="Reliability (out of sample)",
+    )
     ax.legend(loc="upper left")
     return fig
 
 
-def plot_pattern_cells(table: pd.DataFrame, dimension: str, *, metric: str = "win_rate",
-                       ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_pattern_cells(
+    table: pd.DataFrame, dimension: str, *, metric: str = "win_rate", ax: Axes | None = None
+) -> Figure:
     """Win rate (or mean R) per value of one dimension with its interval and count.
 
     ``table`` is :func:`research.analysis.patterns.pattern_table` output; cells without
@@ -53,31 +60,53 @@ def plot_pattern_cells(table: pd.DataFrame, dimension: str, *, metric: str = "wi
     lo, hi = ("wr_low", "wr_high") if metric == "win_rate" else ("r_low", "r_high")
     g = table.loc[table["dimension"] == dimension]
     if g.empty:
-        raise ValueError(f"no cells for dimension {dimension!r}; the table has "
-                         f"{sorted(set(table['dimension']))}")  # fmt: skip
+        raise ValueError(
+            f"no cells for dimension {dimension!r}; the table has {sorted(set(table['dimension']))}"
+        )
     fig, ax = _axis(ax, (max(4.0, 0.45 * len(g) + 2), 3.8))
     x = np.arange(len(g))
     err = np.vstack([g[metric] - g[lo], g[hi] - g[metric]])
     ax.errorbar(x, g[metric], yerr=err, fmt="none", ecolor="grey", capsize=3)
     enough = g["enough"].to_numpy(bool)
     ax.scatter(x[enough], g[metric][enough], color="tab:blue", zorder=3, label="enough trades")
-    ax.scatter(x[~enough], g[metric][~enough], facecolors="none", edgecolors="tab:blue",
-               zorder=3, label="too few trades")  # fmt: skip
+    ax.scatter(
+        x[~enough],
+        g[metric][~enough],
+        facecolors="none",
+        edgecolors="tab:blue",
+        zorder=3,
+        label="too few trades",
+    )
     for xi, n in zip(x, g["n"], strict=True):
-        ax.annotate(f"{n}", (xi, 0), xycoords=("data", "axes fraction"), ha="center",
-                    va="bottom", fontsize=7, color="grey")  # fmt: skip
+        ax.annotate(
+            f"{n}",
+            (xi, 0),
+            xycoords=("data", "axes fraction"),
+            ha="center",
+            va="bottom",
+            fontsize=7,
+            color="grey",
+        )
     ax.set_xticks(x, g["value"], rotation=45 if len(g) > 8 else 0)
     ax.set(xlabel=dimension, ylabel=metric, title=f"{metric} by {dimension} (95 % intervals)")
     ax.legend(fontsize=8)
     return fig
 
 
-def plot_pattern_heatmap(grid: pd.DataFrame, *, title: str = "", center: float | None = None,
-                         ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_pattern_heatmap(
+    grid: pd.DataFrame, *, title: str = "", center: float | None = None, ax: Axes | None = None
+) -> Figure:
     """Heatmap of :func:`research.analysis.patterns.pattern_matrix` (NaN cells left blank)."""
     fig, ax = _axis(ax, (min(14.0, 0.5 * grid.shape[1] + 3), 0.45 * grid.shape[0] + 2))
-    sns.heatmap(grid, ax=ax, cmap="RdYlGn", center=center, annot=grid.shape[1] <= 12,
-                fmt=".2f", cbar_kws={"shrink": 0.8})  # fmt: skip
+    sns.heatmap(
+        grid,
+        ax=ax,
+        cmap="RdYlGn",
+        center=center,
+        annot=grid.shape[1] <= 12,
+        fmt=".2f",
+        cbar_kws={"shrink": 0.8},
+    )
     ax.set_title(title or "pattern heatmap (blank: too few trades)")
     return fig
 
@@ -97,13 +126,23 @@ def plot_gate_deltas(singles: pd.DataFrame, *, top: int = 15, ax: Axes | None = 
         ("wr_pass", "wr_pass_lo", "wr_pass_hi", 0.15, "tab:green", "gate passes"),
         ("wr_fail", "wr_fail_lo", "wr_fail_hi", -0.15, "tab:red", "gate fails"),
     ):
-        ax.errorbar(g[col], y + dy, xerr=np.vstack([g[col] - g[lo], g[hi] - g[col]]),
-                    fmt="o", color=color, capsize=2, label=label)  # fmt: skip
-    names = [f"{name} ✓" if ok else str(name) for name, ok in zip(g.index, g["confirmed"],
-                                                                   strict=True)]  # fmt: skip
+        ax.errorbar(
+            g[col],
+            y + dy,
+            xerr=np.vstack([g[col] - g[lo], g[hi] - g[col]]),
+            fmt="o",
+            color=color,
+            capsize=2,
+            label=label,
+        )
+    names = [
+        f"{name} ✓" if ok else str(name) for name, ok in zip(g.index, g["confirmed"], strict=True)
+    ]
     ax.set_yticks(y, names)
-    ax.set(xlabel="win rate (95 % Wilson interval)",
-           title="Gates: pass vs fail (✓ = confirmed after FDR and a later period)")  # fmt: skip
+    ax.set(
+        xlabel="win rate (95 % Wilson interval)",
+        title="Gates: pass vs fail (✓ = confirmed after FDR and a later period)",
+    )
     ax.legend(loc="lower right", fontsize=8)
     return fig
 
@@ -126,14 +165,22 @@ def plot_synergy_heatmap(combos: pd.DataFrame, ax: Axes | None = None) -> Figure
         # colour bar's label and its values agree (+0.05 -> +5.0 points)
         grid.loc[a, b] = grid.loc[b, a] = 100.0 * v
     fig, ax = _axis(ax, (0.55 * len(gates) + 3, 0.5 * len(gates) + 2))
-    sns.heatmap(grid, ax=ax, cmap="vlag", center=0.0, annot=len(gates) <= 10, fmt="+.1f",
-                cbar_kws={"label": "synergy (win-rate percentage points)"})  # fmt: skip
+    sns.heatmap(
+        grid,
+        ax=ax,
+        cmap="vlag",
+        center=0.0,
+        annot=len(gates) <= 10,
+        fmt="+.1f",
+        cbar_kws={"label": "synergy (win-rate percentage points)"},
+    )
     ax.set_title("Pair synergy of the top gates (seed's measure)")
     return fig
 
 
-def plot_importance_evolution(evolution: pd.DataFrame, *, top: int = 12,
-                              ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_importance_evolution(
+    evolution: pd.DataFrame, *, top: int = 12, ax: Axes | None = None
+) -> Figure:
     """The seed's impurity importance after 30, 100, 300 and all trades, top features.
 
     ``evolution`` is :func:`research.analysis.importance.impurity_evolution` output (rows
@@ -146,14 +193,16 @@ def plot_importance_evolution(evolution: pd.DataFrame, *, top: int = 12,
     for name in keep:
         ax.plot(x, evolution.loc[name].to_numpy(float), marker="o", label=str(name))
     ax.set_xticks(x, [f"{c} trades" if c != "all" else "all trades" for c in evolution.columns])
-    ax.set(ylabel="impurity importance (MDI, in sample)",
-           title="Feature importance evolution (seed)")  # fmt: skip
+    ax.set(
+        ylabel="impurity importance (MDI, in sample)", title="Feature importance evolution (seed)"
+    )
     ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
-def plot_permutation_importance(perm: pd.DataFrame, *, top: int = 15,
-                                ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_permutation_importance(
+    perm: pd.DataFrame, *, top: int = 15, ax: Axes | None = None
+) -> Figure:
     """Out-of-sample permutation importance (drop in AUC) with ±2 s.e., the noise probe marked.
 
     ``perm`` is :func:`research.analysis.importance.permutation_importance_oos` output; a
@@ -163,13 +212,17 @@ def plot_permutation_importance(perm: pd.DataFrame, *, top: int = 15,
     g = perm.sort_values("mean", ascending=False).head(top).iloc[::-1]
     fig, ax = _axis(ax, (7.0, 0.35 * len(g) + 1.5))
     y = np.arange(len(g))
-    colors = ["tab:grey" if i == probe else ("tab:blue" if ok else "lightsteelblue")
-              for i, ok in zip(g.index, g["beats_probe"], strict=True)]  # fmt: skip
+    colors = [
+        "tab:grey" if i == probe else ("tab:blue" if ok else "lightsteelblue")
+        for i, ok in zip(g.index, g["beats_probe"], strict=True)
+    ]
     ax.barh(y, g["mean"], xerr=2 * g["se"], color=colors, ecolor="grey", capsize=2)
     if probe in perm.index:
         ax.axvline(perm.loc[probe, "mean"], color="tab:grey", ls="--", label="noise probe")
         ax.legend(loc="lower right", fontsize=8)
     ax.set_yticks(y, g.index)
-    ax.set(xlabel="drop in out-of-sample AUC when permuted (±2 s.e.)",
-           title="Permutation importance on purged folds")  # fmt: skip
+    ax.set(
+        xlabel="drop in out-of-sample AUC when permuted (±2 s.e.)",
+        title="Permutation importance on purged folds",
+    )
     return fig

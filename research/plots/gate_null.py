@@ -17,8 +17,9 @@ from research import schema as S
 from research.plots.trades import _axis
 
 
-def plot_deltas_vs_null(singles: pd.DataFrame, null: pd.DataFrame, *, top: int = 20,
-                        ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_deltas_vs_null(
+    singles: pd.DataFrame, null: pd.DataFrame, *, top: int = 20, ax: Axes | None = None
+) -> Figure:
     """|delta| of the seed's top gates (its ranking order) against the permutation null.
 
     Parameters
@@ -38,8 +39,9 @@ def plot_deltas_vs_null(singles: pd.DataFrame, null: pd.DataFrame, *, top: int =
         Bars: green = confirmed (FDR and the later period), grey = not; the sign of delta is
         written on each bar (the seed enables + and disables -).
     """
-    S.require_columns(singles, ["delta", "sufficient", "seed_rank", "confirmed"],
-                      "plot_deltas_vs_null")  # fmt: skip
+    S.require_columns(
+        singles, ["delta", "sufficient", "seed_rank", "confirmed"], "plot_deltas_vs_null"
+    )
     S.require_columns(null, ["median", "p95", "p_value", "n_perm"], "plot_deltas_vs_null")
     g = singles.loc[singles["sufficient"].astype(bool) & singles["seed_rank"].notna()]
     if g.empty:
@@ -51,14 +53,22 @@ def plot_deltas_vs_null(singles: pd.DataFrame, null: pd.DataFrame, *, top: int =
     ok = g["confirmed"].astype(bool).to_numpy()
     ax.bar(x, g["delta"].abs(), color=np.where(ok, "tab:green", "silver"), edgecolor="grey")
     for xi, d in zip(x, g["delta"], strict=True):
-        ax.annotate("+" if d > 0 else "−", (xi, abs(d)), xytext=(0, 2),
-                    textcoords="offset points", ha="center", fontsize=8)  # fmt: skip
+        ax.annotate(
+            "+" if d > 0 else "−",
+            (xi, abs(d)),
+            xytext=(0, 2),
+            textcoords="offset points",
+            ha="center",
+            fontsize=8,
+        )
     n = null.iloc[0]
     ax.axhline(n["median"], ls=":", color="tab:red", label="noise: median of the largest |delta|")
     ax.axhline(n["p95"], ls="--", color="tab:red", label="noise: 95th percentile")
     ax.set_xticks(x, g.index, rotation=60, ha="right")
-    ax.set(ylabel="|win rate pass - fail|",
-           title=f"Gate deltas vs {int(n['n_perm'])} block permutations "
-                 f"(p = {n['p_value']:.3f}; green = confirmed)")  # fmt: skip
+    ax.set(
+        ylabel="|win rate pass - fail|",
+        title=f"Gate deltas vs {int(n['n_perm'])} block permutations "
+        f"(p = {n['p_value']:.3f}; green = confirmed)",
+    )
     ax.legend(fontsize=8, loc="upper right")
     return fig

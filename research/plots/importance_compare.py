@@ -18,8 +18,9 @@ from research.plots.trades import _axis
 PROBE = S.NOISE_PROBE
 
 
-def importance_pairs(permutation: pd.DataFrame, evolution: pd.DataFrame, *,
-                     size: int | str = "all") -> pd.DataFrame:  # fmt: skip
+def importance_pairs(
+    permutation: pd.DataFrame, evolution: pd.DataFrame, *, size: int | str = "all"
+) -> pd.DataFrame:
     """Both importances of every entry feature side by side, probe excluded.
 
     Parameters
@@ -42,18 +43,23 @@ def importance_pairs(permutation: pd.DataFrame, evolution: pd.DataFrame, *,
     """
     S.require_columns(permutation, ["mean", "se", "beats_probe"], "importance_pairs")
     if size not in evolution.columns:
-        raise ValueError(f"size {size!r} is not a column of the evolution "
-                         f"{list(evolution.columns)}. Fix: pass one of them.")  # fmt: skip
+        raise ValueError(
+            f"size {size!r} is not a column of the evolution "
+            f"{list(evolution.columns)}. Fix: pass one of them."
+        )
     common = [f for f in evolution.index if f in permutation.index and f != PROBE]
     if not common:
-        raise ValueError("the two frames share no feature. Fix: compute both on the same "
-                         "features frame.")  # fmt: skip
-    out = pd.DataFrame({
-        "mdi": evolution.loc[common, size].astype(float),
-        "permutation": permutation.loc[common, "mean"].astype(float),
-        "se": permutation.loc[common, "se"].astype(float),
-        "beats_probe": permutation.loc[common, "beats_probe"].astype(bool),
-    })  # fmt: skip
+        raise ValueError(
+            "the two frames share no feature. Fix: compute both on the same features frame."
+        )
+    out = pd.DataFrame(
+        {
+            "mdi": evolution.loc[common, size].astype(float),
+            "permutation": permutation.loc[common, "mean"].astype(float),
+            "se": permutation.loc[common, "se"].astype(float),
+            "beats_probe": permutation.loc[common, "beats_probe"].astype(bool),
+        }
+    )
     out["mdi_rank"] = out["mdi"].rank(ascending=False, method="min")
     out["permutation_rank"] = out["permutation"].rank(ascending=False, method="min")
     out.index.name = "feature"
@@ -103,9 +109,14 @@ def place_labels(ax: Axes, xs, ys, names, *, fontsize: float = 7.0) -> list:
     return texts
 
 
-def plot_importance_comparison(permutation: pd.DataFrame, evolution: pd.DataFrame, *,
-                               size: int | str = "all", label_top: int = 4,
-                               ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_importance_comparison(
+    permutation: pd.DataFrame,
+    evolution: pd.DataFrame,
+    *,
+    size: int | str = "all",
+    label_top: int = 4,
+    ax: Axes | None = None,
+) -> Figure:
     """Scatter of in-sample MDI (x) against out-of-sample permutation importance (y).
 
     Error bars are ±2 s.e. of the fold means; dark points beat the noise probe
@@ -129,21 +140,34 @@ def plot_importance_comparison(permutation: pd.DataFrame, evolution: pd.DataFram
     """
     pairs = importance_pairs(permutation, evolution, size=size)
     fig, ax = _axis(ax, (7.0, 5.0))
-    for beats, color, label in ((True, "tab:blue", "beats the probe"),
-                                (False, "lightsteelblue", "does not")):  # fmt: skip
+    for beats, color, label in (
+        (True, "tab:blue", "beats the probe"),
+        (False, "lightsteelblue", "does not"),
+    ):
         g = pairs.loc[pairs["beats_probe"] == beats]
-        ax.errorbar(g["mdi"], g["permutation"], yerr=2 * g["se"], fmt="o", color=color,
-                    ecolor=color, capsize=2, label=f"{label} ({len(g)})")  # fmt: skip
+        ax.errorbar(
+            g["mdi"],
+            g["permutation"],
+            yerr=2 * g["se"],
+            fmt="o",
+            color=color,
+            ecolor=color,
+            capsize=2,
+            label=f"{label} ({len(g)})",
+        )
     if PROBE in permutation.index:
-        ax.axhline(float(permutation.loc[PROBE, "mean"]), ls="--", color="tab:grey",
-                   label="noise probe")  # fmt: skip
+        ax.axhline(
+            float(permutation.loc[PROBE, "mean"]), ls="--", color="tab:grey", label="noise probe"
+        )
     ax.axvline(1.0 / len(evolution), ls=":", color="tab:grey", label="equal MDI share")
     top = pairs.index[(pairs["mdi_rank"] <= label_top) | (pairs["permutation_rank"] <= label_top)]
     ax.set_xlim(left=min(0.0, float(np.nanmin(pairs["mdi"]))))
     place_labels(ax, pairs.loc[top, "mdi"], pairs.loc[top, "permutation"], top)
     what = "all trades" if size == "all" else f"first {size} trades"
-    ax.set(xlabel=f"impurity importance, MDI share in sample ({what})",
-           ylabel="drop in out-of-sample AUC when permuted (±2 s.e.)",
-           title="Seed (MDI) vs rigorous (permutation) importance")  # fmt: skip
+    ax.set(
+        xlabel=f"impurity importance, MDI share in sample ({what})",
+        ylabel="drop in out-of-sample AUC when permuted (±2 s.e.)",
+        title="Seed (MDI) vs rigorous (permutation) importance",
+    )
     ax.legend(fontsize=8, loc="best")
     return fig

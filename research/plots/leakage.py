@@ -17,8 +17,9 @@ from research.plots.trades import _axis
 ENTRY = S.ENTRY_VARIANT  # the variant without any after_entry feature
 
 
-def plot_leakage_auc(variants: pd.DataFrame, *, flagged=(), max_jump: float | None = 0.05,
-                     ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_leakage_auc(
+    variants: pd.DataFrame, *, flagged=(), max_jump: float | None = 0.05, ax: Axes | None = None
+) -> Figure:
     """In-sample vs out-of-sample AUC per feature set, the honest ``entry`` set on top.
 
     Parameters
@@ -41,8 +42,10 @@ def plot_leakage_auc(variants: pd.DataFrame, *, flagged=(), max_jump: float | No
     """
     S.require_columns(variants, ["auc_in", "auc_oos"], "plot_leakage_auc")
     if ENTRY not in variants.index:
-        raise ValueError(f"no {ENTRY!r} variant in {list(variants.index)}. Fix: pass "
-                         "LeakageReport.variants from research.analysis.leakage_check.")  # fmt: skip
+        raise ValueError(
+            f"no {ENTRY!r} variant in {list(variants.index)}. Fix: pass "
+            "LeakageReport.variants from research.analysis.leakage_check."
+        )
     order = [ENTRY, *[v for v in variants.index if v != ENTRY]]
     g = variants.loc[order].iloc[::-1]  # barh-style: first row drawn on top
     fig, ax = _axis(ax, (7.0, 0.4 * len(g) + 1.6))
@@ -53,13 +56,16 @@ def plot_leakage_auc(variants: pd.DataFrame, *, flagged=(), max_jump: float | No
     ax.axvline(0.5, ls="--", color="grey", lw=1, label="no skill")
     base = float(variants.loc[ENTRY, "auc_oos"])
     if max_jump is not None and np.isfinite(base):
-        ax.axvline(base + max_jump, ls=":", color="tab:red",
-                   label=f"entry OOS + {max_jump:.2f} (flag)")  # fmt: skip
+        ax.axvline(
+            base + max_jump, ls=":", color="tab:red", label=f"entry OOS + {max_jump:.2f} (flag)"
+        )
     flagged = set(flagged)
     names = [f"{v} ⚠" if v.removeprefix(f"{ENTRY}+") in flagged else str(v) for v in g.index]
     ax.set_yticks(y, names)
-    ax.set(xlabel="ROC AUC", xlim=(min(0.4, float(np.nanmin(g[["auc_in", "auc_oos"]].values))),
-                                   1.02),
-           title="Leakage: what after-entry features do to AUC (⚠ = flagged)")  # fmt: skip
+    ax.set(
+        xlabel="ROC AUC",
+        xlim=(min(0.4, float(np.nanmin(g[["auc_in", "auc_oos"]].values))), 1.02),
+        title="Leakage: what after-entry features do to AUC (⚠ = flagged)",
+    )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig

@@ -32,8 +32,9 @@ _SKILL = {"marker": "o", "color": "tab:blue"}
 _NET = {"marker": "s", "color": "tab:orange"}
 
 
-def plot_decisions_over_time(decisions: pd.DataFrame, *, freq: str = "W",
-                             ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_decisions_over_time(
+    decisions: pd.DataFrame, *, freq: str = "W", ax: Axes | None = None
+) -> Figure:
     """Signals per period, stacked: executed by the filter, executed by exploration, phantoms.
 
     Parameters
@@ -53,20 +54,28 @@ def plot_decisions_over_time(decisions: pd.DataFrame, *, freq: str = "W",
     """
     S.require_columns(decisions, (S.SIGNAL_TIME, S.WAS_EXECUTED), "decisions")
     executed = decisions[S.WAS_EXECUTED].to_numpy(bool)
-    explored = (decisions[S.EXPLORED].to_numpy(bool) if S.EXPLORED in decisions
-                else np.zeros(len(decisions), bool))  # fmt: skip
-    kinds = pd.DataFrame({
-        S.SIGNAL_TIME: decisions[S.SIGNAL_TIME].to_numpy(),
-        "executed (filter)": executed & ~explored,
-        "executed (exploration)": explored,
-        "phantom": ~executed,
-    })  # fmt: skip
+    explored = (
+        decisions[S.EXPLORED].to_numpy(bool)
+        if S.EXPLORED in decisions
+        else np.zeros(len(decisions), bool)
+    )
+    kinds = pd.DataFrame(
+        {
+            S.SIGNAL_TIME: decisions[S.SIGNAL_TIME].to_numpy(),
+            "executed (filter)": executed & ~explored,
+            "executed (exploration)": explored,
+            "phantom": ~executed,
+        }
+    )
     counts = kinds.groupby(pd.Grouper(key=S.SIGNAL_TIME, freq=freq)).sum()
     fig, ax = _axis(ax, (max(6.0, 0.25 * len(counts) + 3), 3.6))
     x = np.arange(len(counts))
     bottom = np.zeros(len(counts))
-    colors = {"executed (filter)": "tab:green", "executed (exploration)": "tab:olive",
-              "phantom": "tab:red"}  # fmt: skip
+    colors = {
+        "executed (filter)": "tab:green",
+        "executed (exploration)": "tab:olive",
+        "phantom": "tab:red",
+    }
     for column, color in colors.items():
         values = counts[column].to_numpy(np.float64)
         if column == "executed (exploration)" and not values.any():
@@ -74,11 +83,19 @@ def plot_decisions_over_time(decisions: pd.DataFrame, *, freq: str = "W",
         ax.bar(x, values, bottom=bottom, color=color, label=column, width=0.85)
         bottom += values
     step = max(1, len(counts) // 12)
-    ax.set_xticks(x[::step], [t.strftime("%Y-%m-%d") for t in counts.index[::step]],
-                  rotation=45, ha="right", fontsize=8)  # fmt: skip
+    ax.set_xticks(
+        x[::step],
+        [t.strftime("%Y-%m-%d") for t in counts.index[::step]],
+        rotation=45,
+        ha="right",
+        fontsize=8,
+    )
     share = executed.mean() if len(executed) else np.nan
-    ax.set(xlabel=f"period ({freq})", ylabel="signals",
-           title=f"Decisions over time: {share:.1%} of {len(executed)} signals executed")  # fmt: skip
+    ax.set(
+        xlabel=f"period ({freq})",
+        ylabel="signals",
+        title=f"Decisions over time: {share:.1%} of {len(executed)} signals executed",
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -94,8 +111,9 @@ def _r_on_basis(d: pd.DataFrame, basis: str) -> np.ndarray:
     return d[S.RR_IF_EXECUTED].to_numpy(np.float64) + d[_COST_R].to_numpy(np.float64)
 
 
-def plot_cumulative_r(decisions: pd.DataFrame, *, by: str | None = None, basis: str = "net",
-                      ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_cumulative_r(
+    decisions: pd.DataFrame, *, by: str | None = None, basis: str = "net", ax: Axes | None = None
+) -> Figure:
     """Cumulative R over exit time on one cost basis: executed vs all signals vs phantoms.
 
     Parameters
@@ -122,30 +140,50 @@ def plot_cumulative_r(decisions: pd.DataFrame, *, by: str | None = None, basis: 
     """
     if basis not in _BASIS_LABEL:
         raise ValueError(f"basis={basis!r} is unknown. Fix: use 'net' or 'gross'.")
-    S.require_columns(decisions, (S.EXIT_TIME, S.CENSORED, S.WAS_EXECUTED, S.RR_IF_EXECUTED),
-                      "decisions")  # fmt: skip
-    d = decisions.loc[~decisions[S.CENSORED].to_numpy(bool)].sort_values(S.EXIT_TIME,
-                                                                        kind="stable")  # fmt: skip
+    S.require_columns(
+        decisions, (S.EXIT_TIME, S.CENSORED, S.WAS_EXECUTED, S.RR_IF_EXECUTED), "decisions"
+    )
+    d = decisions.loc[~decisions[S.CENSORED].to_numpy(bool)].sort_values(S.EXIT_TIME, kind="stable")
     fig, ax = _axis(ax, (8.0, 4.0))
     executed = d[S.WAS_EXECUTED].to_numpy(bool)
     r = _r_on_basis(d, basis)
     t = d[S.EXIT_TIME].to_numpy()
-    lines = [("executed", executed, "tab:green", "-"), ("all signals", np.ones_like(executed),
-             "black", "--"), ("phantoms", ~executed, "tab:red", "-")]  # fmt: skip
+    lines = [
+        ("executed", executed, "tab:green", "-"),
+        ("all signals", np.ones_like(executed), "black", "--"),
+        ("phantoms", ~executed, "tab:red", "-"),
+    ]
     for label, mask, color, ls in lines:
-        ax.step(t[mask], np.cumsum(r[mask]), where="post", color=color, ls=ls,
-                label=f"{label} (n={int(mask.sum())}, {r[mask].sum():+.1f} R)")  # fmt: skip
+        ax.step(
+            t[mask],
+            np.cumsum(r[mask]),
+            where="post",
+            color=color,
+            ls=ls,
+            label=f"{label} (n={int(mask.sum())}, {r[mask].sum():+.1f} R)",
+        )
     if by is not None:
         S.require_columns(d, (by,), "decisions")
-        for value, color in zip(sorted(d[by].astype(str).unique()), sns.color_palette("muted"),
-                                strict=False):  # fmt: skip
+        for value, color in zip(
+            sorted(d[by].astype(str).unique()), sns.color_palette("muted"), strict=False
+        ):
             mask = executed & (d[by].astype(str) == value).to_numpy()
-            ax.step(t[mask], np.cumsum(r[mask]), where="post", color=color, lw=0.9, alpha=0.8,
-                    label=f"executed {value} ({r[mask].sum():+.1f} R)")  # fmt: skip
+            ax.step(
+                t[mask],
+                np.cumsum(r[mask]),
+                where="post",
+                color=color,
+                lw=0.9,
+                alpha=0.8,
+                label=f"executed {value} ({r[mask].sum():+.1f} R)",
+            )
     ax.axhline(0.0, color="black", lw=0.6)
     words = _BASIS_LABEL[basis]
-    ax.set(xlabel="exit time (UTC)", ylabel=f"cumulative {words}",
-           title=f"Cumulative {words}: executed vs all signals vs phantoms")  # fmt: skip
+    ax.set(
+        xlabel="exit time (UTC)",
+        ylabel=f"cumulative {words}",
+        title=f"Cumulative {words}: executed vs all signals vs phantoms",
+    )
     ax.tick_params(axis="x", labelrotation=30)
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
@@ -172,15 +210,28 @@ def _row_name(name, row: pd.Series, varying: list[str]) -> str:
     return f"{label} ({row['rule']} rule)" if "rule" in varying else label
 
 
-def _estimate(ax: Axes, value: float, low: float, high: float, y: float, *, interval: bool,
-              **style) -> None:  # fmt: skip
+def _estimate(
+    ax: Axes, value: float, low: float, high: float, y: float, *, interval: bool, **style
+) -> None:
     """A point with its interval (hollow and without one when ``interval`` is False)."""
     if interval and _finite(low, high):
-        ax.errorbar(value, y, xerr=[[value - low], [high - value]], capsize=3, fmt=style["marker"],
-                    color=style["color"])  # fmt: skip
+        ax.errorbar(
+            value,
+            y,
+            xerr=[[value - low], [high - value]],
+            capsize=3,
+            fmt=style["marker"],
+            color=style["color"],
+        )
     else:
-        ax.plot(value, y, ls="none", marker=style["marker"], color=style["color"],
-                markerfacecolor="white")  # fmt: skip
+        ax.plot(
+            value,
+            y,
+            ls="none",
+            marker=style["marker"],
+            color=style["color"],
+            markerfacecolor="white",
+        )
 
 
 def plot_uplift(uplift: pd.DataFrame, ax: Axes | None = None) -> Figure:
@@ -225,34 +276,62 @@ def plot_uplift(uplift: pd.DataFrame, ax: Axes | None = None) -> Figure:
         labels.append(label if interval else f"{label}: too few")
         y_net = yi - 0.17 if has_skill else yi
         if has_skill and _finite(row.get("null_low"), row.get("null_high")):
-            ax.barh(yi + 0.17, row["null_high"] - row["null_low"], left=row["null_low"],
-                    height=0.26, color="lightgrey", zorder=0)  # fmt: skip
+            ax.barh(
+                yi + 0.17,
+                row["null_high"] - row["null_low"],
+                left=row["null_low"],
+                height=0.26,
+                color="lightgrey",
+                zorder=0,
+            )
         if has_skill and _finite(skill):
-            _estimate(ax, skill, row.get("skill_low"), row.get("skill_high"), yi + 0.17,
-                      interval=interval, **_SKILL)  # fmt: skip
+            _estimate(
+                ax,
+                skill,
+                row.get("skill_low"),
+                row.get("skill_high"),
+                yi + 0.17,
+                interval=interval,
+                **_SKILL,
+            )
         if _finite(row["uplift"]):
-            _estimate(ax, row["uplift"], row["ci_low"], row["ci_high"], y_net, interval=interval,
-                      **_NET)  # fmt: skip
+            _estimate(
+                ax, row["uplift"], row["ci_low"], row["ci_high"], y_net, interval=interval, **_NET
+            )
     ax.axvline(0.0, color="black", lw=0.8)
     ax.margins(x=0.06)
     ax.set_yticks(y, labels)
     ax.set_ylim(-0.7, len(uplift) - 0.3)
     handles = [Line2D([], [], ls="none", label="net uplift: R net of costs", **_NET)]
     if has_skill:
-        handles = [Line2D([], [], ls="none", label="skill: R gross (before costs)", **_SKILL),
-                   Patch(color="lightgrey", label="null band: skill of shifted choices"),
-                   *handles]  # fmt: skip
+        handles = [
+            Line2D([], [], ls="none", label="skill: R gross (before costs)", **_SKILL),
+            Patch(color="lightgrey", label="null band: skill of shifted choices"),
+            *handles,
+        ]
     if not all(map(_finite, uplift["ci_low"], uplift["ci_high"])):
-        handles.append(Line2D([], [], ls="none", marker="o", color="grey", markerfacecolor="white",
-                              label="hollow: too few passed trades, no interval"))  # fmt: skip
+        handles.append(
+            Line2D(
+                [],
+                [],
+                ls="none",
+                marker="o",
+                color="grey",
+                markerfacecolor="white",
+                label="hollow: too few passed trades, no interval",
+            )
+        )
     ax.legend(handles=handles, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set(xlabel="mean R of passed - mean R of all signals (R per trade, 95 % interval)",
-           title="Filter uplift: skill (R gross) against its null, and net of costs")  # fmt: skip
+    ax.set(
+        xlabel="mean R of passed - mean R of all signals (R per trade, 95 % interval)",
+        title="Filter uplift: skill (R gross) against its null, and net of costs",
+    )
     return fig
 
 
-def plot_retrain_timeline(retrains: pd.DataFrame, threshold_fits: pd.DataFrame | None = None,
-                          ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_retrain_timeline(
+    retrains: pd.DataFrame, threshold_fits: pd.DataFrame | None = None, ax: Axes | None = None
+) -> Figure:
     """When each model version and each threshold refit came, per strategy, and on how much data.
 
     Parameters
@@ -281,25 +360,56 @@ def plot_retrain_timeline(retrains: pd.DataFrame, threshold_fits: pd.DataFrame |
     most = max(float(retrains["n_trades"].max()) if len(retrains) else 1.0, 1.0)
     if len(retrains):
         yr = retrains["strategy"].map(row).to_numpy(np.float64)
-        ax.scatter(retrains["at"], yr, s=30 + 170 * retrains["n_trades"] / most, marker="^",
-                   color="tab:purple", label="retrain (area ~ training rows)", zorder=3)  # fmt: skip
-        for at, yi, v, n in zip(retrains["at"], yr, retrains[S.MODEL_VERSION],
-                                retrains["n_trades"], strict=True):  # fmt: skip
-            ax.annotate(f"v{v}\n{n}", (at, yi), xytext=(0, 8), textcoords="offset points",
-                        ha="center", fontsize=6)  # fmt: skip
+        ax.scatter(
+            retrains["at"],
+            yr,
+            s=30 + 170 * retrains["n_trades"] / most,
+            marker="^",
+            color="tab:purple",
+            label="retrain (area ~ training rows)",
+            zorder=3,
+        )
+        for at, yi, v, n in zip(
+            retrains["at"], yr, retrains[S.MODEL_VERSION], retrains["n_trades"], strict=True
+        ):
+            ax.annotate(
+                f"v{v}\n{n}",
+                (at, yi),
+                xytext=(0, 8),
+                textcoords="offset points",
+                ha="center",
+                fontsize=6,
+            )
     if len(fits):
         yf = fits["strategy"].map(row).to_numpy(np.float64) - 0.25
         ax.scatter(fits["at"], yf, marker="x", color="tab:blue", label="threshold refit", zorder=3)
         for at, yi, b in zip(fits["at"], yf, fits["buckets"], strict=True):
-            ax.annotate(f"{b}b", (at, yi), xytext=(0, -10), textcoords="offset points",
-                        ha="center", fontsize=6, color="tab:blue")  # fmt: skip
+            ax.annotate(
+                f"{b}b",
+                (at, yi),
+                xytext=(0, -10),
+                textcoords="offset points",
+                ha="center",
+                fontsize=6,
+                color="tab:blue",
+            )
     if not len(retrains) and not len(fits):
-        ax.text(0.5, 0.5, "no retrain and no threshold refit", transform=ax.transAxes,
-                ha="center", va="center", color="grey")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "no retrain and no threshold refit",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     ax.set_yticks(range(len(order)), order)
     ax.set_ylim(-0.8, max(len(order), 1) - 0.3)
-    ax.set(xlabel="event time (UTC)", title="Retrains (v = model version, rows) and threshold "
-           "refits (b = buckets with their own threshold)")  # fmt: skip
+    ax.set(
+        xlabel="event time (UTC)",
+        title="Retrains (v = model version, rows) and threshold "
+        "refits (b = buckets with their own threshold)",
+    )
     ax.tick_params(axis="x", labelrotation=30)
     if len(retrains) or len(fits):
         ax.legend(fontsize=8, loc="upper left")
@@ -323,19 +433,33 @@ def plot_threshold_timeline(decisions: pd.DataFrame, ax: Axes | None = None) -> 
         then buckets with enough trades get their own threshold (spread at one time = spread
         across buckets) and the others fall back to the EV threshold.
     """
-    S.require_columns(decisions, (S.SIGNAL_TIME, S.THRESHOLD, S.THRESHOLD_SOURCE, S.STRATEGY),
-                      "decisions")  # fmt: skip
+    S.require_columns(
+        decisions, (S.SIGNAL_TIME, S.THRESHOLD, S.THRESHOLD_SOURCE, S.STRATEGY), "decisions"
+    )
     fig, ax = _axis(ax, (8.0, 4.0))
     d = decisions.astype({S.THRESHOLD_SOURCE: str, S.STRATEGY: str})
     sources = [s for s in _SOURCE_COLORS if s in set(d[S.THRESHOLD_SOURCE])]
     sources += sorted(set(d[S.THRESHOLD_SOURCE]) - set(sources))
     palette = {s: _SOURCE_COLORS.get(s, "tab:brown") for s in sources}
     if len(d):
-        sns.scatterplot(data=d, x=S.SIGNAL_TIME, y=S.THRESHOLD, hue=S.THRESHOLD_SOURCE,
-                        hue_order=sources, palette=palette, style=S.STRATEGY, s=12,
-                        alpha=0.7, linewidth=0, ax=ax)  # fmt: skip
+        sns.scatterplot(
+            data=d,
+            x=S.SIGNAL_TIME,
+            y=S.THRESHOLD,
+            hue=S.THRESHOLD_SOURCE,
+            hue_order=sources,
+            palette=palette,
+            style=S.STRATEGY,
+            s=12,
+            alpha=0.7,
+            linewidth=0,
+            ax=ax,
+        )
         ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set(xlabel="signal time (UTC)", ylabel="threshold (score points)",
-           title="Threshold in force per signal, by source")  # fmt: skip
+    ax.set(
+        xlabel="signal time (UTC)",
+        ylabel="threshold (score points)",
+        title="Threshold in force per signal, by source",
+    )
     ax.tick_params(axis="x", labelrotation=30)
     return fig

@@ -50,25 +50,48 @@ def plot_threshold_split(frame: pd.DataFrame, threshold: float, ax: Axes | None 
     d = frame.sort_values(S.EXIT_TIME, kind="stable")
     executed = (d[S.ML_SCORE] >= threshold).to_numpy()
     r = d[S.REALIZED_RR].to_numpy(np.float64)
-    for name, mask in (("executed", executed), ("phantom", ~executed),
-                       ("all", np.ones_like(executed))):  # fmt: skip
+    for name, mask in (
+        ("executed", executed),
+        ("phantom", ~executed),
+        ("all", np.ones_like(executed)),
+    ):
         total = r[mask].sum() if mask.any() else 0.0
-        ax.step(d[S.EXIT_TIME].to_numpy()[mask], np.cumsum(r[mask]), where="post",
-                label=f"{name} (n={int(mask.sum())}, {total:+.1f} R)", **_SET_STYLE[name])  # fmt: skip
+        ax.step(
+            d[S.EXIT_TIME].to_numpy()[mask],
+            np.cumsum(r[mask]),
+            where="post",
+            label=f"{name} (n={int(mask.sum())}, {total:+.1f} R)",
+            **_SET_STYLE[name],
+        )
     ax.axhline(0.0, color="black", lw=0.6)
-    ax.set(xlabel="exit time (UTC)", ylabel="cumulative R (no costs)",
-           title=f"Score >= {threshold:g}: executed vs phantom")  # fmt: skip
+    ax.set(
+        xlabel="exit time (UTC)",
+        ylabel="cumulative R (no costs)",
+        title=f"Score >= {threshold:g}: executed vs phantom",
+    )
     if not len(d):
-        ax.text(0.5, 0.5, "no closed signals in this selection", transform=ax.transAxes,
-                ha="center", va="center", color="grey")  # fmt: skip
+        ax.text(
+            0.5,
+            0.5,
+            "no closed signals in this selection",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            color="grey",
+        )
     else:
         ax.legend(fontsize=8, loc="upper left")
     ax.tick_params(axis="x", labelrotation=30)
     return fig
 
 
-def plot_threshold_sweep(sweep: pd.DataFrame, *, metric: str = "win_rate",
-                         mark: float | None = 70.0, ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_threshold_sweep(
+    sweep: pd.DataFrame,
+    *,
+    metric: str = "win_rate",
+    mark: float | None = 70.0,
+    ax: Axes | None = None,
+) -> Figure:
     """Win rate or mean R of executed vs phantom signals as the threshold moves.
 
     Parameters
@@ -93,8 +116,11 @@ def plot_threshold_sweep(sweep: pd.DataFrame, *, metric: str = "win_rate",
             ax.fill_between(g["threshold"], g[lo], g[hi], color=style.get("color"), alpha=0.15)
     if mark is not None:
         ax.axvline(mark, color="black", ls=":", lw=1, label=f"threshold {mark:g}")
-    ax.set(xlabel="threshold (score points)", ylabel=label,
-           title=f"{metric.replace('_', ' ')} above (executed) vs below (phantom) the threshold")  # fmt: skip
+    ax.set(
+        xlabel="threshold (score points)",
+        ylabel=label,
+        title=f"{metric.replace('_', ' ')} above (executed) vs below (phantom) the threshold",
+    )
     ax.legend(fontsize=8)
     return fig
 
@@ -104,8 +130,9 @@ def _bucket_grid(stats: pd.DataFrame, column: str) -> pd.DataFrame:
     return S.bucket_grid(stats[column], dtype=object if column == "note" else np.float64)
 
 
-def plot_bucket_thresholds(bucket_stats: pd.DataFrame, *, title: str = "",
-                           ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_bucket_thresholds(
+    bucket_stats: pd.DataFrame, *, title: str = "", ax: Axes | None = None
+) -> Figure:
     """Heatmap of the qscore bucket thresholds, 4 sessions x 4 volatility regimes.
 
     Parameters
@@ -136,23 +163,42 @@ def plot_bucket_thresholds(bucket_stats: pd.DataFrame, *, title: str = "",
                 else f"n={n.iat[i, j]:.0f}, w={wins.iat[i, j]:.0f}"
             )
             labels[i, j] = f"{thr.iat[i, j]:.1f}\n{counts}" if np.isfinite(thr.iat[i, j]) else ""
-    sns.heatmap(thr, ax=ax, cmap="viridis", annot=labels, fmt="", annot_kws={"fontsize": 8},
-                cbar_kws={"label": "threshold (score points)"}, linewidths=0.5,
-                linecolor="white")  # fmt: skip
+    sns.heatmap(
+        thr,
+        ax=ax,
+        cmap="viridis",
+        annot=labels,
+        fmt="",
+        annot_kws={"fontsize": 8},
+        cbar_kws={"label": "threshold (score points)"},
+        linewidths=0.5,
+        linecolor="white",
+    )
     for i in range(thr.shape[0]):
         for j in range(thr.shape[1]):
             if not np.isfinite(thr.iat[i, j]):
                 why = str(note.iat[i, j] or "no threshold").replace(": ", ":\n")
                 counts = f"n={n.iat[i, j]:.0f}\n" if n.iat[i, j] > 0 else ""
-                ax.text(j + 0.5, i + 0.5, f"{counts}{why}", ha="center", va="center",
-                        fontsize=6, color="grey")  # fmt: skip
-    ax.set(xlabel="volatility regime", ylabel="session",
-           title=title or "Qscore bucket thresholds (blank: no threshold of its own)")  # fmt: skip
+                ax.text(
+                    j + 0.5,
+                    i + 0.5,
+                    f"{counts}{why}",
+                    ha="center",
+                    va="center",
+                    fontsize=6,
+                    color="grey",
+                )
+    ax.set(
+        xlabel="volatility regime",
+        ylabel="session",
+        title=title or "Qscore bucket thresholds (blank: no threshold of its own)",
+    )
     return fig
 
 
-def plot_qscore_curves(adapter, *, p_min: float | None = None, buckets=None,
-                       ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_qscore_curves(
+    adapter, *, p_min: float | None = None, buckets=None, ax: Axes | None = None
+) -> Figure:
     """Fitted P(win) against qscore per bucket and pooled, with the break-even ``p_min``.
 
     Parameters
@@ -175,8 +221,10 @@ def plot_qscore_curves(adapter, *, p_min: float | None = None, buckets=None,
     """
     curves = getattr(adapter, "curves_", None)
     if curves is None or getattr(adapter, "global_curve_", None) is None:
-        raise ValueError("the adapter has no fitted curves. Fix: QscoreAdapter(config).fit(trades)"
-                         " (an adapter restored with from_dict keeps thresholds only).")  # fmt: skip
+        raise ValueError(
+            "the adapter has no fitted curves. Fix: QscoreAdapter(config).fit(trades)"
+            " (an adapter restored with from_dict keeps thresholds only)."
+        )
     fig, ax = _axis(ax, (7.5, 4.8))
     grid = np.linspace(0.0, 100.0, 201)
     names = [b for b in (buckets or sorted(curves)) if b in curves]
@@ -184,8 +232,14 @@ def plot_qscore_curves(adapter, *, p_min: float | None = None, buckets=None,
     palette = sns.color_palette("husl", max(len(names), 1))
     for color, bucket in zip(palette, names, strict=False):
         n = int(stats.at[bucket, "n"]) if stats is not None else None
-        ax.plot(grid, adapter.curve(bucket, grid), color=color, lw=1.1, alpha=0.85,
-                label=f"{bucket} (n={n})" if n is not None else bucket)  # fmt: skip
+        ax.plot(
+            grid,
+            adapter.curve(bucket, grid),
+            color=color,
+            lw=1.1,
+            alpha=0.85,
+            label=f"{bucket} (n={n})" if n is not None else bucket,
+        )
         thr = adapter.thresholds_.get(bucket)
         if thr is not None:
             ax.scatter([thr], adapter.curve(bucket, [thr]), color=color, zorder=3, s=25)
@@ -193,17 +247,28 @@ def plot_qscore_curves(adapter, *, p_min: float | None = None, buckets=None,
     ax.plot([0, 100], [0, 1], color="grey", ls=":", lw=1, label="P(win) = qscore / 100")
     if p_min is not None:
         ax.axhline(p_min, color="tab:red", ls="--", lw=1.2, label=f"break-even p_min={p_min:.3f}")
-        ax.axvline(100 * p_min, color="tab:red", ls=":", lw=1,
-                   label=f"EV threshold {100 * p_min:.1f}")  # fmt: skip
-    ax.set(xlabel="qscore (score points)", ylabel="fitted P(win)", xlim=(0, 100), ylim=(0, 1),
-           title="EV curves: P(win) vs qscore per bucket")  # fmt: skip
+        ax.axvline(
+            100 * p_min, color="tab:red", ls=":", lw=1, label=f"EV threshold {100 * p_min:.1f}"
+        )
+    ax.set(
+        xlabel="qscore (score points)",
+        ylabel="fitted P(win)",
+        xlim=(0, 100),
+        ylim=(0, 1),
+        title="EV curves: P(win) vs qscore per bucket",
+    )
     ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
-def plot_threshold_rules(seed_stats: pd.DataFrame, rigorous_stats: pd.DataFrame, *,
-                         floor: float | None = None, ceiling: float | None = None,
-                         ax: Axes | None = None) -> Figure:  # fmt: skip
+def plot_threshold_rules(
+    seed_stats: pd.DataFrame,
+    rigorous_stats: pd.DataFrame,
+    *,
+    floor: float | None = None,
+    ceiling: float | None = None,
+    ax: Axes | None = None,
+) -> Figure:
     """Threshold per bucket under the seed rule and under the rigorous (shrunk) rule.
 
     Parameters
@@ -235,14 +300,31 @@ def plot_threshold_rules(seed_stats: pd.DataFrame, rigorous_stats: pd.DataFrame,
         )
     ax.vlines(x, np.fmin(seed, rig), np.fmax(seed, rig), color="grey", lw=1)
     # hollow and larger than the diamonds, so that equal thresholds show both markers
-    ax.scatter(x, seed, marker="o", s=70, facecolors="none", edgecolors="tab:orange",
-               linewidths=1.6, zorder=4, label="seed rule (own curve, n >= min_records)")  # fmt: skip
+    ax.scatter(
+        x,
+        seed,
+        marker="o",
+        s=70,
+        facecolors="none",
+        edgecolors="tab:orange",
+        linewidths=1.6,
+        zorder=4,
+        label="seed rule (own curve, n >= min_records)",
+    )
     ax.scatter(
         x, rig, marker="D", color="tab:blue", zorder=3, label="rigorous rule (shrunk to pooled)"
     )
-    ax.set_xticks(x, [f"{b}\nn={k}" for b, k in zip(buckets, n, strict=True)], rotation=60,
-                  fontsize=7, ha="right")  # fmt: skip
-    ax.set(ylabel="bucket threshold (score points)", ylim=(-3, 100),
-           title="Bucket thresholds: seed vs rigorous rule")  # fmt: skip
+    ax.set_xticks(
+        x,
+        [f"{b}\nn={k}" for b, k in zip(buckets, n, strict=True)],
+        rotation=60,
+        fontsize=7,
+        ha="right",
+    )
+    ax.set(
+        ylabel="bucket threshold (score points)",
+        ylim=(-3, 100),
+        title="Bucket thresholds: seed vs rigorous rule",
+    )
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig

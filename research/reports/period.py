@@ -158,10 +158,17 @@ def _within(frame: pd.DataFrame, column: str, start, end) -> pd.DataFrame:
     return frame.loc[keep.to_numpy()]
 
 
-def load_period(*, database_url: str | None = None, state_url: str | None = None,
-                namespace: str | None = None, start=None, end=None,
-                strategies: Sequence[str] = (), replay_dir: str | Path | None = None,
-                min_trades: int = 1) -> PeriodData:  # fmt: skip
+def load_period(
+    *,
+    database_url: str | None = None,
+    state_url: str | None = None,
+    namespace: str | None = None,
+    start=None,
+    end=None,
+    strategies: Sequence[str] = (),
+    replay_dir: str | Path | None = None,
+    min_trades: int = 1,
+) -> PeriodData:
     """Load one period for a tear sheet from the stores (and a replay folder, if given).
 
     Parameters
@@ -223,16 +230,26 @@ def load_period(*, database_url: str | None = None, state_url: str | None = None
     if replay_dir:
         replay = load_replay_frames(replay_dir)
         dec = replay["decisions"]
-        replay["decisions"] = _within(dec.loc[dec[S.STRATEGY].isin(wanted).to_numpy()],
-                                      S.SIGNAL_TIME, start, end)  # fmt: skip
-    logger.info("period: %d trades, %d scalp records, replay=%s", len(trades), len(scalp),
-                bool(replay))  # fmt: skip
+        replay["decisions"] = _within(
+            dec.loc[dec[S.STRATEGY].isin(wanted).to_numpy()], S.SIGNAL_TIME, start, end
+        )
+    logger.info(
+        "period: %d trades, %d scalp records, replay=%s", len(trades), len(scalp), bool(replay)
+    )
     sources = {"audit trail": db, "state store": mask_url(store.url)}
     if replay_dir:
         sources["replay frames"] = str(replay_dir)
-    return PeriodData(trades=trades, feature_columns=feature_columns, scalp_records=scalp,
-                      thresholds=thresholds, model_versions=versions, replay=replay,
-                      start=start, end=end, sources=sources)  # fmt: skip
+    return PeriodData(
+        trades=trades,
+        feature_columns=feature_columns,
+        scalp_records=scalp,
+        thresholds=thresholds,
+        model_versions=versions,
+        replay=replay,
+        start=start,
+        end=end,
+        sources=sources,
+    )
 
 
 def gate_frame(period: PeriodData) -> pd.DataFrame:

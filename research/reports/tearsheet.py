@@ -44,11 +44,15 @@ logger = logging.getLogger(__name__)
 def overview(period: PeriodData) -> Section:
     """Where the data came from, the period, and how much of it there is."""
     t = period.trades
-    rows = {"first exit": t[S.EXIT_TIME].min(), "last exit": t[S.EXIT_TIME].max(),
-            "completed trades": len(t), "executed": int(t[S.WAS_EXECUTED].sum()),
-            "phantoms": int((~t[S.WAS_EXECUTED].astype(bool)).sum()),
-            "strategies": ", ".join(period.strategies),
-            "symbols": ", ".join(sorted(map(str, t[S.SYMBOL].unique())))}  # fmt: skip
+    rows = {
+        "first exit": t[S.EXIT_TIME].min(),
+        "last exit": t[S.EXIT_TIME].max(),
+        "completed trades": len(t),
+        "executed": int(t[S.WAS_EXECUTED].sum()),
+        "phantoms": int((~t[S.WAS_EXECUTED].astype(bool)).sum()),
+        "strategies": ", ".join(period.strategies),
+        "symbols": ", ".join(sorted(map(str, t[S.SYMBOL].unique()))),
+    }
     rows |= {f"source: {k}": v for k, v in period.sources.items()}
     table = format_table(pd.Series(rows, name="value"))
     table.index.name = "what"
@@ -82,22 +86,27 @@ def activity(period: PeriodData, *, freq: str = "W") -> Section:
     figures = {
         "activity": plots.plot_activity(act.activity_by_period(t, freq)),
         "win_rates": plots.plot_win_rates(table.loc[table[S.STRATEGY] != "all"]),
-        "cumulative_r_net": plots.plot_cumulative_r_by_decision(act.cumulative_r(t,
-                                                                                 basis=act.NET)),
+        "cumulative_r_net": plots.plot_cumulative_r_by_decision(act.cumulative_r(t, basis=act.NET)),
         "cumulative_r_gross": plots.plot_cumulative_r_by_decision(
-            act.cumulative_r(t, basis=act.GROSS)),
-    }  # fmt: skip
-    return Section(title="Activity", notes=notes, tables={"executed_vs_phantom": table},
-                   figures=figures)  # fmt: skip
+            act.cumulative_r(t, basis=act.GROSS)
+        ),
+    }
+    return Section(
+        title="Activity", notes=notes, tables={"executed_vs_phantom": table}, figures=figures
+    )
 
 
 def replay(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
     """The replay over the period: R per set on both cost bases, the filter's skill and net
     uplift per era and rule with their intervals and null band, and the retrain timeline."""
     if not period.replay:
-        return Section(title="Replay", notes=[
-            "No replay frames were given (`replay_dir`), so the no-filter baseline net of costs "
-            "and the retrain timeline are not shown."])  # fmt: skip
+        return Section(
+            title="Replay",
+            notes=[
+                "No replay frames were given (`replay_dir`), so the no-filter baseline net of costs "
+                "and the retrain timeline are not shown."
+            ],
+        )
     frames = period.replay
     dec = _decisions(period)
     tables, figures = {}, {}
@@ -125,9 +134,16 @@ def replay(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
         table = _uplift_table(period, n_boot=n_boot, seed=seed)
         tables["uplift"] = uplift_display(table)
     if "retrains" in frames:
-        tables["retrains"] = frames["retrains"].groupby(S.STRATEGY).agg(
-            retrains=(S.MODEL_VERSION, "size"), first=("at", "min"), last=("at", "max"),
-            rows_at_last=("n_trades", "max"))  # fmt: skip
+        tables["retrains"] = (
+            frames["retrains"]
+            .groupby(S.STRATEGY)
+            .agg(
+                retrains=(S.MODEL_VERSION, "size"),
+                first=("at", "min"),
+                last=("at", "max"),
+                rows_at_last=("n_trades", "max"),
+            )
+        )
     if dec is not None:
         figures["decisions"] = plots.plot_decisions_over_time(dec)
         figures["cumulative_r_net"] = plots.plot_cumulative_r(dec, basis="net")
@@ -139,8 +155,9 @@ def replay(period: PeriodData, *, n_boot: int = 1000, seed: int = 0) -> Section:
         if shown["n_passed"].gt(0).any():
             figures["uplift"] = plots.plot_uplift(shown)
     if "retrains" in frames and len(frames["retrains"]):
-        figures["retrains"] = plots.plot_retrain_timeline(frames["retrains"],
-                                                          frames.get("threshold_fits"))  # fmt: skip
+        figures["retrains"] = plots.plot_retrain_timeline(
+            frames["retrains"], frames.get("threshold_fits")
+        )
     return Section(title="Replay", notes=notes, tables=tables, figures=figures)
 
 
@@ -186,49 +203,73 @@ def calibration(period: PeriodData, *, n_bins: int = 10, min_bucket: int = 30) -
         figures["by_bucket"] = plots.plot_pattern_heatmap(
             grid, center=0.0, title="observed - predicted win rate (blank: too few trades)"
         )
-        notes.append("The heatmap shows the calibration gap per session x volatility bucket: "
-                     "red cells are over-confident, green ones too shy.")  # fmt: skip
+        notes.append(
+            "The heatmap shows the calibration gap per session x volatility bucket: "
+            "red cells are over-confident, green ones too shy."
+        )
     notes += no_skill_notes(table, rel)
     return Section(title="Calibration", notes=notes, tables={"metrics": table}, figures=figures)
 
 
-def gates(period: PeriodData, *, min_n: int = 20, fdr: float = 0.10, n_perm: int = 200,
-          seed: int = 0) -> Section:  # fmt: skip
+def gates(
+    period: PeriodData, *, min_n: int = 20, fdr: float = 0.10, n_perm: int = 200, seed: int = 0
+) -> Section:
     """The seed's scalp gate ranking beside the FDR-confirmed findings, synergy, advice."""
     from research.analysis.gates import analyze_gates
     from research.signals import GATE_COLUMNS
 
     frame = gate_frame(period)
     if len(frame) < 4 * min_n:
-        return Section(title="Gates", notes=[
-            f"{len(frame)} scalp phantoms with gate flags in the period: too few for the gate "
-            f"analysis (needs about {4 * min_n})."])  # fmt: skip
+        return Section(
+            title="Gates",
+            notes=[
+                f"{len(frame)} scalp phantoms with gate flags in the period: too few for the gate "
+                f"analysis (needs about {4 * min_n})."
+            ],
+        )
     res = analyze_gates(frame, GATE_COLUMNS, min_n=min_n, fdr=fdr, n_perm=n_perm, seed=seed)
     cols = ["seed_rank", "delta", "n_pass", "n_fail", "q_value", "confirmed", "rank"]
     ranking = res.singles.sort_values("seed_rank")[cols].head(15)
-    notes = ["`seed_rank` is the seed's raw ranking by win-rate delta; `confirmed` gates also "
-             f"survive a Benjamini-Hochberg FDR of {fdr:.0%} on the earlier 70 % and hold on the "
-             "later 30 %. Act on confirmed gates only.", res.notes]  # fmt: skip
+    notes = [
+        "`seed_rank` is the seed's raw ranking by win-rate delta; `confirmed` gates also "
+        f"survive a Benjamini-Hochberg FDR of {fdr:.0%} on the earlier 70 % and hold on the "
+        "later 30 %. Act on confirmed gates only.",
+        res.notes,
+    ]
     figures = {"gate_deltas": plots.plot_gate_deltas(res.singles)}
     if (res.combos["size"] == 2).any():
         figures["synergy"] = plots.plot_synergy_heatmap(res.combos)
-    return Section(title="Gates", notes=notes, figures=figures,
-                   tables={"ranking": ranking, "recommendations": _advice(res.recommendations)})  # fmt: skip
+    return Section(
+        title="Gates",
+        notes=notes,
+        figures=figures,
+        tables={"ranking": ranking, "recommendations": _advice(res.recommendations)},
+    )
 
 
 def _advice(recs: pd.DataFrame, top: int = 12) -> pd.DataFrame:
     """The recommendations a reader acts on: confirmed ones first, then the seed's strongest."""
-    cols = [c for c in ("item", "kind", "action", "seed_says", "confirmed", "delta", "q_value",
-                        "why") if c in recs]  # fmt: skip
+    cols = [
+        c
+        for c in ("item", "kind", "action", "seed_says", "confirmed", "delta", "q_value", "why")
+        if c in recs
+    ]
     order = recs.assign(_c=recs["confirmed"].astype(bool)).sort_values(
         ["_c", "delta"], ascending=[False, False], key=lambda s: s.abs() if s.name == "delta" else s
     )
     return order[cols].head(top).reset_index(drop=True)
 
 
-def importance(period: PeriodData, *, strategy: str = "scalp", permutation: bool = True,
-               n_splits: int = 4, n_repeats: int = 3, seed: int = 0,
-               scheduler: str | None = None) -> Section:  # fmt: skip
+def importance(
+    period: PeriodData,
+    *,
+    strategy: str = "scalp",
+    permutation: bool = True,
+    n_splits: int = 4,
+    n_repeats: int = 3,
+    seed: int = 0,
+    scheduler: str | None = None,
+) -> Section:
     """Impurity importance after 30/100/300/all trades and out-of-sample permutation
     importance against a noise probe, on ``strategy``'s trades of the period. ``scheduler``:
     where the permutation folds run (``None`` = ``$PHANTOMLAB_DASK_SCHEDULER`` or in process;
@@ -244,28 +285,41 @@ def importance(period: PeriodData, *, strategy: str = "scalp", permutation: bool
     entry = set(feature_names(available="signal"))
     cols = [c for c in period.feature_columns if c in entry]
     if len(t) < 100 or not cols:
-        return Section(title="Importance", notes=[
-            f"{len(t)} {strategy} trades with {len(cols)} entry features: too few to rank "
-            "features (needs 100)."])  # fmt: skip
+        return Section(
+            title="Importance",
+            notes=[
+                f"{len(t)} {strategy} trades with {len(cols)} entry features: too few to rank "
+                "features (needs 100)."
+            ],
+        )
     x, y = t[cols].reset_index(drop=True), t[WIN].to_numpy()
     evo = impurity_evolution(x, y, signal_times=t[S.SIGNAL_TIME], random_state=seed)
     tables = {"rank_stability": rank_stability(evo)}
     figures = {"evolution": plots.plot_importance_evolution(evo)}
-    notes = ["Lines that cross between 30, 100, 300 and all trades mean the seed's early "
-             "importance ranking is not yet stable."]  # fmt: skip
+    notes = [
+        "Lines that cross between 30, 100, 300 and all trades mean the seed's early "
+        "importance ranking is not yet stable."
+    ]
     if permutation:
-        perm = permutation_importance_oos(x, y, t[S.SIGNAL_TIME], t[S.EXIT_TIME],
-                                          n_splits=n_splits, n_repeats=n_repeats,
-                                          random_state=seed, scheduler=scheduler)  # fmt: skip
+        perm = permutation_importance_oos(
+            x,
+            y,
+            t[S.SIGNAL_TIME],
+            t[S.EXIT_TIME],
+            n_splits=n_splits,
+            n_repeats=n_repeats,
+            random_state=seed,
+            scheduler=scheduler,
+        )
         figures["permutation"] = plots.plot_permutation_importance(perm)
-        tables["beats_probe"] = perm.loc[perm["beats_probe"].astype(bool),
-                                         ["mean", "diff_vs_probe", "q_value"]]  # fmt: skip
+        tables["beats_probe"] = perm.loc[
+            perm["beats_probe"].astype(bool), ["mean", "diff_vs_probe", "q_value"]
+        ]
         notes.append(
             "Permutation importance is the drop in out-of-sample AUC when a feature is "
             "shuffled; only features clearly right of the noise probe carry signal."
         )
-    return Section(title=f"Importance ({strategy})", notes=notes, tables=tables,
-                   figures=figures)  # fmt: skip
+    return Section(title=f"Importance ({strategy})", notes=notes, tables=tables, figures=figures)
 
 
 def _refit(period: PeriodData, strategy: str, notes: list[str]) -> dict[str, object]:
@@ -284,14 +338,17 @@ def _refit(period: PeriodData, strategy: str, notes: list[str]) -> dict[str, obj
     except InsufficientDataError as exc:
         notes.append(f"{strategy}: curves not refitted ({exc}).")
         return {}
-    notes.append(f"{strategy}: P(win) against the decision-time score per bucket, refitted on "
-                 f"the period's {len(t)} model-scored trades, and each bucket's threshold under "
-                 "the seed's rule beside the rigorous rule, which shrinks small buckets towards "
-                 "the pooled curve (a bucket of 15 trades should not move a threshold by 20 "
-                 "points).")  # fmt: skip
-    return {f"{strategy}_curves": plots.plot_qscore_curves(seed),
-            f"{strategy}_rules": plots.plot_threshold_rules(seed.bucket_stats_,
-                                                            rigorous.bucket_stats_)}  # fmt: skip
+    notes.append(
+        f"{strategy}: P(win) against the decision-time score per bucket, refitted on "
+        f"the period's {len(t)} model-scored trades, and each bucket's threshold under "
+        "the seed's rule beside the rigorous rule, which shrinks small buckets towards "
+        "the pooled curve (a bucket of 15 trades should not move a threshold by 20 "
+        "points)."
+    )
+    return {
+        f"{strategy}_curves": plots.plot_qscore_curves(seed),
+        f"{strategy}_rules": plots.plot_threshold_rules(seed.bucket_stats_, rigorous.bucket_stats_),
+    }
 
 
 def thresholds(period: PeriodData, *, strategy: str = "scalp") -> Section:
@@ -308,16 +365,18 @@ def thresholds(period: PeriodData, *, strategy: str = "scalp") -> Section:
             f"{stored}: fitted on {n} trades; {len(table)} of 16 buckets have their "
             "own threshold (blank ones fall back to the EV threshold, then 70)."
         )
-    figures = {s: plots.plot_pattern_heatmap(g, title=f"{s}: qscore threshold per bucket")
-               for s, g in grids.items()}  # fmt: skip
+    figures = {
+        s: plots.plot_pattern_heatmap(g, title=f"{s}: qscore threshold per bucket")
+        for s, g in grids.items()
+    }
     if strategy in period.strategies:
         figures |= _refit(period, strategy, notes)
     tables = {}
     if period.replay.get("threshold_fits") is not None:
         fits = period.replay["threshold_fits"]
-        tables["fits"] = fits.groupby(S.STRATEGY).agg(refits=("threshold_version", "size"),
-                                                      last=("at", "max"),
-                                                      buckets=("buckets", "last"))  # fmt: skip
+        tables["fits"] = fits.groupby(S.STRATEGY).agg(
+            refits=("threshold_version", "size"), last=("at", "max"), buckets=("buckets", "last")
+        )
     notes.append(
         "A threshold is in score points (0-100): signals scoring at least this are "
         "executed, the rest tracked as phantoms."
@@ -330,6 +389,9 @@ def models(period: PeriodData) -> Section:
     mv = period.model_versions
     if mv.empty:
         return Section(title="Models", notes=["No model version has been published yet."])
-    cols = [c for c in (S.STRATEGY, "version", "is_champion", CREATED_AT, "n_rows", "train_end")
-            if c in mv]  # fmt: skip
+    cols = [
+        c
+        for c in (S.STRATEGY, "version", "is_champion", CREATED_AT, "n_rows", "train_end")
+        if c in mv
+    ]
     return Section(title="Models", tables={"versions": mv[cols]})

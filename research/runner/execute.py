@@ -217,11 +217,20 @@ def _run(
     rid, run_dir = _make_run_dir(reports, pipeline, run_id)
     started = datetime.now(UTC)
     clock = time.monotonic()
-    run = {"pipeline": pipeline, "run_id": rid, "run_dir": run_dir, "source": source,
-           "source_sha256": hashlib.sha256(content).hexdigest(), "started": started,
-           "clock": clock, "timeout_sec": timeout_sec, "notebook": f"{pipeline}.ipynb",
-           "html": f"{pipeline}.html", "heartbeat_sec": beat_sec,
-           "cwd": str(workdir.resolve())}  # fmt: skip
+    run = {
+        "pipeline": pipeline,
+        "run_id": rid,
+        "run_dir": run_dir,
+        "source": source,
+        "source_sha256": hashlib.sha256(content).hexdigest(),
+        "started": started,
+        "clock": clock,
+        "timeout_sec": timeout_sec,
+        "notebook": f"{pipeline}.ipynb",
+        "html": f"{pipeline}.html",
+        "heartbeat_sec": beat_sec,
+        "cwd": str(workdir.resolve()),
+    }
     out_nb = run_dir / run["notebook"]
     source_nb: nbformat.NotebookNode | None = None
     declared: list[Parameter] | None = None
@@ -240,10 +249,12 @@ def _run(
         build_index(reports)  # listed as running now; stale runs of dead runners marked died
         logger.info("running %s as %s (timeout %.0f s)", source, run_dir, timeout_sec)
         shown = {k: mask_secrets(v) for k, v in effective.items()}
-        rc, stopped = run_executor(source, out_nb, effective, kernel, workdir, run, progress,
-                                   shown=shown, stop=stop)  # fmt: skip
-        result = _complete(run, rc, stopped, source_nb, effective, overrides, declared, kernel,
-                           beat)  # fmt: skip
+        rc, stopped = run_executor(
+            source, out_nb, effective, kernel, workdir, run, progress, shown=shown, stop=stop
+        )
+        result = _complete(
+            run, rc, stopped, source_nb, effective, overrides, declared, kernel, beat
+        )
     finally:
         beat.stop()  # on an unexpected error the manifest stays "running" and goes stale
     if stopped == "interrupted":  # recorded; the caller still gets its KeyboardInterrupt
@@ -280,8 +291,11 @@ def _complete(
         index = mark_failed(nb, f"**Run stopped.** {evalue}.", running_cell(nb))
         error = {"ename": ERROR_NAMES[stopped], "evalue": evalue}
         if index is not None:
-            error |= {"cell": index, "cell_id": nb.cells[index].get("id"),
-                      "execution_count": nb.cells[index].get("execution_count")}  # fmt: skip
+            error |= {
+                "cell": index,
+                "cell_id": nb.cells[index].get("id"),
+                "execution_count": nb.cells[index].get("execution_count"),
+            }
         status = "timeout" if stopped == "timeout" else "failed"
     else:
         error = first_error(nb)

@@ -100,8 +100,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", required=True)
     parser.add_argument("--kernel", required=True)
     parser.add_argument("--cwd", required=True)
-    parser.add_argument("--parameters-stdin", action="store_true",
-                        help="read the parameters as JSON from stdin (never from argv)")  # fmt: skip
+    parser.add_argument(
+        "--parameters-stdin",
+        action="store_true",
+        help="read the parameters as JSON from stdin (never from argv)",
+    )
     parser.add_argument("--progress", action="store_true")
     args = parser.parse_args(argv)
     logging.basicConfig(

@@ -31,8 +31,14 @@ from research.runner.atomic import write_text_atomic
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
 RUNNER_ERROR_TAG = "phantomlab-error"
 
-STATUS_COLOURS = {"ok": "#1a7f37", "failed": "#cf222e", "timeout": "#bc4c00",
-                  "running": "#0969da", "died": "#6e2c00", "refused": "#59636e"}  # fmt: skip
+STATUS_COLOURS = {
+    "ok": "#1a7f37",
+    "failed": "#cf222e",
+    "timeout": "#bc4c00",
+    "running": "#0969da",
+    "died": "#6e2c00",
+    "refused": "#59636e",
+}
 _TITLES = {
     "timeout": "Run timed out",
     "died": "Run died",

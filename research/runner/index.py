@@ -129,8 +129,10 @@ def _audit_url(manifest: dict) -> tuple[str | None, str | None]:
     url = (manifest.get("parameters") or {}).get("database_url") or Settings.from_env().database_url
     if ":***@" in url:  # masked in the manifest: the real one must come from the environment
         if not env or mask_url(env) != url:
-            return None, (f"the manifest holds {url} with its password masked. Fix: export "
-                          "PHANTOMLAB_DATABASE_URL with the password and close the row by hand")  # fmt: skip
+            return None, (
+                f"the manifest holds {url} with its password masked. Fix: export "
+                "PHANTOMLAB_DATABASE_URL with the password and close the row by hand"
+            )
         url = env
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
@@ -167,8 +169,11 @@ def _mark_died(path: Path, manifest: dict, now: datetime) -> None:
             nb = nbformat.read(notebook, as_version=4)
             cell = mark_failed(nb, f"**Run died.** {evalue}", running_cell(nb))
             if cell is not None:
-                error |= {"cell": cell, "cell_id": nb.cells[cell].get("id"),
-                          "execution_count": nb.cells[cell].get("execution_count")}  # fmt: skip
+                error |= {
+                    "cell": cell,
+                    "cell_id": nb.cells[cell].get("id"),
+                    "execution_count": nb.cells[cell].get("execution_count"),
+                }
             nbformat.write(nb, notebook)
         except Exception as exc:  # noqa: BLE001 - a half-saved notebook: report without it
             logger.warning("the partial notebook of %s is unreadable: %s", run_dir, exc)
@@ -178,8 +183,13 @@ def _mark_died(path: Path, manifest: dict, now: datetime) -> None:
         duration = (datetime.fromisoformat(last) - datetime.fromisoformat(started)).total_seconds()
     except (TypeError, ValueError):
         duration = None
-    manifest |= {"status": "died", "error": error, "finished_at": last,
-                 "duration_sec": duration, "marked_died_at": now.isoformat(timespec="seconds")}  # fmt: skip
+    manifest |= {
+        "status": "died",
+        "error": error,
+        "finished_at": last,
+        "duration_sec": duration,
+        "marked_died_at": now.isoformat(timespec="seconds"),
+    }
     if (manifest.get("results") or {}).get("pipeline_run_id"):
         url, why = _audit_url(manifest)
         if why is None:
@@ -264,8 +274,9 @@ def build_index(reports_dir: str | Path | None = None) -> Path:
             broken.append((rel, f"{type(exc).__name__}: {exc}"))
             continue
         runs.append((rel, manifest))
-    runs.sort(key=lambda r: (str(r[1].get("started_at", "")), str(r[1].get("run_id", ""))),
-              reverse=True)  # fmt: skip
+    runs.sort(
+        key=lambda r: (str(r[1].get("started_at", "")), str(r[1].get("run_id", ""))), reverse=True
+    )
     refused = [(rel, m) for rel, m in runs if m.get("refused")]
     runs = [(rel, m) for rel, m in runs if not m.get("refused")]
     body = "".join(_row(rel, m) for rel, m in runs)

@@ -48,9 +48,14 @@ logger = logging.getLogger(__name__)
 
 MANIFEST_NAME = "manifest.json"
 LOG_NAME = "runner.log"
-ERROR_NAMES = {"timeout": "Timeout", "interrupted": "Interrupted", "executor": "ExecutorError",
-               "parameters": "ParameterError", "terminated": "Terminated",
-               "died": "RunnerDied"}  # fmt: skip
+ERROR_NAMES = {
+    "timeout": "Timeout",
+    "interrupted": "Interrupted",
+    "executor": "ExecutorError",
+    "parameters": "ParameterError",
+    "terminated": "Terminated",
+    "died": "RunnerDied",
+}
 HEARTBEAT_ENV = "PHANTOMLAB_HEARTBEAT_SEC"
 DEFAULT_HEARTBEAT_SEC = 5.0
 STALE_FACTOR = 3  # heartbeats a run may miss before it counts as dead ...
@@ -249,8 +254,11 @@ def build_manifest(
     }
     if running:
         beat = run.get("heartbeat_sec", DEFAULT_HEARTBEAT_SEC)
-        manifest |= {"heartbeat_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
-                     "heartbeat_sec": beat, "stale_after_sec": stale_after(beat)}  # fmt: skip
+        manifest |= {
+            "heartbeat_at": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "heartbeat_sec": beat,
+            "stale_after_sec": stale_after(beat),
+        }
     return to_jsonable(manifest)
 
 
@@ -286,8 +294,7 @@ def close_pipeline_run(manifest: dict, database_url: str | None, message: str) -
                     f"left {row['status'].iloc[0]!r} (closed by the notebook)"
                 )
                 return
-            audit.finish_run(str(run_id), "failed", error=message,
-                             report_path=manifest.get("html"))  # fmt: skip
+            audit.finish_run(str(run_id), "failed", error=message, report_path=manifest.get("html"))
         finally:
             audit.close()
         manifest["pipeline_run_closed"] = True

@@ -74,7 +74,8 @@ class Range:
 
     def __contains__(self, value: int | float) -> bool:
         return (self.low < value if self.low_open else self.low <= value) and (
-            value < self.high if self.high_open else value <= self.high)  # fmt: skip
+            value < self.high if self.high_open else value <= self.high
+        )
 
     def __str__(self) -> str:  # as declared: [10, 5000], (0, 1]
         return f"{'[('[self.low_open]}{self.low}, {self.high}{'])'[self.high_open]}"
@@ -265,10 +266,19 @@ def _parse_statement(
     help_text = comments.get(stmt.lineno) or comments.get(end, "")
     declared = _parse_range(help_text, type_text, f"{where}: parameter '{name}'")
     if problem := _range_problem(default, declared):
-        raise ParameterError(f"{where}: the default of '{name}' {problem}. Fix: change the "
-                             "default or the range ending the comment.")  # fmt: skip
-    return Parameter(name=name, type_text=type_text, default=_normalise(default, type_text),
-                     help=help_text, line=stmt.lineno, notebook=notebook, range=declared)  # fmt: skip
+        raise ParameterError(
+            f"{where}: the default of '{name}' {problem}. Fix: change the "
+            "default or the range ending the comment."
+        )
+    return Parameter(
+        name=name,
+        type_text=type_text,
+        default=_normalise(default, type_text),
+        help=help_text,
+        line=stmt.lineno,
+        notebook=notebook,
+        range=declared,
+    )
 
 
 def _parse_range(help_text: str, type_text: str, where: str) -> Range | None:
@@ -276,21 +286,28 @@ def _parse_range(help_text: str, type_text: str, where: str) -> Range | None:
     if (match := _RANGE.search(help_text)) is None:
         return None
     if _TYPES[type_text][0] not in (int, float):
-        raise ParameterError(f"{where} is a {type_text}, but its comment ends in a range. Fix: "
-                             "declare ranges on int/float parameters only.")  # fmt: skip
+        raise ParameterError(
+            f"{where} is a {type_text}, but its comment ends in a range. Fix: "
+            "declare ranges on int/float parameters only."
+        )
     low, high = (ast.literal_eval(t) for t in match.group(2, 3))
     low, high = (int(v) if isinstance(v, float) and v.is_integer() else v for v in (low, high))
     declared = Range(low, high, low_open=match[1] == "(", high_open=match[4] == ")")
     if not -math.inf < low < high < math.inf:
-        raise ParameterError(f"{where} declares the range {declared}, which holds no value. "
-                             "Fix: write [low, high] with finite low < high, e.g. [1, 5000].")  # fmt: skip
+        raise ParameterError(
+            f"{where} declares the range {declared}, which holds no value. "
+            "Fix: write [low, high] with finite low < high, e.g. [1, 5000]."
+        )
     return declared
 
 
 def _range_problem(value: Any, declared: Range | None) -> str | None:
     """Why ``value`` (a number, a list of them, or None) is outside ``declared``, if it is."""
-    out = [v for v in (value if isinstance(value, list) else [value])
-           if declared is not None and v is not None and v not in declared]  # fmt: skip
+    out = [
+        v
+        for v in (value if isinstance(value, list) else [value])
+        if declared is not None and v is not None and v not in declared
+    ]
     if not out:
         return None
     what = f"has element {out[0]!r}" if isinstance(value, list) else f"is {value!r}"
@@ -412,8 +429,10 @@ def validate_parameters(params: list[Parameter], overrides: Mapping[str, Any]) -
             )
             continue
         if problem := _range_problem(value, param.range):
-            problems.append(f"parameter {name!r} of {notebook} {problem}. Fix: pass a value in "
-                            f"{param.range} (default {param.default!r})")  # fmt: skip
+            problems.append(
+                f"parameter {name!r} of {notebook} {problem}. Fix: pass a value in "
+                f"{param.range} (default {param.default!r})"
+            )
             continue
         out[name] = _normalise(value, param.type_text)
     if problems:

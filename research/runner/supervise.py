@@ -209,16 +209,36 @@ def run_executor(
     stop = stop or StopSignals()
     if stop.received:  # a SIGTERM before the start: nothing to run
         return -signal.SIGTERM, "terminated"
-    cmd = [sys.executable, "-m", "research.runner.executor", "--input", str(source),
-           "--output", str(out_nb), "--kernel", kernel, "--cwd", str(workdir),
-           "--parameters-stdin"] + (["--progress"] if progress else [])  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "research.runner.executor",
+        "--input",
+        str(source),
+        "--output",
+        str(out_nb),
+        "--kernel",
+        kernel,
+        "--cwd",
+        str(workdir),
+        "--parameters-stdin",
+    ] + (["--progress"] if progress else [])
     env = dict(os.environ)
     # A pipeline report needs inline figures even when the caller runs headless with Agg.
     env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
-    env |= {"PYTHONUNBUFFERED": "1", "PHANTOMLAB_RUN_ID": run["run_id"],
-            "PHANTOMLAB_RUN_DIR": str(Path(run["run_dir"]).resolve())}  # fmt: skip
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, env=env, start_new_session=True)  # fmt: skip
+    env |= {
+        "PYTHONUNBUFFERED": "1",
+        "PHANTOMLAB_RUN_ID": run["run_id"],
+        "PHANTOMLAB_RUN_DIR": str(Path(run["run_dir"]).resolve()),
+    }
+    proc = subprocess.Popen(
+        cmd,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
     pump = threading.Thread(
         target=_pump, args=(proc.stdout, run["run_dir"] / LOG_NAME, progress), daemon=True
     )

@@ -97,8 +97,12 @@ def inf_as_missing(matrix: np.ndarray, columns: Sequence[str] | None = None) -> 
         return matrix
     where = np.flatnonzero(inf.any(axis=0))
     names = [columns[i] if columns is not None else f"x{i}" for i in where]
-    logger.warning("%d infinite feature value(s) in %s treated as missing (NaN), as in "
-                   "training; check how those features are computed", int(inf.sum()), names)  # fmt: skip
+    logger.warning(
+        "%d infinite feature value(s) in %s treated as missing (NaN), as in "
+        "training; check how those features are computed",
+        int(inf.sum()),
+        names,
+    )
     return np.where(inf, np.nan, matrix)
 
 

@@ -170,14 +170,28 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         # leaf is at most a quarter of the rows, so the seed's first fit (50 rows) can split.
         leaf = int(np.clip(len(y) // 4, 5, self.min_samples_leaf))
         members = {
-            "rf": make_pipeline(clone(imputer), RandomForestClassifier(
-                n_estimators=self.n_estimators, min_samples_leaf=leaf, max_features=0.3,
-                n_jobs=threads(self.n_jobs), random_state=rs)),
-            "gb": make_pipeline(clone(imputer), HistGradientBoostingClassifier(
-                max_iter=self.gb_max_iter, learning_rate=0.03, max_depth=3,
-                min_samples_leaf=int(np.clip(len(y) // 4, 5, 2 * self.min_samples_leaf)),
-                l2_regularization=5.0, random_state=rs)),
-        }  # fmt: skip
+            "rf": make_pipeline(
+                clone(imputer),
+                RandomForestClassifier(
+                    n_estimators=self.n_estimators,
+                    min_samples_leaf=leaf,
+                    max_features=0.3,
+                    n_jobs=threads(self.n_jobs),
+                    random_state=rs,
+                ),
+            ),
+            "gb": make_pipeline(
+                clone(imputer),
+                HistGradientBoostingClassifier(
+                    max_iter=self.gb_max_iter,
+                    learning_rate=0.03,
+                    max_depth=3,
+                    min_samples_leaf=int(np.clip(len(y) // 4, 5, 2 * self.min_samples_leaf)),
+                    l2_regularization=5.0,
+                    random_state=rs,
+                ),
+            ),
+        }
         if self.nn_enabled:
             # Converge, never stop at max_iter (a ConvergenceWarning). Adam with early stopping
             # on a held-out 10 % needs a validation split worth the name: from 500 rows (>= 50
@@ -191,12 +205,23 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
             # batch, deterministic, converges in < 100 iterations on up to 500 rows.
             counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=2)
             if len(y) >= 500 and counts.min() >= 50:
-                nn = MLPClassifier(hidden_layer_sizes=self.hidden_layer_sizes, alpha=1e-3,
-                                   max_iter=200, early_stopping=True, validation_fraction=0.1,
-                                   n_iter_no_change=10, random_state=rs)  # fmt: skip
+                nn = MLPClassifier(
+                    hidden_layer_sizes=self.hidden_layer_sizes,
+                    alpha=1e-3,
+                    max_iter=200,
+                    early_stopping=True,
+                    validation_fraction=0.1,
+                    n_iter_no_change=10,
+                    random_state=rs,
+                )
             else:
-                nn = MLPClassifier(hidden_layer_sizes=self.hidden_layer_sizes, alpha=1e-3,
-                                   solver="lbfgs", max_iter=500, random_state=rs)  # fmt: skip
+                nn = MLPClassifier(
+                    hidden_layer_sizes=self.hidden_layer_sizes,
+                    alpha=1e-3,
+                    solver="lbfgs",
+                    max_iter=500,
+                    random_state=rs,
+                )
             members["nn"] = make_pipeline(clone(imputer), StandardScaler(), nn)
         return members
 
@@ -219,8 +244,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         return np.mean([_p_win(m, X) for m in members.values()], axis=0)
 
     # ------------------------------------------------------------------ estimator API
-    def fit(self, X, y, *, signal_times=None, exit_times=None, decision_raw=None,
-            warm_from=None) -> EnsembleScorer:  # fmt: skip
+    def fit(
+        self, X, y, *, signal_times=None, exit_times=None, decision_raw=None, warm_from=None
+    ) -> EnsembleScorer:
         """Fit the members on all rows, then the calibrator.
 
         Parameters
@@ -265,8 +291,9 @@ class EnsembleScorer(ClassifierMixin, BaseEstimator):
         fitted: set[str] = set()
         if self._can_warm(warm_from, len(y)):
             generation = warm_from.generation_ + 1
-            members["rf"] = renewed_forest(warm_from.members_["rf"], members["rf"], matrix, y,
-                                            self.refresh, generation)  # fmt: skip
+            members["rf"] = renewed_forest(
+                warm_from.members_["rf"], members["rf"], matrix, y, self.refresh, generation
+            )
             fitted.add("rf")
             net = warm_from.members_.get("nn")
             if net is not None and adam_net(net) and adam_net(members.get("nn")):

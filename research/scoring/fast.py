@@ -122,8 +122,18 @@ def _tree_ensemble(g: _Graph, x: str, trees, *, aggregate: int) -> str:
         pos = np.empty(len(is_leaf), np.int64)  # node -> its index among inner nodes or leaves
         pos[inner], pos[leaves] = n_nodes + np.arange(len(inner)), n_leaves + np.arange(len(leaves))
         lo, hi = left[inner].astype(np.int64), right[inner].astype(np.int64)
-        parts.append((feature[inner], threshold[inner], missing[inner], pos[lo], is_leaf[lo],
-                      pos[hi], is_leaf[hi], value[leaves]))  # fmt: skip
+        parts.append(
+            (
+                feature[inner],
+                threshold[inner],
+                missing[inner],
+                pos[lo],
+                is_leaf[lo],
+                pos[hi],
+                is_leaf[hi],
+                value[leaves],
+            )
+        )
         roots.append(n_nodes)  # the root is the tree's first inner node
         n_nodes, n_leaves = n_nodes + len(inner), n_leaves + len(leaves)
     feat, split, miss, tid, tleaf, fid, fleaf, w = (
@@ -137,21 +147,42 @@ def _tree_ensemble(g: _Graph, x: str, trees, *, aggregate: int) -> str:
         return numpy_helper.from_array(np.asarray(a, dtype))
 
     return g.op(
-        "TreeEnsemble", [x], domain="ai.onnx.ml", n_targets=1, aggregate_function=aggregate,
-        post_transform=0, tree_roots=roots, nodes_featureids=ints(feat),
-        nodes_splits=tensor(split), nodes_modes=tensor(np.zeros(n_nodes), np.uint8),  # <=
-        nodes_truenodeids=ints(tid), nodes_trueleafs=ints(tleaf), nodes_falsenodeids=ints(fid),
-        nodes_falseleafs=ints(fleaf), nodes_missing_value_tracks_true=ints(miss),
-        leaf_targetids=[0] * n_leaves, leaf_weights=tensor(w))  # fmt: skip
+        "TreeEnsemble",
+        [x],
+        domain="ai.onnx.ml",
+        n_targets=1,
+        aggregate_function=aggregate,
+        post_transform=0,
+        tree_roots=roots,
+        nodes_featureids=ints(feat),
+        nodes_splits=tensor(split),
+        nodes_modes=tensor(np.zeros(n_nodes), np.uint8),  # <=
+        nodes_truenodeids=ints(tid),
+        nodes_trueleafs=ints(tleaf),
+        nodes_falsenodeids=ints(fid),
+        nodes_falseleafs=ints(fleaf),
+        nodes_missing_value_tracks_true=ints(miss),
+        leaf_targetids=[0] * n_leaves,
+        leaf_weights=tensor(w),
+    )
 
 
 def _forest(g: _Graph, rf: RandomForestClassifier, x: str) -> str:
     # scikit-learn walks the trees on float32(X) against float64 thresholds: the round trip
     # through float32 reproduces that exactly
     x = g.op("Cast", [g.op("Cast", [x], to=FLOAT)], to=DOUBLE)
-    trees = [(t.children_left < 0, t.children_left, t.children_right, t.feature, t.threshold,
-              t.missing_go_to_left, t.value[:, 0, 1])  # value: class fractions, P(class 1)
-             for t in (e.tree_ for e in rf.estimators_)]  # fmt: skip
+    trees = [
+        (
+            t.children_left < 0,
+            t.children_left,
+            t.children_right,
+            t.feature,
+            t.threshold,
+            t.missing_go_to_left,
+            t.value[:, 0, 1],
+        )  # value: class fractions, P(class 1)
+        for t in (e.tree_ for e in rf.estimators_)
+    ]
     return _tree_ensemble(g, x, trees, aggregate=0)  # AVERAGE, as predict_proba does
 
 
@@ -162,8 +193,18 @@ def _hist_gb(g: _Graph, gb: HistGradientBoostingClassifier, x: str) -> str:
     nodes = [pred.nodes for (pred,) in gb._predictors]
     if any(n["is_categorical"].any() for n in nodes):
         raise NotImplementedError("categorical splits of HistGradientBoosting")
-    trees = [(n["is_leaf"].astype(bool), n["left"], n["right"], n["feature_idx"],
-              n["num_threshold"], n["missing_go_to_left"], n["value"]) for n in nodes]  # fmt: skip
+    trees = [
+        (
+            n["is_leaf"].astype(bool),
+            n["left"],
+            n["right"],
+            n["feature_idx"],
+            n["num_threshold"],
+            n["missing_go_to_left"],
+            n["value"],
+        )
+        for n in nodes
+    ]
     raw = _tree_ensemble(g, x, trees, aggregate=1)  # SUM over the iterations
     raw = g.op("Add", [raw, g.const(np.reshape(gb._baseline_prediction, (1, 1)))])
     return g.op("Sigmoid", [raw])  # the binomial loss's inverse link (expit)
@@ -179,8 +220,13 @@ def _mlp(g: _Graph, nn: MLPClassifier, x: str) -> str:
     return x
 
 
-_STEPS = {SimpleImputer: _imputer, StandardScaler: _scaler, RandomForestClassifier: _forest,
-          HistGradientBoostingClassifier: _hist_gb, MLPClassifier: _mlp}  # fmt: skip
+_STEPS = {
+    SimpleImputer: _imputer,
+    StandardScaler: _scaler,
+    RandomForestClassifier: _forest,
+    HistGradientBoostingClassifier: _hist_gb,
+    MLPClassifier: _mlp,
+}
 
 
 def to_onnx(model) -> bytes:
@@ -202,8 +248,12 @@ def to_onnx(model) -> bytes:
     import onnx
     from onnx import helper
 
-    check_is_fitted(model, "members_", msg="This %(name)s is not fitted, so there is nothing "
-                    "to export. Fix: call fit(X, y) before to_onnx(model).")  # fmt: skip
+    check_is_fitted(
+        model,
+        "members_",
+        msg="This %(name)s is not fitted, so there is nothing "
+        "to export. Fix: call fit(X, y) before to_onnx(model).",
+    )
     g = _Graph()
     p_members = []
     for name, member in model.members_.items():
@@ -221,17 +271,30 @@ def to_onnx(model) -> bytes:
         total = g.op("Add", [total, p])
     g.op("Div", [total, g.const(np.full((1, 1), float(len(p_members))))], out=OUTPUT)
     width = int(model.n_features_in_)
-    graph = helper.make_graph(g.nodes, "ensemble_p_win", [
-        helper.make_tensor_value_info(INPUT, DOUBLE, [None, width])], [
-        helper.make_tensor_value_info(OUTPUT, DOUBLE, [None, 1])], initializer=g.inits)  # fmt: skip
-    onx = helper.make_model(graph, ir_version=IR_VERSION, producer_name=__name__, opset_imports=[
-        helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)])  # fmt: skip
+    graph = helper.make_graph(
+        g.nodes,
+        "ensemble_p_win",
+        [helper.make_tensor_value_info(INPUT, DOUBLE, [None, width])],
+        [helper.make_tensor_value_info(OUTPUT, DOUBLE, [None, 1])],
+        initializer=g.inits,
+    )
+    onx = helper.make_model(
+        graph,
+        ir_version=IR_VERSION,
+        producer_name=__name__,
+        opset_imports=[helper.make_opsetid("", OPSET), helper.make_opsetid("ai.onnx.ml", ML_OPSET)],
+    )
     # the columns the graph was built for, so that a loader can refuse mismatched features
     helper.set_model_props(onx, {"encoded_columns": json.dumps(model.encoded_feature_names())})
     onnx.checker.check_model(onx, full_check=True)
     blob = onx.SerializeToString()
-    logger.info("exported %s to ONNX: members %s, %d columns, %.1f kB",
-                type(model).__name__, list(model.members_), width, len(blob) / 1e3)  # fmt: skip
+    logger.info(
+        "exported %s to ONNX: members %s, %d columns, %.1f kB",
+        type(model).__name__,
+        list(model.members_),
+        width,
+        len(blob) / 1e3,
+    )
     return blob
 
 
@@ -269,29 +332,49 @@ class FastScorer:
         The blob is not a loadable scorer graph, or its columns do not match ``feature_names``.
     """
 
-    def __init__(self, onnx_bytes: bytes, *, feature_names: Sequence[str] | None = None,
-                 calib_x=None, calib_y=None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        onnx_bytes: bytes,
+        *,
+        feature_names: Sequence[str] | None = None,
+        calib_x=None,
+        calib_y=None,
+    ) -> None:
         self._blob = bytes(onnx_bytes)
         self.feature_names = None if feature_names is None else list(feature_names)
         self._calib = None
         if calib_x is not None or calib_y is not None:
-            x, y = (np.asarray(a if a is not None else [], np.float64).ravel()
-                    for a in (calib_x, calib_y))  # fmt: skip
-            if len(x) != len(y) or not len(x) or not np.isfinite([*x, *y]).all() or (
-                    np.diff(x) < 0).any():  # fmt: skip
-                raise ValueError("calib_x and calib_y must be given together: finite, of one "
-                                 "length, calib_x non-decreasing (the calibrator's thresholds)")  # fmt: skip
+            x, y = (
+                np.asarray(a if a is not None else [], np.float64).ravel()
+                for a in (calib_x, calib_y)
+            )
+            if (
+                len(x) != len(y)
+                or not len(x)
+                or not np.isfinite([*x, *y]).all()
+                or (np.diff(x) < 0).any()
+            ):
+                raise ValueError(
+                    "calib_x and calib_y must be given together: finite, of one "
+                    "length, calib_x non-decreasing (the calibrator's thresholds)"
+                )
             self._calib = (x, y)
         try:
             self._session = _session(self._blob)
         except Exception as exc:  # onnxruntime raises its own, non-ValueError classes
-            raise OnnxModelError(f"the ONNX model cannot be loaded ({type(exc).__name__}: "
-                                 f"{str(exc)[:200]}). {_FIX}") from exc  # fmt: skip
+            raise OnnxModelError(
+                f"the ONNX model cannot be loaded ({type(exc).__name__}: {str(exc)[:200]}). {_FIX}"
+            ) from exc
         inputs = self._session.get_inputs()
-        if ([i.name for i in inputs] != [INPUT] or inputs[0].type != "tensor(double)"
-                or OUTPUT not in [o.name for o in self._session.get_outputs()]):  # fmt: skip
-            raise OnnxModelError(f"the ONNX model is not a scorer graph (float64 input {INPUT!r}"
-                                 f", output {OUTPUT!r}). {_FIX}")  # fmt: skip
+        if (
+            [i.name for i in inputs] != [INPUT]
+            or inputs[0].type != "tensor(double)"
+            or OUTPUT not in [o.name for o in self._session.get_outputs()]
+        ):
+            raise OnnxModelError(
+                f"the ONNX model is not a scorer graph (float64 input {INPUT!r}"
+                f", output {OUTPUT!r}). {_FIX}"
+            )
         self.n_columns = int(inputs[0].shape[1])
         if self.feature_names is not None:
             self._check_and_prepare()
@@ -302,9 +385,12 @@ class FastScorer:
         blob, cal = to_onnx(model), model.calibrator_
         if cal is not None and cal.out_of_bounds != "clip":  # np.interp clips at the ends
             raise NotImplementedError("only IsotonicRegression(out_of_bounds='clip')")
-        return cls(blob, feature_names=model.feature_names_,
-                   calib_x=None if cal is None else cal.X_thresholds_,
-                   calib_y=None if cal is None else cal.y_thresholds_)  # fmt: skip
+        return cls(
+            blob,
+            feature_names=model.feature_names_,
+            calib_x=None if cal is None else cal.X_thresholds_,
+            calib_y=None if cal is None else cal.y_thresholds_,
+        )
 
     @property
     def onnx_bytes(self) -> bytes:
@@ -321,10 +407,12 @@ class FastScorer:
         cols = encoded_columns([f for f in self.feature_names if f not in unknown])
         meta = self._session.get_modelmeta().custom_metadata_map.get("encoded_columns")
         if unknown or len(cols) != self.n_columns or (meta and json.loads(meta) != cols):
-            raise OnnxModelError(f"feature_names encode to {len(cols)} columns (unregistered: "
-                                 f"{unknown}) but the graph was exported for {self.n_columns} "
-                                 f"({meta or 'unnamed'}). Pass the exported model's "
-                                 f"feature_names_, or: {_FIX}")  # fmt: skip
+            raise OnnxModelError(
+                f"feature_names encode to {len(cols)} columns (unregistered: "
+                f"{unknown}) but the graph was exported for {self.n_columns} "
+                f"({meta or 'unnamed'}). Pass the exported model's "
+                f"feature_names_, or: {_FIX}"
+            )
         # score_one fills a copy of this row without pandas: NaN for numbers, 0 for one-hots,
         # which is what encode() gives for an absent feature
         self._template, self._numeric, self._categorical = [], [], []
@@ -376,8 +464,9 @@ class FastScorer:
         else:
             matrix = np.asarray(X, dtype=np.float64)
         if matrix.ndim != 2 or matrix.shape[1] != self.n_columns:
-            raise ValueError(f"X encodes to shape {matrix.shape}; the graph takes "
-                             f"(n, {self.n_columns})")  # fmt: skip
+            raise ValueError(
+                f"X encodes to shape {matrix.shape}; the graph takes (n, {self.n_columns})"
+            )
         if len(matrix) == 0:
             return np.empty(0)
         p = self._p_win(np.ascontiguousarray(matrix))

@@ -35,8 +35,14 @@ DECISION_RAW = S.DECISION_RAW  # a trade's decision-time raw P(win): prequential
 
 #: The model knobs :class:`~research.config.ScorerConfig` and
 #: :class:`~research.retrain.RetrainConfig` both carry, as :class:`EnsembleScorer` names them.
-MODEL_KNOBS: tuple[str, ...] = ("n_estimators", "gb_max_iter", "nn_enabled", "calibration",
-                                "n_jobs", "random_state")  # fmt: skip
+MODEL_KNOBS: tuple[str, ...] = (
+    "n_estimators",
+    "gb_max_iter",
+    "nn_enabled",
+    "calibration",
+    "n_jobs",
+    "random_state",
+)
 
 
 def ensemble_from(config, **overrides) -> EnsembleScorer:
@@ -65,8 +71,13 @@ class MLScorer:
         ``score_signals``; default an :class:`EnsembleScorer` built from ``config``.
     """
 
-    def __init__(self, strategy: str, *, config: ScorerConfig | None = None,
-                 model_factory: Callable | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        strategy: str,
+        *,
+        config: ScorerConfig | None = None,
+        model_factory: Callable | None = None,
+    ) -> None:
         self.strategy = strategy
         self.config = config or ScorerConfig()
         self.model_factory = model_factory or self._default_model
@@ -154,8 +165,12 @@ class MLScorer:
                 scores[ml] = raw[ml]
                 p_raw[~ml] = np.nan
                 if not ml.all():
-                    logger.warning("%s model returned %d invalid score(s), e.g. %r; heuristic "
-                                   "used", self.strategy, int((~ml).sum()), raw[~ml][0])  # fmt: skip
+                    logger.warning(
+                        "%s model returned %d invalid score(s), e.g. %r; heuristic used",
+                        self.strategy,
+                        int((~ml).sum()),
+                        raw[~ml][0],
+                    )
             except Exception:  # the model must never stop the bot: fall back (seed)
                 logger.exception("%s model failed to score; heuristic used", self.strategy)
         if not ml.all():
@@ -182,9 +197,16 @@ class MLScorer:
         return max(due_at - total, 1)
 
     # ------------------------------------------------------------------ learning
-    def record_outcome(self, signal: Mapping, outcome: str, pnl: float, *,
-                       features: Mapping | None = None, exit_time=None,
-                       decision_raw: float | None = None) -> bool:  # fmt: skip
+    def record_outcome(
+        self,
+        signal: Mapping,
+        outcome: str,
+        pnl: float,
+        *,
+        features: Mapping | None = None,
+        exit_time=None,
+        decision_raw: float | None = None,
+    ) -> bool:
         """Feed one completed trade; returns False if it was ignored (duplicate or timeout).
 
         Parameters
@@ -202,17 +224,25 @@ class MLScorer:
             (:meth:`score_frame` with ``return_raw``; else ``signal['decision_raw']``): an
             out-of-sample score the next retrain calibrates on (prequential calibration).
         """
-        trade = self.trade_record(signal, outcome, pnl, features=features,
-                                  exit_time=exit_time, decision_raw=decision_raw)  # fmt: skip
+        trade = self.trade_record(
+            signal, outcome, pnl, features=features, exit_time=exit_time, decision_raw=decision_raw
+        )
         if trade is None or not self.learn(trade):
             return False  # a timeout not learnt, or a replayed or duplicated outcome
         if self._retrain_due():
             self.retrain(now=exit_time)
         return True
 
-    def trade_record(self, signal: Mapping, outcome: str, pnl: float, *,
-                     features: Mapping | None = None, exit_time=None,
-                     decision_raw: float | None = None) -> dict | None:  # fmt: skip
+    def trade_record(
+        self,
+        signal: Mapping,
+        outcome: str,
+        pnl: float,
+        *,
+        features: Mapping | None = None,
+        exit_time=None,
+        decision_raw: float | None = None,
+    ) -> dict | None:
         """The JSON-able training record of one outcome (``ml:{strategy}:trades``), or None
         when this scorer does not learn it (a timeout, unless ``learn_from_timeouts``).
 
@@ -300,27 +330,39 @@ class MLScorer:
             extra = {}
             if isinstance(model, EnsembleScorer):
                 extra["decision_raw"] = np.array(
-                    [np.nan if t.get(DECISION_RAW) is None else t[DECISION_RAW]
-                     for t in self.trades], dtype=np.float64)  # fmt: skip
+                    [
+                        np.nan if t.get(DECISION_RAW) is None else t[DECISION_RAW]
+                        for t in self.trades
+                    ],
+                    dtype=np.float64,
+                )
                 if self.config.incremental and isinstance(self._model, EnsembleScorer):
                     extra["warm_from"] = self._model
-            model = model.fit(frame, y, signal_times=signal_times, exit_times=exit_times,
-                              **extra)  # fmt: skip
+            model = model.fit(frame, y, signal_times=signal_times, exit_times=exit_times, **extra)
         except Exception:
             self._failed_at = self.completed_trades
-            logger.exception("%s retrain failed at %d trades; previous model kept",
-                             self.strategy, self.completed_trades)  # fmt: skip
+            logger.exception(
+                "%s retrain failed at %d trades; previous model kept",
+                self.strategy,
+                self.completed_trades,
+            )
             return False
         self.set_model(model)
-        self.last_fit = {"path": getattr(model, "fit_path_", "full"),
-                         "calibration": str(getattr(model, "calibration_", ""))}  # fmt: skip
+        self.last_fit = {
+            "path": getattr(model, "fit_path_", "full"),
+            "calibration": str(getattr(model, "calibration_", "")),
+        }
         self.model_version += 1
         self.train_until = exit_times.max() if exit_times is not None else None
         self.last_train_count = self.completed_trades
         self.last_train_ts = _iso(now if now is not None else pd.Timestamp.now(tz="UTC"))
         self._failed_at = None
-        logger.info("%s retrained: version %d on %d trades", self.strategy,
-                    self.model_version, self.completed_trades)  # fmt: skip
+        logger.info(
+            "%s retrained: version %d on %d trades",
+            self.strategy,
+            self.model_version,
+            self.completed_trades,
+        )
         return True
 
     @property
@@ -339,8 +381,11 @@ class MLScorer:
             try:
                 self.fast = FastScorer.from_model(model)
             except Exception:  # scoring still works through scikit-learn, only slower
-                logger.warning("%s: no ONNX fast path for this model; scikit-learn scores",
-                               self.strategy, exc_info=True)  # fmt: skip
+                logger.warning(
+                    "%s: no ONNX fast path for this model; scikit-learn scores",
+                    self.strategy,
+                    exc_info=True,
+                )
 
     # ------------------------------------------------------------------ state
     def to_state(self, *, last_trades: int | None = None) -> dict:
@@ -362,8 +407,14 @@ class MLScorer:
         }
 
     @classmethod
-    def from_state(cls, state: Mapping, *, model=None, config: ScorerConfig | None = None,
-                   model_factory: Callable | None = None) -> MLScorer:  # fmt: skip
+    def from_state(
+        cls,
+        state: Mapping,
+        *,
+        model=None,
+        config: ScorerConfig | None = None,
+        model_factory: Callable | None = None,
+    ) -> MLScorer:
         """Rebuild a scorer from :meth:`to_state` (and the champion model, if any)."""
         scorer = cls(state["strategy"], config=config, model_factory=model_factory)
         scorer.adopt(state)
@@ -373,8 +424,13 @@ class MLScorer:
     def adopt(self, state: Mapping) -> None:
         """Take the counters, EV buckets and training rows of a :meth:`to_state` snapshot
         (e.g. the state store's shared one), keeping the model in force."""
-        for key in ("completed_trades", "last_train_count", "last_train_ts", "nn_enabled",
-                    "model_version"):  # fmt: skip
+        for key in (
+            "completed_trades",
+            "last_train_count",
+            "last_train_ts",
+            "nn_enabled",
+            "model_version",
+        ):
             setattr(self, key, state[key])
         self.ev_buckets = {k: dict(v) for k, v in state["ev_buckets"].items()}
         self.trades = [dict(t) for t in state["trades"]]

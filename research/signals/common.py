@@ -18,8 +18,9 @@ def cooldown(candidates: np.ndarray, bars: int) -> np.ndarray:
     return np.asarray(keep, dtype=np.int64)
 
 
-def assemble(candles, long_ok, short_ok, atr_values, config, qscore,
-             extra: dict | None = None) -> pd.DataFrame:  # fmt: skip
+def assemble(
+    candles, long_ok, short_ok, atr_values, config, qscore, extra: dict | None = None
+) -> pd.DataFrame:
     """Common tail of every strategy: pick bars, apply cooldown, price entry/SL/TP.
 
     ``long_ok``/``short_ok`` are boolean arrays per bar; where both hold the bar is skipped

@@ -117,21 +117,35 @@ def extra_features(
                 continue
             unseen = int((text.notna() & ~text.isin(levels)).sum())
             if unseen:
-                logger.warning("%s: %d value(s) of %r outside its vocabulary %s: all-zero "
-                               "columns there", source, unseen, col, list(levels))  # fmt: skip
+                logger.warning(
+                    "%s: %d value(s) of %r outside its vocabulary %s: all-zero columns there",
+                    source,
+                    unseen,
+                    col,
+                    list(levels),
+                )
             for level in levels:
                 put(f"{name}={level}", (text == level).fillna(False), col)
             vocab[col] = levels
         else:
             dropped.append(f"{col} ({kind})")
     if dropped:
-        logger.warning("%s: column(s) %s not used as features (numbers, booleans and text with "
-                       "at most %d values are)", source, dropped, MAX_CATEGORIES)  # fmt: skip
+        logger.warning(
+            "%s: column(s) %s not used as features (numbers, booleans and text with "
+            "at most %d values are)",
+            source,
+            dropped,
+            MAX_CATEGORIES,
+        )
     suspect = [c for c in df.columns if set(re.split(r"[\W_]+", c.lower())) & AFTER_ENTRY_WORDS]
     if suspect:
-        logger.warning("%s: column(s) %s look like values known only after the trade (a model "
-                       "trained on them learns from the future); drop them unless the bot knew "
-                       "them when the signal fired", source, suspect)  # fmt: skip
+        logger.warning(
+            "%s: column(s) %s look like values known only after the trade (a model "
+            "trained on them learns from the future); drop them unless the bot knew "
+            "them when the signal fired",
+            source,
+            suspect,
+        )
     return pd.DataFrame(blocks, index=df.index, dtype=np.float64), vocab
 
 

@@ -42,8 +42,16 @@ def detect(candles: pd.DataFrame, config: RangeConfig) -> pd.DataFrame:
     wick = (np.minimum(o, c) - lo).where(long_ok, h - np.maximum(o, c)) / bar_range
     depth = ((low_zone - lo).where(long_ok, h - high_zone) / (config.edge_frac * width)).clip(0, 1)
     flatness = (1.0 - trend / config.max_slope_atr).clip(0, 1)
-    qscore = 100.0 * (flatness + wick.clip(0, 1).fillna(0) + depth.fillna(0)
-                      + ind.body_ratio(candles)) / 4.0  # fmt: skip
+    qscore = (
+        100.0
+        * (flatness + wick.clip(0, 1).fillna(0) + depth.fillna(0) + ind.body_ratio(candles))
+        / 4.0
+    )
     return assemble(
-        candles, long_ok.fillna(False), short_ok.fillna(False), atr, config, qscore.fillna(0.0),
-    )  # fmt: skip
+        candles,
+        long_ok.fillna(False),
+        short_ok.fillna(False),
+        atr,
+        config,
+        qscore.fillna(0.0),
+    )

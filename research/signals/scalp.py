@@ -128,5 +128,11 @@ def detect(candles: pd.DataFrame, config: ScalpConfig) -> pd.DataFrame:
     # NaN comparisons are False: during warm-up a gate simply does not pass.
     extra = {name: g.fillna(False).to_numpy(bool) for name, g in gates.items()}
     return assemble(
-        candles, long_ok.fillna(False), short_ok.fillna(False), atr, config, qscore.fillna(0.0), extra,
-    )  # fmt: skip
+        candles,
+        long_ok.fillna(False),
+        short_ok.fillna(False),
+        atr,
+        config,
+        qscore.fillna(0.0),
+        extra,
+    )

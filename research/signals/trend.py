@@ -47,5 +47,10 @@ def detect(candles: pd.DataFrame, config: TrendConfig) -> pd.DataFrame:
     vol = (ind.volume_ratio(candles[S.VOLUME]).fillna(1.0) / 2.0).clip(upper=1.0)
     qscore = 100.0 * (spread + trend_slope + ind.body_ratio(candles) + vol) / 4.0
     return assemble(
-        candles, long_ok.fillna(False), short_ok.fillna(False), atr, config, qscore.fillna(0.0),
-    )  # fmt: skip
+        candles,
+        long_ok.fillna(False),
+        short_ok.fillna(False),
+        atr,
+        config,
+        qscore.fillna(0.0),
+    )

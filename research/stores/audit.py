@@ -79,9 +79,14 @@ class AuditTrail:
         answer; the message says what is wrong and how to fix it.
     """
 
-    def __init__(self, url: str | None = None, *, upgrade: bool = True,
-                 connect_timeout: float | None = None,
-                 io_timeout: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        upgrade: bool = True,
+        connect_timeout: float | None = None,
+        io_timeout: float | None = None,
+    ) -> None:
         settings = Settings.from_env()
         self.url = normalize_url(url or settings.database_url)
         self.connect_timeout = float(connect_timeout or settings.connect_timeout_sec)
@@ -94,9 +99,11 @@ class AuditTrail:
                 "postgresql:// or sqlite:/// URL."
             )
         self.engine = sa.create_engine(
-            self.url, pool_pre_ping=True, pool_timeout=self.io_timeout,
+            self.url,
+            pool_pre_ping=True,
+            pool_timeout=self.io_timeout,
             connect_args=self._connect_args(),
-        )  # fmt: skip
+        )
         self._watchdog = HangWatchdog(self.engine) if self.backend == "postgresql" else None
         if upgrade:
             self.upgrade()
@@ -153,8 +160,12 @@ class AuditTrail:
         with self._watchdog.armed(deadline) if self._watchdog else contextlib.nullcontext() as dog:
             try:
                 yield
-            except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.ProgrammingError,
-                    sa_exc.TimeoutError) as exc:  # fmt: skip
+            except (
+                sa_exc.OperationalError,
+                sa_exc.InterfaceError,
+                sa_exc.ProgrammingError,
+                sa_exc.TimeoutError,
+            ) as exc:
                 self._raise_store_error(exc, action, hung=dog is not None and dog.fired)
 
     def _raise_store_error(self, exc: Exception, action: str, *, hung: bool) -> None:
@@ -318,12 +329,18 @@ class AuditTrail:
         """
         t = model_versions
         where = (t.c[S.STRATEGY] == strategy) & (t.c.version == int(version))
-        row = {S.STRATEGY: strategy, "version": int(version), "sha256": sha256,
-               CREATED_AT: datetime.now(UTC), "metadata": to_jsonable(metadata),
-               "metrics": to_jsonable(metrics), "git_sha": git_sha,
-               "n_rows": None if n_rows is None else int(n_rows),
-               "train_start": None if _isna(train_start) else _utc_bound(train_start),
-               "train_end": None if _isna(train_end) else _utc_bound(train_end)}  # fmt: skip
+        row = {
+            S.STRATEGY: strategy,
+            "version": int(version),
+            "sha256": sha256,
+            CREATED_AT: datetime.now(UTC),
+            "metadata": to_jsonable(metadata),
+            "metrics": to_jsonable(metrics),
+            "git_sha": git_sha,
+            "n_rows": None if n_rows is None else int(n_rows),
+            "train_start": None if _isna(train_start) else _utc_bound(train_start),
+            "train_end": None if _isna(train_end) else _utc_bound(train_end),
+        }
         with self._guard("record a model version"), self.engine.begin() as conn:
             known = conn.execute(sa.select(t.c.sha256).where(where)).scalar_one_or_none()
             if known is None:
@@ -346,8 +363,9 @@ class AuditTrail:
             return self._flip_champion(conn, strategy, int(version), rollback=rollback)
 
     @staticmethod
-    def _flip_champion(conn: sa.Connection, strategy: str, version: int, *,
-                       rollback: bool = False) -> int:  # fmt: skip
+    def _flip_champion(
+        conn: sa.Connection, strategy: str, version: int, *, rollback: bool = False
+    ) -> int:
         t = model_versions
         mine = t.c[S.STRATEGY] == strategy
         if conn.dialect.name == "sqlite":  # take the write lock before reading (no FOR UPDATE)
@@ -363,8 +381,12 @@ class AuditTrail:
             )
         current = max((r.version for r in rows if r.is_champion), default=None)
         if current is not None and current > version and not rollback:
-            logger.info("SQL champion of %s stays v%d: v%d is older (rollback=True moves back)",
-                        strategy, current, version)  # fmt: skip
+            logger.info(
+                "SQL champion of %s stays v%d: v%d is older (rollback=True moves back)",
+                strategy,
+                current,
+                version,
+            )
             return current
         conn.execute(t.update().where(mine, t.c.is_champion.is_(True)).values(is_champion=False))
         conn.execute(t.update().where(mine, t.c.version == version).values(is_champion=True))
@@ -383,8 +405,13 @@ class AuditTrail:
     def start_run(self, pipeline: str, parameters: Mapping | None = None) -> str:
         """Record a pipeline run as ``running``; return its id (uuid4 hex)."""
         run_id = uuid.uuid4().hex
-        row = {"run_id": run_id, "pipeline": pipeline, "status": RUN_STATUSES[0],
-               "started_at": datetime.now(UTC), "parameters": to_jsonable(parameters)}  # fmt: skip
+        row = {
+            "run_id": run_id,
+            "pipeline": pipeline,
+            "status": RUN_STATUSES[0],
+            "started_at": datetime.now(UTC),
+            "parameters": to_jsonable(parameters),
+        }
         with self._guard("start a pipeline run"), self.engine.begin() as conn:
             conn.execute(pipeline_runs.insert().values(**row))
         return run_id
@@ -402,11 +429,14 @@ class AuditTrail:
         """Close a run with ``status`` ``'ok'`` or ``'failed'`` and what it produced."""
         if status not in RUN_STATUSES[1:]:
             raise ValueError(f"status must be 'ok' or 'failed', got {status!r}.")
-        values = {"status": status, "finished_at": datetime.now(UTC),
-                  "metrics": to_jsonable(metrics),
-                  S.MODEL_VERSION: None if model_version is None else int(model_version),
-                  "report_path": None if report_path is None else str(report_path),
-                  "error": None if error is None else str(error)}  # fmt: skip
+        values = {
+            "status": status,
+            "finished_at": datetime.now(UTC),
+            "metrics": to_jsonable(metrics),
+            S.MODEL_VERSION: None if model_version is None else int(model_version),
+            "report_path": None if report_path is None else str(report_path),
+            "error": None if error is None else str(error),
+        }
         t = pipeline_runs
         with self._guard("finish a pipeline run"), self.engine.begin() as conn:
             done = conn.execute(t.update().where(t.c.run_id == run_id).values(**values))

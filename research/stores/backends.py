@@ -78,8 +78,9 @@ class RedisBackend:
     """A Redis server (``redis://host:port/db``); every call fails as :class:`StoreUnavailable`
     with a fix-it message when the server does not answer."""
 
-    def __init__(self, url: str, *, timeout: float | None = None,
-                 connect_timeout: float | None = None) -> None:  # fmt: skip
+    def __init__(
+        self, url: str, *, timeout: float | None = None, connect_timeout: float | None = None
+    ) -> None:
         import redis
 
         from research.config import Settings
@@ -109,8 +110,9 @@ class RedisBackend:
         except (self._redis.ConnectionError, self._redis.TimeoutError) as exc:
             raise self._down(exc) from exc
 
-    def atomic(self, watch: Sequence[str], read: Callable[[Any], Any],
-               write: Callable[[Any, Any], None]) -> Any:  # fmt: skip
+    def atomic(
+        self, watch: Sequence[str], read: Callable[[Any], Any], write: Callable[[Any, Any], None]
+    ) -> Any:
         """``plan = read(client)`` on the watched keys, then ``write(tx, plan)`` in MULTI/EXEC;
         retried if a watched key changed in between. Returns ``plan``."""
         try:
@@ -216,15 +218,19 @@ class _SqliteClient:
     def rpush(self, key, *values) -> int:
         lo, hi = self._ends(key)
         start = 0 if hi is None else hi + 1
-        self.con.executemany("INSERT INTO lists VALUES (?, ?, ?)",
-                             [(key, start + i, _b(v)) for i, v in enumerate(values)])  # fmt: skip
+        self.con.executemany(
+            "INSERT INTO lists VALUES (?, ?, ?)",
+            [(key, start + i, _b(v)) for i, v in enumerate(values)],
+        )
         return self.llen(key)
 
     def lpush(self, key, *values) -> int:
         lo, hi = self._ends(key)
         start = 0 if lo is None else lo - 1
-        self.con.executemany("INSERT INTO lists VALUES (?, ?, ?)",
-                             [(key, start - i, _b(v)) for i, v in enumerate(values)])  # fmt: skip
+        self.con.executemany(
+            "INSERT INTO lists VALUES (?, ?, ?)",
+            [(key, start - i, _b(v)) for i, v in enumerate(values)],
+        )
         return self.llen(key)
 
     def llen(self, key) -> int:
@@ -240,26 +246,34 @@ class _SqliteClient:
         start, stop = self._span(key, start, stop)
         if stop < start:
             return []
-        rows = self.con.execute("SELECT value FROM lists WHERE key=? ORDER BY pos LIMIT ? "
-                                "OFFSET ?", (key, stop - start + 1, start))  # fmt: skip
+        rows = self.con.execute(
+            "SELECT value FROM lists WHERE key=? ORDER BY pos LIMIT ? OFFSET ?",
+            (key, stop - start + 1, start),
+        )
         return [r[0] for r in rows]
 
     def ltrim(self, key, start: int, stop: int) -> bool:
         start, stop = self._span(key, start, stop)
-        keep = self.con.execute("SELECT pos FROM lists WHERE key=? ORDER BY pos LIMIT ? OFFSET ?",
-                                (key, max(stop - start + 1, 0), start)).fetchall()  # fmt: skip
+        keep = self.con.execute(
+            "SELECT pos FROM lists WHERE key=? ORDER BY pos LIMIT ? OFFSET ?",
+            (key, max(stop - start + 1, 0), start),
+        ).fetchall()
         if not keep:
             self.con.execute("DELETE FROM lists WHERE key=?", (key,))
         else:
-            self.con.execute("DELETE FROM lists WHERE key=? AND (pos < ? OR pos > ?)",
-                             (key, keep[0][0], keep[-1][0]))  # fmt: skip
+            self.con.execute(
+                "DELETE FROM lists WHERE key=? AND (pos < ? OR pos > ?)",
+                (key, keep[0][0], keep[-1][0]),
+            )
         return True
 
     # sorted sets
     def zadd(self, key, mapping: dict) -> int:
         before = self.zcard(key)
-        self.con.executemany("INSERT OR REPLACE INTO zsets VALUES (?, ?, ?)",
-                             [(key, _b(m), float(s)) for m, s in mapping.items()])  # fmt: skip
+        self.con.executemany(
+            "INSERT OR REPLACE INTO zsets VALUES (?, ?, ?)",
+            [(key, _b(m), float(s)) for m, s in mapping.items()],
+        )
         return self.zcard(key) - before
 
     def zcard(self, key) -> int:
@@ -274,26 +288,31 @@ class _SqliteClient:
         stop = min(stop + n if stop < 0 else stop, n - 1)
         if stop < start:
             return []
-        rows = self.con.execute("SELECT member FROM zsets WHERE key=? ORDER BY score, member "
-                                "LIMIT ? OFFSET ?", (key, stop - start + 1, start))  # fmt: skip
+        rows = self.con.execute(
+            "SELECT member FROM zsets WHERE key=? ORDER BY score, member LIMIT ? OFFSET ?",
+            (key, stop - start + 1, start),
+        )
         return [r[0] for r in rows]
 
     def zremrangebyscore(self, key, lo, hi) -> int:
         (lo, lo_op), (hi, hi_op) = _bound(lo, ">"), _bound(hi, "<")
-        cur = self.con.execute(f"DELETE FROM zsets WHERE key=? AND score {lo_op} ? AND "
-                               f"score {hi_op} ?", (key, lo, hi))  # fmt: skip
+        cur = self.con.execute(
+            f"DELETE FROM zsets WHERE key=? AND score {lo_op} ? AND score {hi_op} ?", (key, lo, hi)
+        )
         return cur.rowcount
 
     def zremrangebyrank(self, key, start: int, stop: int) -> int:
         doomed = self.zrange(key, start, stop)
-        self.con.executemany("DELETE FROM zsets WHERE key=? AND member=?",
-                             [(key, m) for m in doomed])  # fmt: skip
+        self.con.executemany(
+            "DELETE FROM zsets WHERE key=? AND member=?", [(key, m) for m in doomed]
+        )
         return len(doomed)
 
     # sets
     def sadd(self, key, *members) -> int:
-        cur = self.con.executemany("INSERT OR IGNORE INTO sets VALUES (?, ?)",
-                                   [(key, _b(m)) for m in members])  # fmt: skip
+        cur = self.con.executemany(
+            "INSERT OR IGNORE INTO sets VALUES (?, ?)", [(key, _b(m)) for m in members]
+        )
         return cur.rowcount
 
     def sismember(self, key, member) -> bool:
@@ -331,12 +350,15 @@ class SqliteBackend:
             )
         target = str(self.path) if self.path is not None else ":memory:"
         try:
-            self.con = sqlite3.connect(target, timeout=10.0, isolation_level=None,
-                                       check_same_thread=False)  # fmt: skip
+            self.con = sqlite3.connect(
+                target, timeout=10.0, isolation_level=None, check_same_thread=False
+            )
             self.con.executescript(_SCHEMA)
         except sqlite3.Error as exc:
-            raise StoreUnavailable(f"cannot open the state file {target}: {exc}. Fix: check "
-                                   "the path and its permissions.") from exc  # fmt: skip
+            raise StoreUnavailable(
+                f"cannot open the state file {target}: {exc}. Fix: check "
+                "the path and its permissions."
+            ) from exc
         self.client = _SqliteClient(self.con)
         self._lock = threading.RLock()
 
@@ -344,8 +366,9 @@ class SqliteBackend:
         with self._lock:
             return self.atomic((), lambda c: getattr(c, method)(*args), lambda tx, plan: None)
 
-    def atomic(self, watch: Sequence[str], read: Callable[[Any], Any],
-               write: Callable[[Any, Any], None]) -> Any:  # fmt: skip
+    def atomic(
+        self, watch: Sequence[str], read: Callable[[Any], Any], write: Callable[[Any, Any], None]
+    ) -> Any:
         """``read`` then ``write`` inside one ``BEGIN IMMEDIATE`` transaction (all or nothing)."""
         with self._lock:
             try:
@@ -359,15 +382,21 @@ class SqliteBackend:
                 self.con.execute("COMMIT")
                 return plan
             except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"state file {self.url}: {exc}. Fix: check that no other "
-                                       "process holds it locked and the disk is writable.") from exc  # fmt: skip
+                raise StoreUnavailable(
+                    f"state file {self.url}: {exc}. Fix: check that no other "
+                    "process holds it locked and the disk is writable."
+                ) from exc
 
     def scan_keys(self, prefix: str) -> list[bytes]:
         like = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         rows = set()
         for t in _TABLES:
-            rows |= {r[0] for r in self.con.execute(
-                f"SELECT DISTINCT key FROM {t} WHERE key LIKE ? ESCAPE '\\'", (like,))}  # fmt: skip
+            rows |= {
+                r[0]
+                for r in self.con.execute(
+                    f"SELECT DISTINCT key FROM {t} WHERE key LIKE ? ESCAPE '\\'", (like,)
+                )
+            }
         return sorted(k.encode() for k in rows)
 
     def close(self) -> None:

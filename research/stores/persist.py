@@ -22,13 +22,30 @@ from research.stores.state import StateStore
 logger = logging.getLogger(__name__)
 
 #: The signal and outcome columns of a completed-phantom record (``phantom:completed``).
-RECORD_COLUMNS = (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIDE, S.SIGNAL_TIME, S.EXIT_TIME,
-                  S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR, S.WAS_EXECUTED,
-                  S.ML_SCORE)  # fmt: skip
+RECORD_COLUMNS = (
+    S.SIGNAL_ID,
+    S.SYMBOL,
+    S.STRATEGY,
+    S.SIDE,
+    S.SIGNAL_TIME,
+    S.EXIT_TIME,
+    S.EXIT_REASON,
+    S.OUTCOME,
+    S.PNL_PERCENT,
+    S.REALIZED_RR,
+    S.WAS_EXECUTED,
+    S.ML_SCORE,
+)
 
 
-def save_scorer(store: StateStore, scorer: MLScorer, *, threshold: float | None = None,
-                registry: ModelRegistry | None = None, publish: bool = False) -> int | None:  # fmt: skip
+def save_scorer(
+    store: StateStore,
+    scorer: MLScorer,
+    *,
+    threshold: float | None = None,
+    registry: ModelRegistry | None = None,
+    publish: bool = False,
+) -> int | None:
     """Write ``scorer``'s state (``ml:{strategy}:*``); with ``publish`` also its model as a new
     signed version in ``registry``. Returns the published version, if any."""
     version = None
@@ -38,15 +55,24 @@ def save_scorer(store: StateStore, scorer: MLScorer, *, threshold: float | None 
                 "publish=True needs a registry. Fix: pass registry=ModelRegistry(store)."
             )
         times = [t[S.EXIT_TIME] for t in scorer.trades if t[S.EXIT_TIME]]
-        version = registry.publish(scorer.strategy, scorer.model, n_rows=scorer.last_train_count,
-                                   train_start=min(times) if times else None,
-                                   train_end=scorer.train_until)  # fmt: skip
+        version = registry.publish(
+            scorer.strategy,
+            scorer.model,
+            n_rows=scorer.last_train_count,
+            train_start=min(times) if times else None,
+            train_end=scorer.train_until,
+        )
     store.save_scorer(scorer.to_state(), threshold=threshold)
     return version
 
 
-def restore_scorer(store: StateStore, strategy: str, *, registry: ModelRegistry | None = None,
-                   config: ScorerConfig | None = None) -> MLScorer:  # fmt: skip
+def restore_scorer(
+    store: StateStore,
+    strategy: str,
+    *,
+    registry: ModelRegistry | None = None,
+    config: ScorerConfig | None = None,
+) -> MLScorer:
     """An MLScorer with the saved state and, if a registry is given, its verified champion.
 
     A strategy with no saved state starts fresh (heuristic scoring until its first retrain).
@@ -58,8 +84,9 @@ def restore_scorer(store: StateStore, strategy: str, *, registry: ModelRegistry 
         if champion is not None:
             scorer.set_model(champion.model)
         return scorer
-    return MLScorer.from_state(state, model=None if champion is None else champion.model,
-                               config=config)  # fmt: skip
+    return MLScorer.from_state(
+        state, model=None if champion is None else champion.model, config=config
+    )
 
 
 def completed_records(decisions: pd.DataFrame, signals: pd.DataFrame | None = None) -> list[dict]:
@@ -88,14 +115,27 @@ def audit_rows(decisions: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:
     """Closed decisions as ``phantom_trades`` rows: the signal (entry, SL, TP) and the outcome
     recorded for it (executed net of costs, phantom hypothetical), ``was_executed``, score."""
     closed = decisions.loc[~decisions[S.CENSORED].to_numpy()]
-    cols = [S.SIGNAL_ID, S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR,
-            S.WAS_EXECUTED, S.ML_SCORE]  # fmt: skip
+    cols = [
+        S.SIGNAL_ID,
+        S.EXIT_TIME,
+        S.EXIT_REASON,
+        S.OUTCOME,
+        S.PNL_PERCENT,
+        S.REALIZED_RR,
+        S.WAS_EXECUTED,
+        S.ML_SCORE,
+    ]
     return signals[list(S.SIGNAL_COLUMNS)].merge(closed[cols], on=S.SIGNAL_ID, validate="1:1")
 
 
-def save_replay(store: StateStore, result, *, registry: ModelRegistry | None = None,
-                publish: bool = False, signals: pd.DataFrame | None = None,
-                ) -> dict[str, int | None]:  # fmt: skip
+def save_replay(
+    store: StateStore,
+    result,
+    *,
+    registry: ModelRegistry | None = None,
+    publish: bool = False,
+    signals: pd.DataFrame | None = None,
+) -> dict[str, int | None]:
     """Persist the end state of a :class:`~research.replay.ReplayResult` in the seed's keys.
 
     Scorers (``ml:*``; models published when ``publish``), learnt thresholds (``qcal:*``),
@@ -110,8 +150,9 @@ def save_replay(store: StateStore, result, *, registry: ModelRegistry | None = N
         policy = result.policies[strategy]
         # ml:{strategy}:threshold is strategy-wide: the EV threshold, else the static one
         ev = policy.ev.score if policy.ev is not None else policy.config.static_threshold
-        versions[strategy] = save_scorer(store, scorer, threshold=float(ev),
-                                         registry=registry, publish=publish)  # fmt: skip
+        versions[strategy] = save_scorer(
+            store, scorer, threshold=float(ev), registry=registry, publish=publish
+        )
         mine = fits[fits["strategy"] == strategy]
         if len(mine):
             table = policy.adapter.to_dict() if policy.adapter is not None else {}
@@ -124,8 +165,15 @@ def save_replay(store: StateStore, result, *, registry: ModelRegistry | None = N
     for day, n in blocked.groupby(blocked[S.SIGNAL_TIME].dt.floor("D")).size().items():
         store.incr_blocked(day, int(n))
     open_rows = dec.loc[dec[S.CENSORED].to_numpy()]
-    store.set_active({sym: g[[S.SIGNAL_ID, S.STRATEGY, S.SIDE, S.SIGNAL_TIME, S.ML_SCORE]]
-                      .to_dict("records") for sym, g in open_rows.groupby(S.SYMBOL)})  # fmt: skip
-    logger.info("replay state saved to %s (%d completed phantoms)", store.url, int(np.sum(
-        ~dec[S.CENSORED].to_numpy())))  # fmt: skip
+    store.set_active(
+        {
+            sym: g[[S.SIGNAL_ID, S.STRATEGY, S.SIDE, S.SIGNAL_TIME, S.ML_SCORE]].to_dict("records")
+            for sym, g in open_rows.groupby(S.SYMBOL)
+        }
+    )
+    logger.info(
+        "replay state saved to %s (%d completed phantoms)",
+        store.url,
+        int(np.sum(~dec[S.CENSORED].to_numpy())),
+    )
     return versions

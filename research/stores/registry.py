@@ -45,10 +45,13 @@ logger = logging.getLogger(__name__)
 
 POINTERS = ("model", "scaler", "calibrator")  # the seed's keys, all naming the champion
 #: The only non-builtin types a model blob may contain (skops refuses anything else).
-TRUSTED_TYPES = ("numpy.dtype", "research.scoring.ensemble.EnsembleScorer",
-                 "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-                 "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-                 "sklearn.tree._tree.Tree")  # fmt: skip
+TRUSTED_TYPES = (
+    "numpy.dtype",
+    "research.scoring.ensemble.EnsembleScorer",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
+    "sklearn.tree._tree.Tree",
+)
 #: The classes a version may hold once loaded (skops also loads its default-trusted types).
 PUBLISHABLE = ("research.scoring.ensemble.EnsembleScorer",)
 #: A version's ``:status``; ``legacy``: published before statuses existed (treated as ready).
@@ -66,7 +69,13 @@ def _pointer_version(raw) -> int | None:
 
 def _status(raw) -> str:
     """A version's ``:status`` (none: :data:`LEGACY`, published before statuses existed)."""
-    return LEGACY if raw is None else raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)  # fmt: skip
+    return (
+        LEGACY
+        if raw is None
+        else raw.decode(errors="replace")
+        if isinstance(raw, bytes)
+        else str(raw)
+    )
 
 
 def _json_object(raw) -> dict | None:
@@ -81,11 +90,13 @@ def _json_object(raw) -> dict | None:
 def _malformed(meta: dict) -> list[str]:
     """The fields a load relies on that are malformed in (signed) metadata."""
     v, f, c = meta.get("versions"), meta.get("features"), meta.get("calibration")
-    ok = {"versions": isinstance(v, dict) and isinstance(v.get("sklearn"), str),
-          "features": isinstance(f, list) and all(isinstance(n, str) for n in f),
-          "calibration": c is None or (isinstance(c, list) and len(c) == 2
-                                       and all(isinstance(x, list) for x in c)),
-          "schema_hash": isinstance(meta.get("schema_hash"), str)}  # fmt: skip
+    ok = {
+        "versions": isinstance(v, dict) and isinstance(v.get("sklearn"), str),
+        "features": isinstance(f, list) and all(isinstance(n, str) for n in f),
+        "calibration": c is None
+        or (isinstance(c, list) and len(c) == 2 and all(isinstance(x, list) for x in c)),
+        "schema_hash": isinstance(meta.get("schema_hash"), str),
+    }
     return [name for name, good in ok.items() if not good]
 
 
@@ -129,21 +140,34 @@ class ModelRegistry:
 
     @staticmethod
     def _refuse(strategy: str, what: str, fix: str = "") -> ModelIntegrityError:
-        fix = fix or (f"roll back to a good version: ModelRegistry.rollback({strategy!r}, <N>) "
-                      f"(list_versions({strategy!r}) shows versions and status), or republish; "
-                      f"if it should verify, check that {KEY_ENV} is the publisher's key.")  # fmt: skip
+        fix = fix or (
+            f"roll back to a good version: ModelRegistry.rollback({strategy!r}, <N>) "
+            f"(list_versions({strategy!r}) shows versions and status), or republish; "
+            f"if it should verify, check that {KEY_ENV} is the publisher's key."
+        )
         return ModelIntegrityError(f"{strategy} {what}. Fix: {fix}")
 
     def _ready(self, strategy: str, version: int, status: str, pending_ok: bool = False) -> None:
         if status not in (READY, LEGACY) and not (pending_ok and status == PENDING):
-            raise self._refuse(strategy, f"v{version} is {status!r}, not {READY!r}: its publish "
-                               "did not finish (the publisher died before the SQL record?), so "
-                               "it cannot be champion")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"v{version} is {status!r}, not {READY!r}: its publish "
+                "did not finish (the publisher died before the SQL record?), so "
+                "it cannot be champion",
+            )
 
     # ------------------------------------------------------------------ publish
-    def publish(self, strategy: str, model, *, metrics: dict | None = None,
-                train_start=None, train_end=None, n_rows: int | None = None,
-                make_champion: bool = True) -> int:  # fmt: skip
+    def publish(
+        self,
+        strategy: str,
+        model,
+        *,
+        metrics: dict | None = None,
+        train_start=None,
+        train_end=None,
+        n_rows: int | None = None,
+        make_champion: bool = True,
+    ) -> int:
         """Write ``model`` (a fitted EnsembleScorer) as a new immutable version; returns it.
 
         The version is written ``pending``, recorded in the SQL audit trail (if the registry has
@@ -159,24 +183,33 @@ class ModelRegistry:
         from research.scoring.fast import FastScorer
 
         if _class_name(model) not in PUBLISHABLE:
-            raise TypeError(f"the registry publishes {list(PUBLISHABLE)}, not {_class_name(model)}"
-                            ". Fix: publish a fitted research.scoring.EnsembleScorer.")  # fmt: skip
+            raise TypeError(
+                f"the registry publishes {list(PUBLISHABLE)}, not {_class_name(model)}"
+                ". Fix: publish a fitted research.scoring.EnsembleScorer."
+            )
         key = signing_key(self._key)
         blob = sio.dumps(model)
         fast = FastScorer.from_model(model)
         onnx_blob = fast.onnx_bytes
         calib = fast.calibration
         version = int(self.store.backend.call("incr", self._k(strategy, "model:next")))
-        meta = {"strategy": strategy, "version": version,
-                "created_at": pd.Timestamp.now(tz="UTC").isoformat(), "versions": _versions(),
-                "features": list(model.feature_names_ or []), "schema_hash": schema_hash(),
-                "train_start": None if train_start is None else pd.Timestamp(train_start).isoformat(),
-                "train_end": None if train_end is None else pd.Timestamp(train_end).isoformat(),
-                "n_rows": None if n_rows is None else int(n_rows),
-                "metrics": {k: float(v) for k, v in (metrics or {}).items()}, "git_sha": _git_sha(),
-                "calibration": None if calib is None else [c.tolist() for c in calib],
-                "blob_sha256": hashlib.sha256(blob).hexdigest(),
-                "onnx_sha256": hashlib.sha256(onnx_blob).hexdigest(), "blob_bytes": len(blob)}  # fmt: skip
+        meta = {
+            "strategy": strategy,
+            "version": version,
+            "created_at": pd.Timestamp.now(tz="UTC").isoformat(),
+            "versions": _versions(),
+            "features": list(model.feature_names_ or []),
+            "schema_hash": schema_hash(),
+            "train_start": None if train_start is None else pd.Timestamp(train_start).isoformat(),
+            "train_end": None if train_end is None else pd.Timestamp(train_end).isoformat(),
+            "n_rows": None if n_rows is None else int(n_rows),
+            "metrics": {k: float(v) for k, v in (metrics or {}).items()},
+            "git_sha": _git_sha(),
+            "calibration": None if calib is None else [c.tolist() for c in calib],
+            "blob_sha256": hashlib.sha256(blob).hexdigest(),
+            "onnx_sha256": hashlib.sha256(onnx_blob).hexdigest(),
+            "blob_bytes": len(blob),
+        }
         meta["signature"] = _signature(key, blob, onnx_blob, meta)
         status_key = self._vk(strategy, version, ":status")
 
@@ -191,10 +224,16 @@ class ModelRegistry:
         try:
             if self.audit is not None:
                 self.audit.record_model_version(
-                    strategy, version, sha256=meta["blob_sha256"], metrics=meta["metrics"],
+                    strategy,
+                    version,
+                    sha256=meta["blob_sha256"],
+                    metrics=meta["metrics"],
                     metadata={k: v for k, v in meta.items() if k != "calibration"},
-                    git_sha=meta["git_sha"], n_rows=meta["n_rows"], train_start=train_start,
-                    train_end=train_end)  # fmt: skip
+                    git_sha=meta["git_sha"],
+                    n_rows=meta["n_rows"],
+                    train_start=train_start,
+                    train_end=train_end,
+                )
         except Exception as exc:
             error = StoreUnavailable if isinstance(exc, StoreUnavailable) else StoreError
             raise error(
@@ -239,14 +278,18 @@ class ModelRegistry:
         keys = [self._k(strategy, f) for f in POINTERS]
         # one watched snapshot: a publish flipping the pointers between three separate reads
         # would otherwise look like torn pointers
-        raw = self.store.backend.atomic(keys, lambda c: [c.get(key) for key in keys],
-                                        lambda tx, plan: None)  # fmt: skip
+        raw = self.store.backend.atomic(
+            keys, lambda c: [c.get(key) for key in keys], lambda tx, plan: None
+        )
         if all(r is None for r in raw):
             return None
         if len(set(raw)) != 1:
             pointers = dict(zip(POINTERS, raw, strict=True))
-            raise self._refuse(strategy, f"champion pointers disagree ({pointers})",
-                               f"ModelRegistry.rollback({strategy!r}, <N>) sets them together.")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"champion pointers disagree ({pointers})",
+                f"ModelRegistry.rollback({strategy!r}, <N>) sets them together.",
+            )
         version = _pointer_version(raw[0])
         if version is None:
             raise self._refuse(strategy, f"champion pointer {raw[0]!r} is not a version (v<N>)")
@@ -257,16 +300,19 @@ class ModelRegistry:
         with pinned types, class, features, ONNX graph); :class:`ModelIntegrityError` if bad.
         ``allow_pending`` loads a ``pending`` version to inspect it (it cannot be champion)."""
         get = self.store.backend.call
-        blob, onnx_blob, raw_meta, raw_status = (get("get", self._vk(strategy, version, p))
-                                                 for p in ("", ":onnx", ":meta", ":status"))  # fmt: skip
+        blob, onnx_blob, raw_meta, raw_status = (
+            get("get", self._vk(strategy, version, p)) for p in ("", ":onnx", ":meta", ":status")
+        )
         if blob is None or raw_meta is None or onnx_blob is None:
-            raise self._refuse(strategy, f"model v{version} is missing or incomplete in "
-                               f"{self.store.url}")  # fmt: skip
+            raise self._refuse(
+                strategy, f"model v{version} is missing or incomplete in {self.store.url}"
+            )
         self._ready(strategy, version, _status(raw_status), allow_pending)
         meta = _json_object(raw_meta)
         if meta is None:
-            raise self._refuse(strategy, f"v{version} metadata is not a JSON object "
-                               f"({bytes(raw_meta[:40])!r}...)")  # fmt: skip
+            raise self._refuse(
+                strategy, f"v{version} metadata is not a JSON object ({bytes(raw_meta[:40])!r}...)"
+            )
         self._verify(strategy, version, blob, onnx_blob, meta)
         model = self._unpack(strategy, version, blob)
         fast = self._check_model(strategy, version, model, onnx_blob, meta)
@@ -275,30 +321,48 @@ class ModelRegistry:
     def _verify(self, strategy, version, blob, onnx_blob, meta) -> None:
         sig, bad = meta.get("signature"), f"v{version}"
         if not sig:
-            raise self._refuse(strategy, f"{bad} is unsigned; refused", "republish it with "
-                               f"ModelRegistry.publish (which signs with {KEY_ENV}).")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"{bad} is unsigned; refused",
+                f"republish it with ModelRegistry.publish (which signs with {KEY_ENV}).",
+            )
         if not isinstance(sig, str) or not re.fullmatch(r"[0-9a-f]{64}", sig):
-            raise self._refuse(strategy, f"{bad} signature is not an HMAC-SHA256 hex string "
-                               f"({type(sig).__name__} {str(sig)[:40]!r})")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"{bad} signature is not an HMAC-SHA256 hex string "
+                f"({type(sig).__name__} {str(sig)[:40]!r})",
+            )
         if not hmac.compare_digest(sig, _signature(signing_key(self._key), blob, onnx_blob, meta)):
-            raise self._refuse(strategy, f"{bad}: signature mismatch — the blob or its metadata "
-                               "was changed, or it was signed with another key")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"{bad}: signature mismatch — the blob or its metadata "
+                "was changed, or it was signed with another key",
+            )
         if meta.get("strategy") != strategy or meta.get("version") != int(version):
-            raise self._refuse(strategy, f"{bad} holds the signed keys of {meta.get('strategy')} "
-                               f"v{meta.get('version')} (copied)")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"{bad} holds the signed keys of {meta.get('strategy')} "
+                f"v{meta.get('version')} (copied)",
+            )
         if _malformed(meta):
             raise self._refuse(strategy, f"{bad} signed metadata is malformed: {_malformed(meta)}")
         import sklearn
 
         fitted = meta["versions"]["sklearn"]
         if sklearn.__version__.split(".")[:2] != fitted.split(".")[:2]:
-            raise self._refuse(strategy, f"{bad} was fitted with scikit-learn {fitted}, this "
-                               f"environment has {sklearn.__version__}", "install that version, "
-                               "or retrain and publish with this one.")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"{bad} was fitted with scikit-learn {fitted}, this "
+                f"environment has {sklearn.__version__}",
+                "install that version, or retrain and publish with this one.",
+            )
         if meta["schema_hash"] != schema_hash():
-            raise self._refuse(strategy, f"{bad} was fitted under another feature registry "
-                               f"(schema hash {meta['schema_hash']} vs {schema_hash()})",
-                               "retrain and republish.")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"{bad} was fitted under another feature registry "
+                f"(schema hash {meta['schema_hash']} vs {schema_hash()})",
+                "retrain and republish.",
+            )
 
     def _unpack(self, strategy: str, version: int, blob: bytes):
         """The skops blob as an object, with only the pinned types beyond skops' defaults."""
@@ -307,17 +371,21 @@ class ModelRegistry:
         try:
             untrusted = set(sio.get_untrusted_types(data=blob))
         except Exception as exc:  # zipfile, json or skops errors: the blob is no skops file
-            raise self._refuse(strategy, f"v{version} blob is not a skops file "
-                               f"({type(exc).__name__}: {str(exc)[:120]})") from exc  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"v{version} blob is not a skops file ({type(exc).__name__}: {str(exc)[:120]})",
+            ) from exc
         unknown = sorted(untrusted - set(TRUSTED_TYPES))
         if unknown:
-            raise self._refuse(strategy, f"v{version} contains types outside the pinned trusted "
-                               f"list: {unknown}")  # fmt: skip
+            raise self._refuse(
+                strategy, f"v{version} contains types outside the pinned trusted list: {unknown}"
+            )
         try:
             return sio.loads(blob, trusted=sorted(untrusted))
         except Exception as exc:  # a skops file whose content does not construct
-            raise self._refuse(strategy, f"v{version} blob does not load ({type(exc).__name__}: "
-                               f"{str(exc)[:120]})") from exc  # fmt: skip
+            raise self._refuse(
+                strategy, f"v{version} blob does not load ({type(exc).__name__}: {str(exc)[:120]})"
+            ) from exc
 
     def _check_model(self, strategy: str, version: int, model, onnx_blob: bytes, meta: dict):
         """The loaded object is what the registry publishes, with the signed features, which
@@ -325,30 +393,49 @@ class ModelRegistry:
         from research.scoring.encode import encoded_columns, is_extra
         from research.scoring.fast import FastScorer
 
-        names, width = getattr(model, "feature_names_", None), getattr(model, "n_features_in_", None)  # fmt: skip
+        names, width = (
+            getattr(model, "feature_names_", None),
+            getattr(model, "n_features_in_", None),
+        )
         if _class_name(model) not in PUBLISHABLE or not isinstance(width, int):
-            raise self._refuse(strategy, f"v{version} holds a {_class_name(model)}, not a fitted "
-                               f"{' or '.join(PUBLISHABLE)} (all the registry publishes)")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"v{version} holds a {_class_name(model)}, not a fitted "
+                f"{' or '.join(PUBLISHABLE)} (all the registry publishes)",
+            )
         if list(names or []) != meta["features"]:
-            raise self._refuse(strategy, f"v{version} model features ({len(names or [])}) differ "
-                               f"from its signed metadata ({len(meta['features'])})")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"v{version} model features ({len(names or [])}) differ "
+                f"from its signed metadata ({len(meta['features'])})",
+            )
         unknown = [f for f in names or [] if f not in FEATURES and not is_extra(f)]
         cols = len(encoded_columns([f for f in names if f not in unknown])) if names else width
         if unknown or cols != width:
-            raise self._refuse(strategy, f"v{version} features do not fit the current feature "
-                               f"registry (unregistered: {unknown[:5]}; they encode to {cols} "
-                               f"columns, the model takes {width}); retrain and republish")  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"v{version} features do not fit the current feature "
+                f"registry (unregistered: {unknown[:5]}; they encode to {cols} "
+                f"columns, the model takes {width}); retrain and republish",
+            )
         calib = meta["calibration"]
         try:
-            fast = FastScorer(onnx_blob, feature_names=meta["features"] or None,
-                              calib_x=None if calib is None else np.asarray(calib[0]),
-                              calib_y=None if calib is None else np.asarray(calib[1]))  # fmt: skip
+            fast = FastScorer(
+                onnx_blob,
+                feature_names=meta["features"] or None,
+                calib_x=None if calib is None else np.asarray(calib[0]),
+                calib_y=None if calib is None else np.asarray(calib[1]),
+            )
         except (ValueError, TypeError) as exc:  # OnnxModelError is a ValueError
-            raise self._refuse(strategy, f"v{version} ONNX graph or calibration does not load "
-                               f"({type(exc).__name__}: {str(exc)[:160]})") from exc  # fmt: skip
+            raise self._refuse(
+                strategy,
+                f"v{version} ONNX graph or calibration does not load "
+                f"({type(exc).__name__}: {str(exc)[:160]})",
+            ) from exc
         if fast.n_columns != width:
-            raise self._refuse(strategy, f"v{version} ONNX graph takes {fast.n_columns} columns, "
-                               f"the model {width}")  # fmt: skip
+            raise self._refuse(
+                strategy, f"v{version} ONNX graph takes {fast.n_columns} columns, the model {width}"
+            )
         return fast
 
     def load_champion(self, strategy: str) -> LoadedModel | None:
@@ -383,10 +470,16 @@ class ModelRegistry:
                 status = _status(get("get", self._vk(strategy, version, ":status")))
                 meta, status = (meta, status) if meta is not None else ({}, "unreadable")
                 metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
-                rows.append({"version": version, "status": status,
-                             **{k: meta.get(k) for k in SUMMARY},
-                             **{f"metric_{k}": v for k, v in metrics.items()},
-                             "champion": version == champion})  # fmt: skip
-        frame = pd.DataFrame(rows, columns=None if rows else ["version", "status", *SUMMARY,
-                                                              "champion"])  # fmt: skip
+                rows.append(
+                    {
+                        "version": version,
+                        "status": status,
+                        **{k: meta.get(k) for k in SUMMARY},
+                        **{f"metric_{k}": v for k, v in metrics.items()},
+                        "champion": version == champion,
+                    }
+                )
+        frame = pd.DataFrame(
+            rows, columns=None if rows else ["version", "status", *SUMMARY, "champion"]
+        )
         return frame.sort_values("version").reset_index(drop=True) if rows else frame

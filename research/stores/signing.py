@@ -37,17 +37,28 @@ def _versions() -> dict[str, str]:
     import sklearn
     import skops
 
-    return {"python": sys.version.split()[0], "numpy": np.__version__,
-            "sklearn": sklearn.__version__, "onnx": onnx.__version__,
-            "onnxruntime": onnxruntime.__version__, "skops": skops.__version__}  # fmt: skip
+    return {
+        "python": sys.version.split()[0],
+        "numpy": np.__version__,
+        "sklearn": sklearn.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "skops": skops.__version__,
+    }
 
 
 def _git_sha() -> str | None:
     if os.environ.get("PHANTOMLAB_GIT_SHA"):
         return os.environ["PHANTOMLAB_GIT_SHA"]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                             cwd=Path(__file__).parent, timeout=5, check=True)  # fmt: skip
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+            check=True,
+        )
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):
         return None
@@ -88,6 +99,5 @@ def _canonical(meta: dict) -> bytes:
 
 def _signature(key: bytes, blob: bytes, onnx_blob: bytes, meta: dict) -> str:
     body = {k: v for k, v in meta.items() if k != "signature"}
-    msg = (hashlib.sha256(blob).digest() + hashlib.sha256(onnx_blob).digest()
-           + _canonical(body))  # fmt: skip
+    msg = hashlib.sha256(blob).digest() + hashlib.sha256(onnx_blob).digest() + _canonical(body)
     return hmac.new(key, msg, hashlib.sha256).hexdigest()

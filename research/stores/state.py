@@ -39,8 +39,16 @@ logger = logging.getLogger(__name__)
 COMPLETED_MAX = 1000  # seed: phantom:completed keeps the last 1000 ...
 COMPLETED_MAX_AGE_DAYS = 30  # ... younger than 30 days
 WR_MAX = 200  # seed: phantom:wr:{strategy} keeps the last 200
-SCORER_FIELDS = ("completed_trades", "last_train_count", "threshold", "ev_buckets",
-                 "nn_enabled", "last_train_ts", "trades", "model_version")  # fmt: skip
+SCORER_FIELDS = (
+    "completed_trades",
+    "last_train_count",
+    "threshold",
+    "ev_buckets",
+    "nn_enabled",
+    "last_train_ts",
+    "trades",
+    "model_version",
+)
 
 
 class Keys:
@@ -98,8 +106,7 @@ class StateStore:
         values = _scorer_values(state)
         if threshold is not None:
             values["threshold"] = float(threshold)
-        trades = [canonical_json(t)
-                  for t in state["trades"]]  # fmt: skip
+        trades = [canonical_json(t) for t in state["trades"]]
 
         def write(tx, _):
             for field, value in values.items():
@@ -140,8 +147,9 @@ class StateStore:
         """``ml:{strategy}:threshold``: the strategy-wide EV threshold (score points, 0-100)."""
         self.backend.call("set", self.keys.ml(strategy, "threshold"), float(threshold))
 
-    def save_thresholds(self, strategy: str, thresholds: Mapping[str, float],
-                        last_train_count: int) -> None:  # fmt: skip
+    def save_thresholds(
+        self, strategy: str, thresholds: Mapping[str, float], last_train_count: int
+    ) -> None:
         """``qcal:{strategy}:thr`` and ``:last_train_count`` together."""
         k = self.keys
 
@@ -177,8 +185,9 @@ class StateStore:
         """
         return self.record_outcome(phantom, now=now) is not None
 
-    def record_outcome(self, phantom: Mapping, *, trade: Mapping | None = None,
-                       now=None) -> dict | None:  # fmt: skip
+    def record_outcome(
+        self, phantom: Mapping, *, trade: Mapping | None = None, now=None
+    ) -> dict | None:
         """Record one outcome in one atomic step, exactly once whatever the number of writers.
 
         If this ``signal_id`` is not yet in ``phantom:recorded``, in one transaction:
@@ -228,8 +237,12 @@ class StateStore:
                 tx.ltrim(k.wr(strategy), 0, WR_MAX - 1)
             if trade is not None:
                 shared["completed_trades"] += 1
-                ev = add_outcome(json.loads(buckets or "{}"), trade["features"],
-                                 trade[S.OUTCOME], trade[S.PNL_PERCENT])  # fmt: skip
+                ev = add_outcome(
+                    json.loads(buckets or "{}"),
+                    trade["features"],
+                    trade[S.OUTCOME],
+                    trade[S.PNL_PERCENT],
+                )
                 tx.rpush(k.ml(strategy, "trades"), canonical_json(trade))
                 tx.set(k.ml(strategy, "completed_trades"), shared["completed_trades"])
                 tx.set(k.ml(strategy, "ev_buckets"), canonical_json(ev))
@@ -272,8 +285,9 @@ class StateStore:
 
         self.backend.atomic([key], lambda c: int(c.get(key) or 0), write)
 
-    def save_training(self, strategy: str, *, last_train_ts: str | None, model_version: int,
-                      nn_enabled: bool) -> None:  # fmt: skip
+    def save_training(
+        self, strategy: str, *, last_train_ts: str | None, model_version: int, nn_enabled: bool
+    ) -> None:
         """After a retrain: its time, the model version (never moved back) and ``nn_enabled``."""
         k = self.keys
         key = k.ml(strategy, "model_version")
@@ -319,8 +333,7 @@ def _scorer_values(state: Mapping) -> dict:
     }
 
 
-def open_state(url: str | None = None, *, namespace: str | None = None,
-               **timeouts) -> StateStore:  # fmt: skip
+def open_state(url: str | None = None, *, namespace: str | None = None, **timeouts) -> StateStore:
     """The state store a URL names (default ``PHANTOMLAB_REDIS_URL``): ``redis://…`` or
     ``sqlite:///…``; ``namespace`` (default ``PHANTOMLAB_NAMESPACE``, else none) prefixes every
     key so two environments can share a server."""

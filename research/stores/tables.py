@@ -24,17 +24,44 @@ RUN_STATUSES: tuple[str, ...] = ("running", "ok", "failed")
 
 #: Columns every trade row must carry (the seed's phantom_trades fields).
 REQUIRED_COLUMNS: tuple[str, ...] = S.SIGNAL_COLUMNS + (
-    S.EXIT_TIME, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR)  # fmt: skip
+    S.EXIT_TIME,
+    S.EXIT_REASON,
+    S.OUTCOME,
+    S.PNL_PERCENT,
+    S.REALIZED_RR,
+)
 _TEXTS = (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIDE, S.EXIT_REASON, S.OUTCOME)
 _TIMES = (S.SIGNAL_TIME, S.EXIT_TIME)
-_FLOATS = (S.ENTRY, S.SL, S.TP, S.EXIT_PRICE, S.PNL_PERCENT, S.REALIZED_RR, S.MAX_FAVORABLE,
-           S.MAX_ADVERSE, S.TIME_TO_EXIT_SEC, S.ML_SCORE)  # fmt: skip
+_FLOATS = (
+    S.ENTRY,
+    S.SL,
+    S.TP,
+    S.EXIT_PRICE,
+    S.PNL_PERCENT,
+    S.REALIZED_RR,
+    S.MAX_FAVORABLE,
+    S.MAX_ADVERSE,
+    S.TIME_TO_EXIT_SEC,
+    S.ML_SCORE,
+)
 _BOOLS = (S.TP1_HIT, S.BE_MOVED, S.AMBIGUOUS_BAR, S.WAS_EXECUTED)
 #: Columns of the frame returned by :meth:`AuditTrail.completed_trades` (schema names).
 TRADE_COLUMNS: tuple[str, ...] = S.SIGNAL_COLUMNS + (
-    S.EXIT_TIME, S.EXIT_PRICE, S.EXIT_REASON, S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR,
-    S.TP1_HIT, S.BE_MOVED, S.MAX_FAVORABLE, S.MAX_ADVERSE, S.TIME_TO_EXIT_SEC,
-    S.AMBIGUOUS_BAR, S.WAS_EXECUTED, S.ML_SCORE)  # fmt: skip
+    S.EXIT_TIME,
+    S.EXIT_PRICE,
+    S.EXIT_REASON,
+    S.OUTCOME,
+    S.PNL_PERCENT,
+    S.REALIZED_RR,
+    S.TP1_HIT,
+    S.BE_MOVED,
+    S.MAX_FAVORABLE,
+    S.MAX_ADVERSE,
+    S.TIME_TO_EXIT_SEC,
+    S.AMBIGUOUS_BAR,
+    S.WAS_EXECUTED,
+    S.ML_SCORE,
+)
 
 
 class UTCDateTime(sa.TypeDecorator):
@@ -120,9 +147,14 @@ model_versions = sa.Table(
     _col("metrics", _json()),
     sa.UniqueConstraint(S.STRATEGY, "version", name="uq_model_versions_strategy_version"),
     # At most one champion per strategy, enforced by the database itself.
-    sa.Index("uq_model_versions_champion", S.STRATEGY, unique=True,
-             postgresql_where=sa.text("is_champion"), sqlite_where=sa.text("is_champion")),
-)  # fmt: skip
+    sa.Index(
+        "uq_model_versions_champion",
+        S.STRATEGY,
+        unique=True,
+        postgresql_where=sa.text("is_champion"),
+        sqlite_where=sa.text("is_champion"),
+    ),
+)
 pipeline_runs = sa.Table(
     "pipeline_runs",
     META,
