@@ -16,6 +16,7 @@ import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from support import notebook_warnings  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -34,7 +35,9 @@ def _execute(tmp_path: Path, **parameters) -> nbformat.NotebookNode:
         cwd=str(REPO),
         progress_bar=False,
     )
-    return nbformat.read(out, as_version=4)
+    nb = nbformat.read(out, as_version=4)
+    assert not notebook_warnings(nb), notebook_warnings(nb)
+    return nb
 
 
 def _outputs(nb: nbformat.NotebookNode) -> list[dict]:

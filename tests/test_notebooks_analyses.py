@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from support import planted_gate_frame  # noqa: E402
+from support import notebook_warnings, planted_gate_frame  # noqa: E402
 
 from research import schema as S  # noqa: E402
 
@@ -46,7 +46,9 @@ def _execute(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
         cwd=str(REPO),
         progress_bar=False,
     )
-    return nbformat.read(out, as_version=4)
+    nb = nbformat.read(out, as_version=4)
+    assert not notebook_warnings(nb), notebook_warnings(nb)
+    return nb
 
 
 def _outputs(nb: nbformat.NotebookNode) -> list[dict]:

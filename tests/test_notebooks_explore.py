@@ -19,6 +19,7 @@ import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from support import notebook_warnings  # noqa: E402
 
 from research import explorer as E  # noqa: E402
 from research import schema as S  # noqa: E402
@@ -42,7 +43,9 @@ def _execute(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
         cwd=str(REPO),
         progress_bar=False,
     )
-    return nbformat.read(out, as_version=4)
+    nb = nbformat.read(out, as_version=4)
+    assert not notebook_warnings(nb), notebook_warnings(nb)
+    return nb
 
 
 def _outputs(nb) -> list[dict]:

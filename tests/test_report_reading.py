@@ -12,6 +12,7 @@ import nbformat
 import numpy as np
 import pandas as pd
 import pytest
+from support import notebook_warnings  # noqa: E402
 
 from research.reports.format import format_table, number_text, timeframe_text
 from research.reports.skill import auc_interval, no_skill_notes
@@ -312,17 +313,6 @@ def test_candles_are_picked_by_parameter_and_errors_name_it(tmp_path):
         pick_candles(tmp_path / "missing")
 
 
-def _warnings_in(nb: nbformat.NotebookNode) -> list[str]:
-    """Stderr outputs of any cell that carry a Python warning."""
-    found = []
-    for index, cell in enumerate(nb.cells):
-        for out in cell.get("outputs", []) if cell.cell_type == "code" else []:
-            text = out.get("text", "") if out.get("name") == "stderr" else ""
-            if "Warning" in text or "warnings.warn" in text:
-                found.append(f"cell {index}: {text[:300]}")
-    return found
-
-
 @pytest.mark.parametrize(
     ("name", "parameters"),
     [
@@ -350,5 +340,5 @@ def test_executed_notebooks_carry_no_warnings(tmp_path, capfd, name, parameters)
         progress_bar=False,
     )
     nb = nbformat.read(out, as_version=4)
-    assert not _warnings_in(nb), _warnings_in(nb)
+    assert not notebook_warnings(nb), notebook_warnings(nb)
     assert TCP_WARNING not in capfd.readouterr().err

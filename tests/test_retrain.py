@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
 from botapi import BotAPIServer  # noqa: E402  (a local Telegram Bot API)
-from support import fresh_pg_database  # noqa: E402
+from support import fresh_pg_database, notebook_warnings  # noqa: E402
 
 from research import challenger, retrain  # noqa: E402
 from research import schema as S  # noqa: E402
@@ -284,7 +284,9 @@ def _run(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
         cwd=str(REPO),
         progress_bar=False,
     )
-    return nbformat.read(out, as_version=4)
+    nb = nbformat.read(out, as_version=4)
+    assert not notebook_warnings(nb), notebook_warnings(nb)
+    return nb
 
 
 def _outputs(nb) -> list:
