@@ -4,8 +4,8 @@ Synthetic phantoms: ``--rows`` outcomes x ``--gates`` boolean gates, the gates c
 through a shared latent factor and the win probability planted on a few of them. Every single
 gate, pair and triplet (30 gates: 30 + 435 + 4,060 = 4,525 combinations) is counted
 
-* by :func:`research.analysis.gates.combination_counts` — the function ``analyze_gates`` uses
-  (matrix products; best of ``--repeat`` runs),
+* by :func:`research.analysis.gate_counts.combination_counts` — the function
+  ``analyze_gates`` uses (matrix products; best of ``--repeat`` runs),
 * by the plain loop ``df[df[g1] & df[g2]]['win'].mean()`` per combination (one run),
 
 then the win rates are checked to agree and both times, combinations/s and the ratio printed.
@@ -23,7 +23,7 @@ from itertools import combinations
 import numpy as np
 import pandas as pd
 
-from research.analysis.gates import combination_counts
+from research.analysis.gate_counts import combination_counts
 
 
 def make_data(rows: int, gates: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -35,11 +35,10 @@ from common import DATA_DIR  # noqa: E402
 
 from research import schema as S  # noqa: E402
 from research.candles import load_folder  # noqa: E402
-from research.config import ScorerConfig  # noqa: E402
-from research.pipeline import StudyData, run_signals_and_phantoms  # noqa: E402
 from research.replay import ReplayConfig, replay  # noqa: E402
 from research.replay_reference import replay_one_by_one  # noqa: E402
-from research.scoring import EnsembleScorer  # noqa: E402
+from research.scoring import EnsembleScorer, ScorerConfig  # noqa: E402
+from research.study import StudyData, run_signals_and_phantoms  # noqa: E402
 
 
 def first_signals(study: StudyData, n: int, strategy: str | None = None) -> StudyData:
@@ -137,11 +136,13 @@ def main(argv=None) -> int:
         f"{os.environ.get('OMP_NUM_THREADS')}"
     )
 
-    config = ReplayConfig(scorer=ScorerConfig(n_jobs=args.n_jobs))  # the seed's rule, defaults
+    # the seed's rule, default ensemble
+    config = ReplayConfig(scorer=ScorerConfig(model=EnsembleScorer(n_jobs=args.n_jobs)))
+    model = config.scorer.model
     print(
         f"\nseed's cadence: retrain every {config.scorer.retrain_every} outcomes after "
-        f"{config.scorer.min_trades}; default ensemble ({config.scorer.n_estimators} trees, "
-        f"{config.scorer.gb_max_iter} boosting iterations, neural net)"
+        f"{config.scorer.min_trades}; default ensemble ({model.n_estimators} trees, "
+        f"{model.gb_max_iter} boosting iterations, neural net)"
     )
     last = None
     for n in args.sizes:

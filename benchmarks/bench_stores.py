@@ -43,14 +43,13 @@ from threadpoolctl import threadpool_limits
 
 from research import schema as S
 from research.candles import load_candles
-from research.config import ScorerConfig
 from research.features import build_features
+from research.online.recorder import OutcomeRecorder
 from research.phantom import simulate
-from research.scoring import EnsembleScorer, MLScorer
+from research.scoring import EnsembleScorer, MLScorer, ScorerConfig
 from research.signals import generate_signals
 from research.stores.audit import AuditTrail
 from research.stores.journal import OutcomeJournal
-from research.stores.recorder import OutcomeRecorder
 from research.stores.registry import KEY_ENV, ModelRegistry
 from research.stores.state import open_state
 
@@ -134,7 +133,7 @@ def main(argv=None) -> int:
         for store in (stores["redis"], open_state(args.redis, namespace=ns + "r")):
             keys = store.all_keys()
             if keys:
-                store.backend.call("delete", *keys)
+                store.backend.delete(*keys)
     # the one-writer reference records a tenth of the calls (same overlap): its rate per call
     # is what the ratio needs, and the full 30,000 calls one by one would take ~5 minutes
     ok1, one = multi_writer(args, rows, feats, writers=1, scale=0.1)
@@ -255,7 +254,7 @@ def multi_writer(args, rows, feats, *, writers: int, scale: float = 1.0) -> tupl
         checks = {
             "SQL rows": (audit.count_trades(), distinct),
             "phantom:recorded": (
-                store.backend.call("scard", store.keys.phantom("recorded")),
+                store.backend.scard(store.keys.phantom("recorded")),
                 distinct,
             ),
             "completed_trades": (saved["completed_trades"], learnt),
@@ -271,7 +270,7 @@ def multi_writer(args, rows, feats, *, writers: int, scale: float = 1.0) -> tupl
             conn.execute(sa.text(f'DROP DATABASE "{name}" WITH (FORCE)'))
         keys = store.all_keys()
         if keys:
-            store.backend.call("delete", *keys)
+            store.backend.delete(*keys)
     rate = n_calls / seconds
     print(
         f"\n{writers} writer process(es): {n_calls:,} calls, {distinct:,} distinct ids: "

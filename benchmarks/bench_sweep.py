@@ -23,11 +23,11 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import pandas as pd  # noqa: E402
 
-from research.config import ScorerConfig  # noqa: E402
 from research.distributed import dask_client  # noqa: E402
 from research.known_answer import known_answer_market  # noqa: E402
 from research.pipeline import run_signals_and_phantoms  # noqa: E402
 from research.replay import ReplayConfig  # noqa: E402
+from research.scoring import EnsembleScorer, ScorerConfig  # noqa: E402
 from research.sweep import sweep  # noqa: E402
 
 
@@ -48,9 +48,8 @@ def main(argv=None) -> int:
     pd.set_option("display.width", 200)
 
     light = {} if args.full_model else {"n_estimators": 20, "gb_max_iter": 20, "nn_enabled": False}
-    base = ReplayConfig(
-        scorer=ScorerConfig(random_state=args.seed, **light), seed=args.seed, n_boot=args.n_boot
-    )
+    scorer = ScorerConfig(model=EnsembleScorer(random_state=args.seed, **light))
+    base = ReplayConfig(scorer=scorer, seed=args.seed, n_boot=args.n_boot)
     grid = {"rule": args.rules, "retrain_every": args.retrain_every}
     n_settings = len(args.rules) * len(args.retrain_every)
     candles = known_answer_market("planted", n_bars=args.n_bars, seed=args.seed)

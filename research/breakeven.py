@@ -14,13 +14,10 @@ import numpy as np
 import pandas as pd
 
 from research import schema as S
+from research.errors import InsufficientDataError
 
 Rule = Literal["seed", "rigorous"]
 _FALLBACK = "so there is no EV threshold and the policy falls back to the static threshold"
-
-
-class InsufficientDataError(ValueError):
-    """Not enough trades to learn a threshold; the policy falls through to the next source."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

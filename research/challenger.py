@@ -35,10 +35,11 @@ import numpy as np
 import pandas as pd
 
 from research import schema as S
-from research.analysis.calibration import probability_metrics, reliability_table
+from research.analysis.metrics import probability_metrics, reliability_table
+from research.dataset import ClosedTrades
+from research.jsonable import to_jsonable
 from research.notify import notifier_from_env
-from research.retrain import RetrainConfig, Split, Stores, TradeSet
-from research.stores.jsonable import to_jsonable
+from research.retrain import RetrainConfig, Split, Stores
 from research.stores.registry import LoadedModel
 from research.thresholds import BUCKET_STATS_COLUMNS, ThresholdConfig, ThresholdPolicy
 
@@ -115,7 +116,7 @@ class Comparison:
 
 
 def compare_models(
-    challenger, champion: LoadedModel | None, data: TradeSet, split: Split
+    challenger, champion: LoadedModel | None, data: ClosedTrades, split: Split
 ) -> Comparison:
     """Score both models on the OOS trades signalled after both training cut-offs.
 
@@ -245,7 +246,7 @@ def publish_decision(
     stores: Stores,
     decision: Decision,
     challenger,
-    data: TradeSet,
+    data: ClosedTrades,
     split: Split,
     comparison: Comparison,
 ) -> Publication:
@@ -291,9 +292,43 @@ class ThresholdUpdate:
     note: str = ""  # why nothing was written, when nothing was
 
 
+def _nothing_written(after, champion: LoadedModel, *, note: str = "") -> ThresholdUpdate:
+    """The :class:`ThresholdUpdate` of a run that leaves the live thresholds as they are."""
+    return ThresholdUpdate(
+        thresholds={},
+        table=pd.DataFrame(columns=list(BUCKET_STATS_COLUMNS)),
+        n_trades=0,
+        ev_threshold=None,
+        scored_after=after,
+        champion_version=champion.version,
+        note=note,
+    )
+
+
+def _scored_unseen_trades(data: ClosedTrades, champion: LoadedModel, after) -> pd.DataFrame:
+    """Trades signalled after ``after`` (the champion's ``train_end``; None: every trade, with
+    a warning) with outcome, R, session, volatility regime and the champion's ``qscore``."""
+    trades = data.trades
+    rows = np.arange(len(trades))
+    if after is not None:
+        rows = np.flatnonzero((trades[S.SIGNAL_TIME] > after).to_numpy())
+    else:
+        logger.warning(
+            "champion v%d has no train_end: thresholds fitted on every trade, some of "
+            "which it may have trained on",
+            champion.version,
+        )
+    columns = [c for c in (S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR) if c in trades]
+    frame = trades.iloc[rows][columns].join(
+        data.features.iloc[rows][[S.SESSION, S.VOLATILITY_REGIME]]
+    )
+    frame[S.QSCORE] = champion.model.score_signals(data.features.iloc[rows]) if len(rows) else []
+    return frame
+
+
 def update_thresholds(
     stores: Stores,
-    data: TradeSet,
+    data: ClosedTrades,
     champion: LoadedModel,
     config: RetrainConfig,
     *,
@@ -313,7 +348,7 @@ def update_thresholds(
     strategy-wide EV threshold ``ml:{strategy}:threshold`` (score points, as the replay saves
     it). With no such trade nothing is written (the previous thresholds stay).
     """
-    trades, strategy = data.trades, data.strategy
+    strategy = data.strategy
     after = _timestamp(champion.meta.get("train_end"))
     if not publication.published:
         note = (
@@ -321,44 +356,15 @@ def update_thresholds(
             "a published model refreshes them)"
         )
         logger.info("%s %s", strategy, note)
-        return ThresholdUpdate(
-            thresholds={},
-            table=pd.DataFrame(columns=list(BUCKET_STATS_COLUMNS)),
-            n_trades=0,
-            ev_threshold=None,
-            scored_after=after,
-            champion_version=champion.version,
-            note=note,
-        )
-    rows = np.arange(len(trades))
-    if after is not None:
-        rows = np.flatnonzero((trades[S.SIGNAL_TIME] > after).to_numpy())
-    else:
-        logger.warning(
-            "champion v%d has no train_end: thresholds fitted on every trade, some of "
-            "which it may have trained on",
-            champion.version,
-        )
+        return _nothing_written(after, champion, note=note)
+    frame = _scored_unseen_trades(data, champion, after)
     cfg = ThresholdConfig(rule=config.threshold_rule)
-    columns = [c for c in (S.OUTCOME, S.PNL_PERCENT, S.REALIZED_RR) if c in trades]
-    frame = trades.iloc[rows][columns].join(
-        data.features.iloc[rows][[S.SESSION, S.VOLATILITY_REGIME]]
-    )
-    frame[S.QSCORE] = champion.model.score_signals(data.features.iloc[rows]) if len(rows) else []
     policy = ThresholdPolicy.from_trades(frame, config=cfg)  # logs why a part is missing
     adapter = policy.adapter
     if adapter is None:
         # without bucket thresholds the previous qcal:* keys stay, and so does the EV threshold
         logger.warning("%s thresholds not updated (no qscore buckets)", strategy)
-        empty = pd.DataFrame(columns=list(BUCKET_STATS_COLUMNS))
-        return ThresholdUpdate(
-            thresholds={},
-            table=empty,
-            n_trades=0,
-            ev_threshold=None,
-            scored_after=after,
-            champion_version=champion.version,
-        )
+        return _nothing_written(after, champion)
     table, n = adapter.to_dict(), len(frame)
     stores.state.save_thresholds(strategy, table, n)
     ev = None

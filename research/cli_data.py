@@ -1,8 +1,8 @@
 """``phantomlab data``: download candles from an exchange (ccxt), list and check a data folder.
 
-Exit codes: 0 success; 1 a download that failed after its retries, or a bad file (``check``);
-2 bad usage (unknown exchange, pair or timeframe, bad dates), with a message saying how to fix
-it.
+Exit codes (mapped by :mod:`research.cli_common`): 0 success; 1 a download that failed after
+its retries (``DownloadError``), or a bad file (``check``); 2 bad usage (``DataError``: unknown
+exchange, pair or timeframe, bad dates), with a message saying how to fix it.
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from pathlib import Path
 
 import click
 import pandas as pd
+
+from research.cli_common import cli_errors
 
 _DATADIR_OPTION = click.option(
     "--datadir",
@@ -106,6 +108,7 @@ def data() -> None:
     "instead of the exchange's (a mirror or proxy).",
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
+@cli_errors()
 def download(
     exchange, pairs, timeframes, days, start, end, datadir, trading_mode, retries, api_url, progress
 ) -> None:
@@ -115,7 +118,7 @@ def download(
     stored bar on the next run, never stores the still-forming candle, and reports gaps
     (never fills them). Several values: --pairs BTC/USDT ETH/USDT, --timeframes 5m 1h.
     """
-    from research.data import DataError, DownloadConfig, DownloadError
+    from research.data import DownloadConfig
     from research.data import download as run_download
 
     config = DownloadConfig(
@@ -131,13 +134,7 @@ def download(
         api_url=api_url,
         progress=progress,
     )
-    try:
-        results = run_download(config)
-    except DataError as exc:
-        raise click.UsageError(str(exc)) from exc
-    except DownloadError as exc:
-        click.echo(f"Error: {exc}", err=True)
-        sys.exit(1)
+    results = run_download(config)
     for res in results:
         span = f"{res.first} .. {res.last}" if res.bars else "no bars"
         click.echo(
@@ -159,12 +156,9 @@ def _words(values: tuple[str, ...]) -> tuple[str, ...]:
 
 
 def _table(datadir: Path) -> pd.DataFrame:
-    from research.data import DataError, inspect_files
+    from research.data import inspect_files
 
-    try:
-        table = inspect_files(datadir)
-    except DataError as exc:
-        raise click.UsageError(str(exc)) from exc
+    table = inspect_files(datadir)  # DataError: exit 2 (cli_errors)
     if table.empty:
         raise click.UsageError(
             f"no candle files under {datadir}. Fix: check --datadir, or run "
@@ -175,6 +169,7 @@ def _table(datadir: Path) -> pd.DataFrame:
 
 @data.command("list")
 @_DATADIR_OPTION
+@cli_errors()
 def list_command(datadir) -> None:
     """List the candle files under DATADIR: pair, timeframe, first/last bar, bars, gaps."""
     table = _table(datadir)
@@ -191,6 +186,7 @@ def list_command(datadir) -> None:
 
 @data.command()
 @_DATADIR_OPTION
+@cli_errors()
 def check(datadir) -> None:
     """Check every candle file under DATADIR with load_candles and report its gaps.
 

@@ -2,8 +2,9 @@
 
 Both read their stores through :meth:`research.config.Settings.resolve` (flag > environment >
 workspace file > default), so after ``phantomlab demo`` they find the demo's stores with
-nothing exported. Exit codes: 0 ok, 1 a failure (a refused champion, a store that does not
-answer), 2 bad usage (an unknown version or setting), each with a fix.
+nothing exported. Exit codes (mapped by :mod:`research.cli_common`): 0 ok, 1 a failure (a
+refused champion, a store that does not answer), 2 bad usage (an unknown version or setting),
+each with a fix.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ import sys
 from pathlib import Path
 
 import click
+
+from research.cli_common import cli_errors
 
 _STATE_URL = click.option(
     "--state-url",
@@ -26,11 +29,6 @@ _NAMESPACE = click.option(
 _JSON = click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON output.")
 
 
-def _fail(message: str, code: int = 1):
-    click.echo(f"Error: {message}", err=True)
-    sys.exit(code)
-
-
 def _registry(
     state_url: str | None,
     namespace: str | None,
@@ -40,20 +38,16 @@ def _registry(
 ):
     """The registry on the resolved state store (and, for a rollback, the audit trail)."""
     from research.config import Settings
-    from research.stores import StoreError
+    from research.errors import StoreError
     from research.stores.audit import AuditTrail
     from research.stores.registry import ModelRegistry
     from research.stores.state import open_state
 
-    try:
+    with cli_errors(usage=(ValueError,)):  # a bad URL or setting: exit 2; a store down: exit 1
         flags = {"redis_url": state_url, "database_url": audit_url}
         settings = Settings.resolve(flags=flags).settings
         store = open_state(settings.redis_url, namespace=namespace)
         store.ping()
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
-    except StoreError as exc:
-        _fail(str(exc))
     audit = None
     if with_audit:
         try:
@@ -65,8 +59,8 @@ def _registry(
 
 def _meta(registry, strategy: str, version: int) -> dict | None:
     """A version's metadata as stored (unverified), or None if there is no such version."""
-    raw = registry.store.backend.call(
-        "get", registry.store.keys.ml(strategy, f"model:v{int(version)}:meta")
+    raw = registry.store.backend.get(
+        registry.store.keys.ml(strategy, f"model:v{int(version)}:meta")
     )
     if raw is None:
         return None
@@ -112,16 +106,13 @@ def models() -> None:
 @_STATE_URL
 @_NAMESPACE
 @_JSON
+@cli_errors()
 def models_list(strategy, state_url, namespace, as_json) -> None:
     """List every version: champion flag, status, creation, rows, training window, metrics."""
-    from research.stores import StoreError
-    from research.stores.backends import mask_url
+    from research.urls import mask_url
 
     registry = _registry(state_url, namespace)
-    try:
-        rows = [r for s in _strategies(strategy) for r in _version_rows(registry, s)]
-    except StoreError as exc:
-        _fail(str(exc))
+    rows = [r for s in _strategies(strategy) for r in _version_rows(registry, s)]
     if as_json:
         click.echo(json.dumps(rows, indent=2, default=str))
         return
@@ -144,7 +135,7 @@ def models_list(strategy, state_url, namespace, as_json) -> None:
 
 def _check(registry, strategy: str, version: int, *, allow_pending: bool = False) -> str | None:
     """None if the version loads and verifies (signature, class, schema), else the reason."""
-    from research.stores import ModelIntegrityError
+    from research.errors import ModelIntegrityError
 
     try:
         registry.load(strategy, version, allow_pending=allow_pending)
@@ -159,12 +150,13 @@ def _check(registry, strategy: str, version: int, *, allow_pending: bool = False
 @_STATE_URL
 @_NAMESPACE
 @_JSON
+@cli_errors()
 def models_show(strategy, version, state_url, namespace, as_json) -> None:
     """Show the metadata of VERSION (default: the champion) and whether its signature verifies.
 
     Exit 1 if it is refused, 2 if there is no such version.
     """
-    from research.stores import ModelIntegrityError
+    from research.errors import ModelIntegrityError
 
     registry = _registry(state_url, namespace)
     try:
@@ -210,12 +202,13 @@ def models_show(strategy, version, state_url, namespace, as_json) -> None:
     default=None,
     help="Audit trail whose model_versions mirrors the champion (default: settings).",
 )
+@cli_errors()
 def models_rollback(strategy, version, state_url, namespace, database_url) -> None:
     """Make VERSION (an existing, verified, ready version) the champion of STRATEGY again.
 
     Exit 0 done, 1 refused (the version does not verify, or a store fails), 2 no such version.
     """
-    from research.stores import ModelIntegrityError, StoreError
+    from research.errors import ModelIntegrityError
 
     registry = _registry(state_url, namespace, audit_url=database_url, with_audit=True)
     if _meta(registry, strategy, version) is None:
@@ -228,9 +221,8 @@ def models_rollback(strategy, version, state_url, namespace, database_url) -> No
     except ModelIntegrityError:
         before = None  # torn or garbage pointers: the rollback is their fix
     try:
-        registry.rollback(strategy, version)
-    except (ModelIntegrityError, StoreError) as exc:
-        _fail(f"rollback refused: {exc}")
+        with cli_errors(prefix="rollback refused: "):  # ModelIntegrityError, StoreError: exit 1
+            registry.rollback(strategy, version)
     finally:
         if registry.audit is not None:
             registry.audit.close()
@@ -242,12 +234,13 @@ def models_rollback(strategy, version, state_url, namespace, database_url) -> No
 @_STATE_URL
 @_NAMESPACE
 @_JSON
+@cli_errors()
 def models_verify(strategy, state_url, namespace, as_json) -> None:
     """Load and verify every version (signature, class, schema, ONNX graph) through the registry.
 
     Reports ok or refused with the reason per version; exit 1 if any champion is refused.
     """
-    from research.stores import ModelIntegrityError
+    from research.errors import ModelIntegrityError
 
     registry = _registry(state_url, namespace)
     rows, bad_champion = [], False
@@ -295,7 +288,7 @@ def models_verify(strategy, state_url, namespace, as_json) -> None:
 
 
 def _shown(name: str, value) -> str | None:
-    from research.stores.backends import mask_url
+    from research.urls import mask_url
 
     if value is None:
         return None
@@ -307,6 +300,7 @@ def _shown(name: str, value) -> str | None:
 @click.option("--database-url", default=None, help="As a command's --database-url would.")
 @_JSON
 @click.pass_context
+@cli_errors()
 def config(ctx, state_url, database_url, as_json) -> None:
     """Show every setting, its value (passwords masked) and where it comes from: flag >
     environment > workspace file (`phantomlab demo` writes ./.phantomlab/config.toml, or
@@ -316,10 +310,8 @@ def config(ctx, state_url, database_url, as_json) -> None:
     from research.config import Settings
     from research.workspace import SPECS, config_path
 
-    try:
+    with cli_errors(usage=(ValueError,)):
         resolved = Settings.resolve(flags={"redis_url": state_url, "database_url": database_url})
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
     path = resolved.workspace_file or config_path()
     rows = [
         {
@@ -345,6 +337,7 @@ def config(ctx, state_url, database_url, as_json) -> None:
 @config.command("set")
 @click.argument("name")
 @click.argument("value")
+@cli_errors()
 def config_set(name, value) -> None:
     """Write setting NAME = VALUE into the workspace file (replaced atomically, mode 0600).
 
@@ -359,12 +352,10 @@ def config_set(name, value) -> None:
         write_workspace,
     )
 
-    try:
+    with cli_errors(usage=(ValueError,)):
         name = canonical_name(name)
         # the value must resolve as a setting would (numbers of seconds, their range)
         Settings.resolve(flags={name: value}, environ={})
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
     if name == "signing_key_file":
         problem = private_file_problem(Path(value).expanduser())
         if problem:
@@ -376,12 +367,11 @@ def config_set(name, value) -> None:
 
 @config.command("unset")
 @click.argument("name")
+@cli_errors()
 def config_unset(name) -> None:
     """Remove setting NAME from the workspace file (its default or environment applies)."""
     from research.workspace import canonical_name, config_path, write_workspace
 
-    try:
+    with cli_errors(usage=(ValueError,)):
         name = canonical_name(name)
-    except ValueError as exc:
-        raise click.UsageError(str(exc)) from exc
     click.echo(f"{name} removed from {write_workspace({name: None}, config_path())}")

@@ -21,6 +21,7 @@ import pandas as pd
 from research import data_files as files
 from research.candles import EXTENSIONS, MISSING_BARS, find_gaps, load_candles, parse_timeframe
 from research.data_files import DATE, FUTURES, SPOT
+from research.errors import DataError, DownloadError
 from research.progress import tqdm
 from research.schema import CANDLE_COLUMNS
 
@@ -29,14 +30,6 @@ logger = logging.getLogger(__name__)
 _MS = 1_000_000  # ns per ms
 #: ccxt errors worth another try (rate limits, Binance's HTTP 429/418, time-outs, network)
 _RETRYABLE = ("RateLimitExceeded", "DDoSProtection", "RequestTimeout", "NetworkError")
-
-
-class DataError(ValueError):
-    """Bad usage: unknown exchange, pair or timeframe, or a bad time range (CLI exit 2)."""
-
-
-class DownloadError(RuntimeError):
-    """The exchange kept failing after every retry, or refused a request (CLI exit 1)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

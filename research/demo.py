@@ -21,17 +21,17 @@ from pathlib import Path
 
 import pandas as pd
 
-from research.config import ScorerConfig
 from research.notify import notifier_from_env
-from research.pipeline import StudyData, run_signals_and_phantoms
+from research.online.persist import audit_rows, save_replay
 from research.replay import ReplayConfig, ReplayResult, replay
 from research.reports.period import save_replay_frames
 from research.runner.catalog import default_reports_dir
+from research.scoring import EnsembleScorer, ScorerConfig
 from research.stores.audit import AuditTrail
-from research.stores.backends import mask_url
-from research.stores.persist import audit_rows, save_replay
 from research.stores.registry import KEY_ENV, ModelRegistry
 from research.stores.state import open_state
+from research.study import StudyData, run_signals_and_phantoms
+from research.urls import mask_url
 from research.workspace import KEY_FILE, WORKSPACE_ENV, workspace_dir, write_workspace
 
 logger = logging.getLogger(__name__)
@@ -156,7 +156,9 @@ def demo_config(retrain_every: int = 50, *, seed: int = 0) -> ReplayConfig:
     * A lighter ensemble (100 trees, 100 boosting iterations) than the seed's 200/200.
     """
     scorer = ScorerConfig(
-        retrain_every=retrain_every, n_estimators=100, gb_max_iter=100, learn_from_timeouts=True
+        retrain_every=retrain_every,
+        model=EnsembleScorer(n_estimators=100, gb_max_iter=100),
+        learn_from_timeouts=True,
     )
     return ReplayConfig(
         scorer=scorer,
@@ -283,7 +285,7 @@ def run_report(
     ``reports/report/<run-id>/`` (notebook, HTML, manifest) and rebuilds
     ``reports/index.html``. Returns the :class:`research.runner.RunResult`.
     """
-    from research.runner import run_pipeline
+    from research.runs import run_pipeline
 
     params = {"replay_dir": str((workdir / REPLAY_DIR).resolve())}
     # URLs from the environment are not passed: the kernel inherits them, and parameters are

@@ -38,6 +38,7 @@ from typing import Any
 
 from threadpoolctl import threadpool_limits
 
+from research.errors import SchedulerError, TaskError
 from research.progress import tqdm
 
 logger = logging.getLogger(__name__)
@@ -49,24 +50,6 @@ LOCAL = "local"
 #: seconds to wait for a remote scheduler before the fix-it error
 CONNECT_TIMEOUT = 5.0
 _ALIASES = {IN_PROCESS: IN_PROCESS, "sync": IN_PROCESS, LOCAL: LOCAL}
-
-
-class SchedulerError(ConnectionError):
-    """No Dask scheduler answers at the address given (the message says how to fix it)."""
-
-
-class TaskError(RuntimeError):
-    """A task raised: the message names its item; the task's exception is ``__cause__``.
-
-    Attributes
-    ----------
-    item : object
-        The item whose task failed.
-    """
-
-    def __init__(self, message: str, item: Any) -> None:
-        super().__init__(message)
-        self.item = item
 
 
 def unsendable(obj: Any) -> Exception | None:
@@ -254,28 +237,56 @@ def map_tasks(
     resolved = resolve_scheduler(scheduler)
     start = time.perf_counter()
     if resolved in (None, IN_PROCESS) or (resolved == LOCAL and len(items) < 2):
-        results = []
-        for item in tqdm(items, desc=desc, unit="task", disable=not progress):
-            try:
-                results.append(_call(func, item, shared))
-            except Exception as exc:
-                raise TaskError(
-                    f"{desc}: the task of {_label(item)} failed: {type(exc).__name__}: {exc}",
-                    item,
-                ) from exc
+        results = _map_in_process(func, items, shared, progress=progress, desc=desc)
         logger.info(
             "%s: %d task(s) in process, %.1f s", desc, len(items), time.perf_counter() - start
         )
         return results
+    _check_travel(shared, must_travel, desc=desc, where=resolved)
+    results, n_workers = _map_on_dask(func, items, shared, resolved, progress=progress, desc=desc)
+    logger.info(
+        "%s: %d task(s) on %d Dask worker(s) (%s), %.1f s",
+        desc,
+        len(items),
+        n_workers,
+        resolved,
+        time.perf_counter() - start,
+    )
+    return list(results)
+
+
+def _map_in_process(func, items: list, shared: dict, *, progress: bool, desc: str) -> list:
+    """:func:`map_tasks` as a plain loop here; the first task that raises stops it."""
+    results = []
+    for item in tqdm(items, desc=desc, unit="task", disable=not progress):
+        try:
+            results.append(_call(func, item, shared))
+        except Exception as exc:
+            raise TaskError(
+                f"{desc}: the task of {_label(item)} failed: {type(exc).__name__}: {exc}",
+                item,
+            ) from exc
+    return results
+
+
+def _check_travel(shared: dict, must_travel: Sequence[str], *, desc: str, where: str) -> None:
+    """Refuse, with a fix, a ``must_travel`` input Dask cannot send to the workers at ``where``."""
     for name in must_travel:
         error = unsendable(shared[name])
         if error is not None:
             raise TypeError(
                 f"{desc}: {name} {shared[name]!r} cannot be pickled for the Dask workers at "
-                f"{resolved} ({type(error).__name__}: {error}). Fix: pass a module-level "
+                f"{where} ({type(error).__name__}: {error}). Fix: pass a module-level "
                 "function or class, e.g. functools.partial(EnsembleScorer, n_estimators=50), "
                 "or run in process (scheduler='in-process')."
             ) from error
+
+
+def _map_on_dask(
+    func, items: list, shared: dict, resolved: str, *, progress: bool, desc: str
+) -> tuple[list, int]:
+    """:func:`map_tasks` on the Dask cluster at ``resolved``: the results in the order of
+    ``items`` and the number of workers; a failed task cancels the others."""
     from distributed import as_completed
 
     with dask_client(resolved, n_workers=len(items)) as client:
@@ -305,12 +316,4 @@ def map_tasks(
                 ) from exc
         results = client.gather(futures)
         n_workers = len(client.scheduler_info(n_workers=-1)["workers"])
-    logger.info(
-        "%s: %d task(s) on %d Dask worker(s) (%s), %.1f s",
-        desc,
-        len(items),
-        n_workers,
-        resolved,
-        time.perf_counter() - start,
-    )
-    return list(results)
+    return results, n_workers

@@ -67,11 +67,11 @@ def redact(text: str) -> str:
     """``text`` with the password of every URL in it masked (``redis://:***@host:6379/0``).
 
     Every URL-looking token (``scheme://...`` up to white space or a quote) goes through
-    :func:`research.stores.backends.mask_url`; the rest of the text is unchanged.
+    :func:`research.urls.mask_url`; the rest of the text is unchanged.
     """
     if "://" not in text:
         return text
-    from research.stores.backends import mask_url
+    from research.urls import mask_url
 
     return _URL.sub(lambda m: mask_url(m.group(0)), text)
 

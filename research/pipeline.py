@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -18,27 +16,37 @@ import pandas as pd
 from research import schema as S
 from research.candles import load_folder, parse_timeframe, timeframe_of
 from research.config import SimulatorConfig
-from research.features import SymbolClusterer, build_features
+from research.features import build_features
 from research.phantom import simulate
 from research.progress import tqdm
-from research.signals import generate_signals
 from research.signals.external import match_symbols
 from research.signals.extras import extra_columns
+from research.study import (
+    MIN_PROFILE_BARS,
+    StudyData,
+    cluster_known_from,
+    cluster_symbols,
+    run_signals_and_phantoms,
+)
 
 logger = logging.getLogger(__name__)
 
+# the flow's first steps live upstream (research.study, which the replay reads too); this
+# module re-exports them so that the plain-call facade has every step of DESIGN §2
+__all__ = [
+    "MARKETS",
+    "MIN_PROFILE_BARS",
+    "StudyData",
+    "cluster_symbols",
+    "describe_market",
+    "load_market",
+    "research_market",
+    "run_signals_and_phantoms",
+    "study_from_signals",
+]
+
 #: The synthetic markets of the analysis notebooks: the planted ``volume_momentum`` edge, or none.
 MARKETS: tuple[str, ...] = ("planted", "null")
-
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class StudyData:
-    """Everything the first steps produce: candles, signals, features, outcomes."""
-
-    candles: dict[str, pd.DataFrame]
-    signals: pd.DataFrame
-    features: pd.DataFrame
-    outcomes: pd.DataFrame
 
 
 def load_market(
@@ -144,153 +152,8 @@ def describe_market(candles: Mapping[str, pd.DataFrame]) -> str:
     )
 
 
-def run_signals_and_phantoms(
-    candles: Mapping[str, pd.DataFrame],
-    strategies: Sequence[str] = S.STRATEGIES,
-    *,
-    simulator: SimulatorConfig | None = None,
-    cluster_until=None,
-    progress: bool = True,
-) -> StudyData:
-    """Signals of every strategy on every symbol, their features and phantom outcomes.
-
-    ``cluster_until``: symbols are clustered on bars before this time (point in time); by
-    default each symbol on the first 20 % of its own history (:func:`cluster_symbols`), so
-    files of different periods in one folder work.
-    """
-    clusters, cutoffs = cluster_symbols(candles, until=cluster_until)
-    frames = []
-    jobs = [(sym, strat) for sym in candles for strat in strategies]
-    for sym, strat in tqdm(jobs, desc="signals", disable=not progress):
-        frames.append(generate_signals(candles[sym], strat, symbol=sym))
-    signals = pd.concat(frames, ignore_index=True).sort_values(S.SIGNAL_TIME, kind="stable")
-    signals = signals.reset_index(drop=True)
-    features = _cluster_known_from(
-        build_features(candles, signals, clusters=clusters), signals, cutoffs
-    )
-    outcomes = simulate(candles, signals, simulator)
-    logger.info("%d signals on %d symbols", len(signals), len(candles))
-    return StudyData(candles=dict(candles), signals=signals, features=features, outcomes=outcomes)
-
-
-class ClosedTrades(NamedTuple):
-    """Finished trades of one study, row-aligned and in time order (see :func:`closed_rows`)."""
-
-    signals: pd.DataFrame
-    outcomes: pd.DataFrame
-    features: pd.DataFrame
-    y: np.ndarray
-
-
-def closed_rows(
-    study: StudyData, strategy: str | None = None, *, learn_from_timeouts: bool = False
-) -> ClosedTrades:
-    """The trades a model learns from: finished, labelled *win* (take-profit) or not.
-
-    Parameters
-    ----------
-    study : StudyData
-        :func:`run_signals_and_phantoms` output (signals, outcomes and features row-aligned).
-    strategy : str, optional
-        Keep only this strategy's signals; None keeps every strategy of the study.
-    learn_from_timeouts : bool
-        Keep timeouts as not-win trades (rigorous) or drop them (the seed's rule). Censored
-        trades, still open at the end of the data, are always dropped: their label is unknown.
-
-    Returns
-    -------
-    ClosedTrades
-        ``(signals, outcomes, features, y)``: signals and outcomes re-indexed from 0, features
-        keep their ``signal_id`` index, ``y`` is 1 for a win and 0 otherwise.
-    """
-    outcomes = study.outcomes
-    known = ~outcomes[S.CENSORED].to_numpy(bool) & (
-        learn_from_timeouts | (outcomes[S.OUTCOME] != "timeout").to_numpy(bool)
-    )
-    if strategy is not None:
-        available = sorted(study.signals[S.STRATEGY].unique())
-        if strategy not in available:
-            raise ValueError(
-                f"strategy={strategy!r} has no signals in this study; available: {available}. "
-                "Fix: pick one of those, or run_signals_and_phantoms with it."
-            )
-        known &= (study.signals[S.STRATEGY] == strategy).to_numpy(bool)
-    signals = study.signals[known].reset_index(drop=True)
-    outcomes = outcomes[known].reset_index(drop=True)
-    y = (outcomes[S.OUTCOME] == "win").to_numpy(int)
-    logger.info("%d closed trades of %d signals", len(y), len(study.signals))
-    return ClosedTrades(signals=signals, outcomes=outcomes, features=study.features[known], y=y)
-
-
-# --------------------------------------------------------------------------------------------
-# symbol clusters, point in time; a user's own signals
-# --------------------------------------------------------------------------------------------
-#: Share of each symbol's history its cluster profile is computed on (the bars before it).
-CLUSTER_SHARE = 0.2
-#: Bars a symbol needs before its clustering cut-off; with fewer its cluster is -1 (logged).
-MIN_PROFILE_BARS = 50
 #: Timeout of a user's signals without their own ``timeout_hours``, hours.
 DEFAULT_TIMEOUT_HOURS = 24.0
-
-
-def cluster_symbols(
-    candles: Mapping[str, pd.DataFrame],
-    *,
-    until=None,
-    n_clusters: int = 3,
-    min_bars: int = MIN_PROFILE_BARS,
-) -> tuple[SymbolClusterer | None, dict[str, pd.Timestamp]]:
-    """Cluster the symbols on their early history, point in time.
-
-    Parameters
-    ----------
-    candles : mapping of symbol -> candles
-    until : datetime-like, optional
-        One cut-off for every symbol (naive = UTC). By default each symbol's own: the open time
-        of the bar at :data:`CLUSTER_SHARE` (20 %) of its history, so files of different
-        periods in one folder (ADA 2014, BTC 2024) are each profiled on their own early bars.
-    n_clusters : int
-    min_bars : int
-        Bars a symbol needs before its cut-off; with fewer its cluster is -1 (logged).
-
-    Returns
-    -------
-    (SymbolClusterer or None, dict)
-        The fitted clusterer (None, logged, when no symbol has ``min_bars`` bars: every
-        cluster is -1) and each symbol's cut-off. A signal before its symbol's cut-off cannot
-        know the label: :func:`run_signals_and_phantoms` gives it -1.
-    """
-    if until is None:
-        cutoffs = {s: c.index[int(len(c) * CLUSTER_SHARE)] for s, c in candles.items() if len(c)}
-    else:
-        cutoffs = {s: S.utc_timestamp(until) for s in candles}
-    enough = [s for s, cut in cutoffs.items() if (candles[s].index < cut).sum() >= min_bars]
-    if not enough:
-        logger.warning(
-            "no symbol has %d bars before its clustering cut-off (%s); every symbol_cluster is -1",
-            min_bars,
-            cutoffs,
-        )
-        return None, cutoffs
-    clusterer = SymbolClusterer(n_clusters=n_clusters)
-    return clusterer.fit(candles, ends=cutoffs, min_bars=min_bars), cutoffs
-
-
-def _cluster_known_from(features: pd.DataFrame, signals: pd.DataFrame, cutoffs) -> pd.DataFrame:
-    """``symbol_cluster`` = -1 for signals before their symbol's cut-off (label not yet known).
-
-    ``features`` is row-aligned with ``signals`` (as :func:`build_features` returns it).
-    """
-    cut = pd.to_datetime(signals[S.SYMBOL].map(cutoffs), utc=True)
-    early = (signals[S.SIGNAL_TIME] < cut).to_numpy(bool)
-    if early.any():
-        features[S.SYMBOL_CLUSTER] = np.where(early, -1, features[S.SYMBOL_CLUSTER]).astype(
-            features[S.SYMBOL_CLUSTER].dtype
-        )
-        logger.info(
-            "%d signal(s) before their symbol's clustering cut-off: cluster -1", int(early.sum())
-        )
-    return features
 
 
 def study_from_signals(
@@ -346,7 +209,7 @@ def study_from_signals(
     bar = tqdm(total=3, desc="study", disable=not progress)
     clusters, cutoffs = cluster_symbols(candles)
     features = build_features(candles, signals, clusters=clusters)
-    features = _cluster_known_from(features, signals, cutoffs)
+    features = cluster_known_from(features, signals, cutoffs)
     bar.update()
     features = features.join(signals.set_index(S.SIGNAL_ID)[extra_columns(signals)])
     bar.update()

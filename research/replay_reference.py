@@ -16,9 +16,9 @@ import pandas as pd
 
 from research import schema as S
 from research.costs import apply_costs, signal_costs
-from research.pipeline import StudyData
-from research.replay import threshold_trades
+from research.replay_loop import threshold_trades
 from research.scoring.online import MLScorer
+from research.study import StudyData
 from research.thresholds import ThresholdPolicy
 
 COLUMNS = (

@@ -10,29 +10,32 @@ The split (:func:`split_point_in_time`): the out-of-sample (OOS) window is the m
 ``oos_fraction`` of trades by ``exit_time`` (the trades that completed last, as the audit trail
 lists them); the challenger trains only on trades whose ``exit_time`` is strictly before the
 earliest ``signal_time`` in that window, so no training label was unknown when any OOS trade
-was decided (trades in between are purged). It orders by exit time where
-:func:`research.splits.time_train_test_split` orders by signal time, which is why it lives here.
+was decided (trades in between are purged): :func:`research.splits.latest_exits_split`, which
+orders by exit time where :func:`research.splits.time_train_test_split` orders by signal time.
+The trades are a :class:`research.dataset.ClosedTrades`, built by its ``from_audit``.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from research import schema as S
-from research.config import ScorerConfig
+from research.dataset import ClosedTrades
+from research.errors import InsufficientDataError, TooFewRowsError
 from research.features import FEATURES, feature_names
-from research.reports.period import expand_features  # research.reports loads plots lazily
 from research.scoring import EnsembleScorer
-from research.scoring.online import ensemble_from
+from research.scoring.config import ScorerConfig, config_key
+from research.splits import latest_exits_split
 from research.stores.audit import FEATURES as FEATURES_COLUMN
 from research.stores.audit import AuditTrail
 from research.stores.registry import ModelRegistry, signing_key
+from research.stores.rows import expand_features
 from research.stores.state import StateStore, open_state
 
 logger = logging.getLogger(__name__)
@@ -50,8 +53,16 @@ _RECORD_FIX = {
 MAX_MISSING_SHARE = 0.5
 
 
-class InsufficientTradesError(ValueError):
-    """Too few usable completed trades to retrain; the message says how many and the fix."""
+def challenger_model(**params) -> EnsembleScorer:
+    """The default challenger with ``params`` changed: what :class:`RetrainConfig` clones.
+
+    100 trees and 100 boosting iterations (the online scorer's default,
+    :class:`~research.scoring.ScorerConfig`, has 200 of each) and out-of-fold calibration (an
+    offline retrain has no decision-time scores for the prequential rule). E.g.
+    ``RetrainConfig(model=challenger_model(n_estimators=300, random_state=1))``.
+    """
+    defaults = EnsembleScorer(n_estimators=100, gb_max_iter=100, calibration="oof")
+    return defaults.set_params(**params)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -81,9 +92,10 @@ class RetrainConfig:
         Seed: timeouts are neither trained on nor scored (False).
     threshold_rule : {'seed', 'rigorous'}
         :class:`research.thresholds.ThresholdConfig` rule for the ``qcal:*`` thresholds.
-    n_estimators, gb_max_iter, nn_enabled, calibration, n_jobs, random_state :
-        Passed to :class:`research.scoring.EnsembleScorer` (an offline retrain has no
-        decision-time scores: calibration is out of fold).
+    model : EnsembleScorer
+        The unfitted challenger, cloned for each fit (default :func:`challenger_model`: 100
+        trees, 100 boosting iterations, out-of-fold calibration — an offline retrain has no
+        decision-time scores).
     """
 
     strategy: str = "scalp"
@@ -96,12 +108,7 @@ class RetrainConfig:
     force: bool = False
     learn_from_timeouts: bool = False
     threshold_rule: str = "seed"
-    n_estimators: int = 100
-    gb_max_iter: int = 100
-    nn_enabled: bool = True
-    calibration: str = "oof"
-    n_jobs: int | None = None
-    random_state: int = 0
+    model: EnsembleScorer = field(default_factory=challenger_model)
 
     def __post_init__(self) -> None:
         if self.strategy not in S.STRATEGIES:
@@ -131,9 +138,21 @@ class RetrainConfig:
                 f"threshold_rule {self.threshold_rule!r} unknown. Fix: 'seed' or 'rigorous'."
             )
 
-    def model(self) -> EnsembleScorer:
-        """An unfitted challenger with this config's model knobs."""
-        return ensemble_from(self)
+    def __eq__(self, other: object) -> bool:  # the model by its spec, not its identity
+        if type(other) is not type(self):
+            return NotImplemented
+        return config_key(self) == config_key(other)
+
+    def __hash__(self) -> int:
+        return hash(config_key(self))
+
+    def as_record(self) -> dict:
+        """The settings as plain data for the run record (``pipeline_runs.parameters``): every
+        field, ``model`` as its class name and parameters."""
+        record = {f.name: getattr(self, f.name) for f in fields(self)}
+        params = self.model.get_params(deep=False)
+        record["model"] = {"class": type(self.model).__name__, **params}
+        return record
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -167,66 +186,6 @@ def open_stores(
     return Stores(audit=audit, state=state, registry=ModelRegistry(state, audit=audit))
 
 
-@dataclass(frozen=True, kw_only=True, slots=True)
-class TradeSet:
-    """Usable completed trades of one strategy, in exit order, with their entry features.
-
-    ``trades`` has the schema's trade columns (at least ``signal_id``, ``signal_time``,
-    ``exit_time``, ``outcome``, ``pnl_percent``); ``features`` the registered entry features,
-    row-aligned with ``trades`` (both with a 0..n-1 index). ``learn_from_timeouts`` is the
-    rule :attr:`trainable` applies (:attr:`RetrainConfig.learn_from_timeouts`).
-    """
-
-    strategy: str
-    trades: pd.DataFrame
-    features: pd.DataFrame
-    learn_from_timeouts: bool = False
-
-    @property
-    def y(self) -> np.ndarray:
-        """1 for a win, 0 otherwise (the ensemble's label)."""
-        return (self.trades[S.OUTCOME] == "win").to_numpy(int)
-
-    @property
-    def trainable(self) -> np.ndarray:
-        """Boolean mask of the rows a model may train on or be scored on: not timeouts, unless
-        ``learn_from_timeouts`` (thresholds still see every row)."""
-        return (self.trades[S.OUTCOME] != "timeout").to_numpy() | self.learn_from_timeouts
-
-    def __len__(self) -> int:
-        return len(self.trades)
-
-    def summary(self) -> pd.DataFrame:
-        """Executed vs phantom trades (``all`` without ``was_executed``): counts, win rate,
-        first and last exit time."""
-        t = self.trades
-        kind = (
-            t[S.WAS_EXECUTED].map({True: "executed", False: "phantom"}).fillna("phantom")
-            if S.WAS_EXECUTED in t
-            else pd.Series("all", index=t.index)
-        )
-        out = t[S.OUTCOME].astype(str)
-        frame = pd.DataFrame(
-            {
-                "kind": kind,
-                "win": out == "win",
-                "loss": out == "loss",
-                "timeout": out == "timeout",
-                S.EXIT_TIME: t[S.EXIT_TIME],
-            }
-        )
-        table = frame.groupby("kind").agg(
-            trades=("win", "size"),
-            wins=("win", "sum"),
-            losses=("loss", "sum"),
-            timeouts=("timeout", "sum"),
-            first_exit=(S.EXIT_TIME, "min"),
-            last_exit=(S.EXIT_TIME, "max"),
-        )
-        table.insert(4, "win_rate", table["wins"] / (table["wins"] + table["losses"]))
-        return table
-
-
 def _state_trades(store: StateStore, strategy: str) -> pd.DataFrame:
     """The online scorer's ``ml:{strategy}:trades`` as a frame (see ``MLScorer.to_state``)."""
     state = store.load_scorer(strategy)
@@ -256,7 +215,7 @@ def _feature_frame(values: pd.Series) -> pd.DataFrame:
     return frame
 
 
-def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
+def load_trades(stores: Stores, config: RetrainConfig) -> ClosedTrades:
     """Completed trades of ``config.strategy`` with usable features, in exit order.
 
     A trade is usable when it has an ``exit_time`` and a features mapping that holds at least
@@ -265,7 +224,7 @@ def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
 
     Raises
     ------
-    InsufficientTradesError
+    InsufficientDataError
         Fewer than ``config.min_trades`` usable trades, or only wins or only losses; the
         message counts what was found and why rows were unusable, and says how to fix it.
     """
@@ -295,16 +254,16 @@ def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
             n_no_exit,
         )
     keep = np.flatnonzero(usable)
-    data = TradeSet(
+    data = ClosedTrades.from_audit(
+        raw.drop(columns=FEATURES_COLUMN).iloc[keep],
+        features.iloc[keep],
         strategy=strategy,
-        trades=raw.drop(columns=FEATURES_COLUMN).iloc[keep].reset_index(drop=True),
-        features=features.iloc[keep].reset_index(drop=True),
         learn_from_timeouts=config.learn_from_timeouts,
     )
     trainable = data.trainable
     n_train = int(trainable.sum())
     if n_train < config.min_trades:
-        raise InsufficientTradesError(
+        raise InsufficientDataError(
             f"{len(raw)} completed {strategy} trades in {where}; {len(data)} usable ("
             f"{n_bare} without features, {n_sparse} missing more than {MAX_MISSING_SHARE:.0%} "
             f"of them, {n_no_exit} without exit_time), {n_train} of them trainable (timeouts "
@@ -314,7 +273,7 @@ def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
         )
     wins = int(data.y[trainable].sum())
     if wins in (0, n_train):
-        raise InsufficientTradesError(
+        raise InsufficientDataError(
             f"all {n_train} trainable {strategy} trades in {where} are "
             f"{'losses' if wins == 0 else 'wins'}: a win probability needs both. Fix: wait for "
             "both wins and losses, or check that outcomes are recorded correctly."
@@ -325,7 +284,7 @@ def load_trades(stores: Stores, config: RetrainConfig) -> TradeSet:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Split:
-    """Positions (in :attr:`TradeSet.trades`) of the training rows and the OOS window.
+    """Positions (in :attr:`ClosedTrades.trades`) of the training rows and the OOS window.
 
     ``oos_start`` is the earliest ``signal_time`` in the window; every training row has
     ``exit_time < oos_start``. ``train_start``/``train_end`` are the first and last exit times
@@ -351,32 +310,34 @@ class Split:
         return pd.DataFrame(rows, columns=["part", "trades", "from", "until"]).set_index("part")
 
 
-def split_point_in_time(data: TradeSet, config: RetrainConfig) -> Split:
+def split_point_in_time(data: ClosedTrades, config: RetrainConfig) -> Split:
     """Hold out the most recent ``oos_fraction`` of trades by exit time; purge; cap.
 
-    Only :attr:`TradeSet.trainable` rows (not timeouts, unless the set was loaded with
+    Only :attr:`ClosedTrades.trainable` rows (not timeouts, unless the set was loaded with
     ``learn_from_timeouts``) enter either part. The OOS window is the last
     ``ceil(oos_fraction * n)`` of them in exit order; training rows are the earlier ones whose
     ``exit_time`` is strictly before the window's earliest ``signal_time``;
-    ``max_train_trades`` then keeps the most recent of those.
+    ``max_train_trades`` then keeps the most recent of those
+    (:func:`research.splits.latest_exits_split`).
     """
     trades = data.trades
     eligible = np.flatnonzero(data.trainable)
-    n_oos = math.ceil(config.oos_fraction * len(eligible))
-    before, oos = eligible[: len(eligible) - n_oos], eligible[len(eligible) - n_oos :]
-    if not len(before) or not len(oos):
-        raise InsufficientTradesError(
+    try:
+        hold = latest_exits_split(
+            data.signal_times[eligible],
+            data.exit_times[eligible],
+            config.oos_fraction,
+            max_train_size=config.max_train_trades,
+        )
+    except TooFewRowsError as exc:
+        raise InsufficientDataError(
             f"{len(eligible)} trades cannot be split with oos_fraction={config.oos_fraction}. "
             "Fix: pick oos_fraction in (0, 1) leaving trades on both sides."
-        )
+        ) from exc
+    train, oos, capped = eligible[hold.train], eligible[hold.test], hold.capped
     oos_start = trades[S.SIGNAL_TIME].iloc[oos].min()
-    known = (trades[S.EXIT_TIME].iloc[before] < oos_start).to_numpy()
-    train = before[known]
-    cap = config.max_train_trades
-    capped = max(len(train) - cap, 0) if cap is not None else 0
-    train = train[capped:]  # exit order: the most recent ones stay
     if len(np.unique(data.y[train])) < 2:
-        raise InsufficientTradesError(
+        raise InsufficientDataError(
             f"the {len(train)} training trades (before {oos_start}) hold only one outcome. "
             "Fix: lower oos_fraction, raise max_train_trades, or wait for more trades."
         )
@@ -387,7 +348,7 @@ def split_point_in_time(data: TradeSet, config: RetrainConfig) -> Split:
         oos_start=oos_start,
         train_start=exits.min(),
         train_end=exits.max(),
-        purged=int((~known).sum()),
+        purged=hold.purged,
         capped=capped,
     )
     logger.info(
@@ -402,11 +363,11 @@ def split_point_in_time(data: TradeSet, config: RetrainConfig) -> Split:
     return split
 
 
-def fit_challenger(data: TradeSet, split: Split, config: RetrainConfig) -> EnsembleScorer:
-    """Fit :meth:`RetrainConfig.model` on the training rows (purged out-of-fold calibration)."""
+def fit_challenger(data: ClosedTrades, split: Split, config: RetrainConfig) -> EnsembleScorer:
+    """Fit a clone of :attr:`RetrainConfig.model` on the training rows (purged calibration)."""
     rows = split.train
     trades = data.trades.iloc[rows]
-    model = config.model().fit(
+    model = clone(config.model).fit(
         data.features.iloc[rows],
         data.y[rows],
         signal_times=trades[S.SIGNAL_TIME],

@@ -15,6 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+# defined with the error family; raised here and elsewhere as S.SchemaError
+from research.errors import InputTypeError, SchemaError
+
 # --------------------------------------------------------------------------------------------
 # candles: DatetimeIndex (UTC bar open time) + OHLCV float64 columns
 # --------------------------------------------------------------------------------------------
@@ -143,18 +146,6 @@ def bucket_grid(values, *, dtype=np.float64) -> pd.DataFrame:
         session, _, regime = str(bucket).partition(BUCKET_SEP)
         grid.loc[session, regime] = value
     return grid.rename_axis(index=SESSION, columns=VOLATILITY_REGIME)
-
-
-class SchemaError(ValueError):
-    """A frame does not follow its contract; the message says which rows and how to fix it."""
-
-
-class InputTypeError(SchemaError, TypeError):
-    """An argument of the wrong kind (``None``, a list, a string where a mapping is expected).
-
-    A programming error, refused at once with what was expected; also a ``TypeError``, so code
-    that caught the raw ``TypeError`` of before keeps working.
-    """
 
 
 #: Largest price (any quote currency) and volume a candle may carry. Real markets stay far

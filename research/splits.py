@@ -9,6 +9,7 @@ before ``t``; a ``NaT`` exit (censored, still open) is never known and is never 
 * :class:`PurgedKFold` — López de Prado's purged, embargoed k-fold; trains on the future too.
 * :func:`oof_predict` — out-of-fold predictions from any of these splitters.
 * :func:`time_train_test_split` — one purged hold-out split on the latest rows.
+* :func:`latest_exits_split` — the retrain's hold-out: the latest rows by *exit* time.
 
 Times may be a ``pd.Series``, ``pd.DatetimeIndex``, ``numpy.datetime64`` array or list of
 timestamps, tz-aware (converted to UTC) or naive (read as UTC). Indices returned are positions in
@@ -19,18 +20,27 @@ the rows *as given* (input need not be sorted), as sorted ``int64`` arrays. Rows
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import KW_ONLY, dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
 
+from research.errors import InputTypeError, SplitError, TooFewRowsError
 from research.schema import EXIT_TIME, SIGNAL_TIME
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["PurgedKFold", "PurgedWalkForward", "oof_predict", "time_train_test_split"]
+__all__ = [
+    "HoldOut",
+    "PurgedKFold",
+    "PurgedWalkForward",
+    "latest_exits_split",
+    "oof_predict",
+    "time_train_test_split",
+]
 
 Fold = tuple[np.ndarray, np.ndarray]
 NO_EMBARGO = pd.Timedelta(0)
@@ -41,7 +51,9 @@ class _Splitter:
 
     def split(self, signal_times: Any, exit_times: Any) -> Iterator[Fold]:
         """Return an iterator of ``(train_idx, test_idx)``: sorted int positions in the rows as
-        given. Computed eagerly, so a ``ValueError`` (with a ``Fix:``) is raised by the call."""
+        given. Computed eagerly, so a :class:`~research.errors.SplitError` (with a ``Fix:``;
+        :class:`~research.errors.TooFewRowsError` when no fold can be made) is raised by the
+        call."""
         return iter(self._folds(*_prepare(signal_times, exit_times)))
 
     def get_n_splits(self, signal_times: Any = None, exit_times: Any = None) -> int:
@@ -53,10 +65,10 @@ class _Splitter:
 
 def _embargo(value: Any) -> pd.Timedelta:
     if isinstance(value, int | float | np.number) or value is None:
-        raise ValueError(f"embargo must be a duration, got {value!r}. Fix: pass e.g. '2h'.")
+        raise SplitError(f"embargo must be a duration, got {value!r}. Fix: pass e.g. '2h'.")
     td = pd.Timedelta(value)
     if td is pd.NaT or td < pd.Timedelta(0):
-        raise ValueError(f"embargo must be a duration >= 0, got {value!r}. Fix: pass e.g. '2h'.")
+        raise SplitError(f"embargo must be a duration >= 0, got {value!r}. Fix: pass e.g. '2h'.")
     return td
 
 
@@ -66,7 +78,7 @@ def _ns(values: Any, name: str) -> tuple[np.ndarray, np.ndarray]:
         idx = pd.DatetimeIndex(pd.to_datetime(values, utc=True))
     except (TypeError, ValueError) as exc:
         msg = f"{name} must be datetimes ({exc}). Fix: pass e.g. df[{name!r}] (datetime64)."
-        raise ValueError(msg) from exc
+        raise SplitError(msg) from exc
     return idx.as_unit("ns").asi8, np.asarray(idx.isna())
 
 
@@ -76,10 +88,10 @@ def _prepare(signal_times: Any, exit_times: Any) -> tuple[np.ndarray, ...]:
     e, e_nat = _ns(exit_times, EXIT_TIME)
     if len(s) != len(e):
         msg = f"{SIGNAL_TIME} has {len(s)} rows, {EXIT_TIME} {len(e)}. Fix: pass one frame's."
-        raise ValueError(msg)
+        raise SplitError(msg)
     known, bad = ~e_nat, s_nat | (~e_nat & (e < s))
     if bad.any():
-        raise ValueError(
+        raise SplitError(
             f"{int(bad.sum())} row(s) have a NaT {SIGNAL_TIME} or exit before it, first at "
             f"position {int(np.argmax(bad))}. Fix: drop or repair them (time zone mix-up?)."
         )
@@ -91,7 +103,7 @@ def _edges(s_sorted: np.ndarray, n_blocks: int, who: str) -> np.ndarray:
     n = len(s_sorted)
     if n < n_blocks:
         msg = f"{who} needs >= {n_blocks} rows, got {n}. Fix: lower n_splits or pass more rows."
-        raise ValueError(msg)
+        raise TooFewRowsError(msg)
     sizes = np.full(n_blocks, n // n_blocks)
     sizes[: n % n_blocks] += 1
     edges = np.concatenate([[0], np.cumsum(sizes)])
@@ -134,10 +146,10 @@ class PurgedWalkForward(_Splitter):
     def __post_init__(self) -> None:
         object.__setattr__(self, "embargo", _embargo(self.embargo))
         if int(self.n_splits) < 1 or int(self.min_train_size) < 1:
-            raise ValueError("n_splits and min_train_size must be >= 1. Fix: raise them.")
+            raise SplitError("n_splits and min_train_size must be >= 1. Fix: raise them.")
         if self.max_train_size is not None and self.max_train_size < self.min_train_size:
             msg = f"max_train_size < min_train_size={self.min_train_size}. Fix: raise it."
-            raise ValueError(msg)
+            raise SplitError(msg)
 
     def _folds(self, s, e, known, order) -> list[Fold]:
         s_sorted = s[order]
@@ -154,7 +166,7 @@ class PurgedWalkForward(_Splitter):
                 continue
             folds.append((np.sort(train), np.sort(order[lo:hi])))
         if not folds:
-            raise ValueError(
+            raise TooFewRowsError(
                 f"PurgedWalkForward: no fold has >= min_train_size={self.min_train_size} purged "
                 f"training rows ({len(s)} rows, n_splits={self.n_splits}, embargo="
                 f"{self.embargo}; largest train set {largest}). Fix: lower min_train_size or "
@@ -189,7 +201,7 @@ class PurgedKFold(_Splitter):
     def __post_init__(self) -> None:
         object.__setattr__(self, "embargo", _embargo(self.embargo))
         if int(self.n_splits) < 2:
-            raise ValueError(f"n_splits={self.n_splits} < 2. Fix: use n_splits >= 2.")
+            raise SplitError(f"n_splits={self.n_splits} < 2. Fix: use n_splits >= 2.")
 
     def _folds(self, s, e, known, order) -> list[Fold]:
         s_sorted = s[order]
@@ -209,7 +221,7 @@ class PurgedKFold(_Splitter):
                 continue
             folds.append((np.flatnonzero(ok), np.sort(test)))
         if not folds:
-            raise ValueError(
+            raise TooFewRowsError(
                 f"PurgedKFold: every fold is purged empty ({len(s)} rows, embargo="
                 f"{self.embargo}). Fix: shorten the embargo, raise n_splits or pass more rows."
             )
@@ -219,7 +231,7 @@ class PurgedKFold(_Splitter):
 def _proba_of_one(estimator: Any, proba: np.ndarray) -> np.ndarray:
     classes = np.asarray(estimator.classes_)
     if not set(classes.tolist()) <= {0, 1}:
-        raise ValueError(f"classes {classes.tolist()} are not 0/1. Fix: encode y as 0/1 (win=1).")
+        raise SplitError(f"classes {classes.tolist()} are not 0/1. Fix: encode y as 0/1 (win=1).")
     hit = np.flatnonzero(classes == 1)
     return proba[:, hit[0]] if hit.size else np.zeros(len(proba))  # fold saw no class 1
 
@@ -256,12 +268,12 @@ def oof_predict(
     """
     if not callable(estimator_factory):
         msg = "estimator_factory must be callable. Fix: pass e.g. lambda: clone(model)."
-        raise TypeError(msg)
+        raise InputTypeError(msg)
     X = X if isinstance(X, pd.DataFrame) else np.asarray(X)
     y = np.asarray(y)
     n = len(X)
     if len(y) != n or len(signal_times) != n or len(exit_times) != n:
-        raise ValueError(
+        raise SplitError(
             f"X has {n} rows, y {len(y)}, {SIGNAL_TIME} {len(signal_times)}, {EXIT_TIME} "
             f"{len(exit_times)}. Fix: pass columns of the same frame, in the same order."
         )
@@ -270,7 +282,7 @@ def oof_predict(
         est = estimator_factory()
         if any(est is p for p in previous):
             msg = "estimator_factory returned one object twice. Fix: lambda: clone(model)."
-            raise ValueError(msg)
+            raise SplitError(msg)
         previous.append(est)
         take = X.iloc if isinstance(X, pd.DataFrame) else X
         est.fit(take[train], y[train])
@@ -304,7 +316,7 @@ def time_train_test_split(
         Sorted positions in the rows as given.
     """
     if not 0 < test_size < 1:
-        raise ValueError(f"test_size={test_size} is not a share in (0, 1). Fix: e.g. 0.25.")
+        raise SplitError(f"test_size={test_size} is not a share in (0, 1). Fix: e.g. 0.25.")
     emb = _embargo(embargo)
     s, e, known, order = _prepare(signal_times, exit_times)
     s_sorted = s[order]
@@ -312,9 +324,79 @@ def time_train_test_split(
     lo = int(np.searchsorted(s_sorted, s_sorted[len(s) - n_test], side="left")) if s.size else 0
     train = _known_before(order, lo, s_sorted, e, known, emb.value) if lo else order[:0]
     if not train.size:
-        raise ValueError(
+        raise TooFewRowsError(
             f"time_train_test_split: no training row is known before the test starts "
             f"({len(s)} rows, test_size={test_size}, embargo={emb}). "
             "Fix: lower test_size, shorten the embargo or pass more rows."
         )
     return np.sort(train), np.sort(order[lo:])
+
+
+class HoldOut(NamedTuple):
+    """A :func:`latest_exits_split`: sorted positions of the training and held-out rows, and
+    how many earlier rows were purged (label unknown when the hold-out starts) or capped."""
+
+    train: np.ndarray
+    test: np.ndarray
+    purged: int
+    capped: int
+
+
+def latest_exits_split(
+    signal_times: Any,
+    exit_times: Any,
+    test_size: float,
+    *,
+    max_train_size: int | None = None,
+) -> HoldOut:
+    """One purged hold-out on the latest rows by **exit** time (the retrain's split).
+
+    The test is the last ``ceil(test_size * n)`` rows in exit order (stable: rows as given
+    break ties), the trades that completed last, as an audit trail lists them. Training rows
+    are the earlier ones whose ``exit_time`` is strictly before the test's earliest
+    ``signal_time`` (the others are purged); ``max_train_size`` then keeps the most recent of
+    them by exit. Where :func:`time_train_test_split` orders by signal time, this orders by
+    exit time.
+
+    Parameters
+    ----------
+    signal_times, exit_times : datetime array-likes, shape (n,)
+        No ``NaT``: every row here has completed.
+    test_size : float
+        Share of rows held out, in (0, 1), rounded up.
+    max_train_size : int or None
+        Keep only this many most recent training rows (None: all).
+
+    Returns
+    -------
+    HoldOut
+        ``train`` and ``test`` positions in the rows as given (sorted), ``purged``, ``capped``.
+
+    Raises
+    ------
+    TooFewRowsError
+        ``test_size`` leaves no row on one side.
+    """
+    if not 0 < test_size < 1:
+        raise SplitError(f"test_size={test_size} is not a share in (0, 1). Fix: e.g. 0.2.")
+    s, s_nat = _ns(signal_times, SIGNAL_TIME)
+    e, e_nat = _ns(exit_times, EXIT_TIME)
+    if len(s) != len(e) or s_nat.any() or e_nat.any():
+        raise SplitError(
+            f"latest_exits_split needs one completed {SIGNAL_TIME} and {EXIT_TIME} per row "
+            f"({len(s)} and {len(e)} given, {int(s_nat.sum())} and {int(e_nat.sum())} NaT). "
+            "Fix: pass completed trades only, the columns of one frame."
+        )
+    order = np.argsort(e, kind="stable")
+    n_test = math.ceil(test_size * len(order))
+    before, test = order[: len(order) - n_test], order[len(order) - n_test :]
+    if not len(before) or not len(test):
+        raise TooFewRowsError(
+            f"{len(order)} rows cannot be split with test_size={test_size}. "
+            "Fix: pick a share in (0, 1) leaving rows on both sides, or pass more rows."
+        )
+    known = e[before] < s[test].min()
+    train = before[known]
+    capped = max(len(train) - max_train_size, 0) if max_train_size is not None else 0
+    train = train[capped:]  # exit order: the most recent ones stay
+    return HoldOut(np.sort(train), np.sort(test), int((~known).sum()), capped)

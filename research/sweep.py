@@ -21,8 +21,9 @@ import pandas as pd
 from research import schema as S
 from research.analysis.verdict import classify
 from research.distributed import map_tasks, resolve_scheduler
-from research.pipeline import StudyData, run_signals_and_phantoms
+from research.errors import fix_of
 from research.replay import ReplayConfig, replay
+from research.study import StudyData, run_signals_and_phantoms
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +118,7 @@ def sweep_settings(grid: Mapping[str, Sequence[Any]]) -> list[dict[str, Any]]:
             except (ValueError, TypeError) as exc:
                 text = (
                     str(exc)
-                    if "Fix:" in str(exc)
+                    if fix_of(exc)  # the config's own fix, else which values the setting takes
                     else (f"{str(exc).rstrip('.')}. Fix: {name} is {SETTINGS[name][0]}.")
                 )
                 raise ValueError(f"sweep setting {name}={value!r}: {text}") from exc

@@ -32,10 +32,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 from sklearn.base import BaseEstimator
-from sklearn.isotonic import IsotonicRegression
 
 from research import schema as S
-from research.breakeven import EVThreshold, InsufficientDataError, Rule, ev_threshold
+from research.breakeven import EVThreshold, Rule, ev_threshold
+from research.bucket_curves import crossing, crossings, isotonic_knots, rigorous_bucket, seed_bucket
+from research.errors import InsufficientDataError
 
 logger = logging.getLogger(__name__)
 
@@ -104,56 +105,54 @@ def _parse_bucket(bucket: str) -> str:
     return bucket_key({S.SESSION: session, S.VOLATILITY_REGIME: regime})
 
 
-def _isotonic(q: np.ndarray, won: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Knots ``(qscore, P(win))`` of the increasing isotonic fit."""
-    iso = IsotonicRegression(increasing=True, out_of_bounds="clip", y_min=0.0, y_max=1.0)
-    iso.fit(q, won.astype(np.float64))
-    return iso.X_thresholds_.astype(np.float64), iso.y_thresholds_.astype(np.float64)
-
-
-def _crossings(x: np.ndarray, y: np.ndarray, p_min: np.ndarray) -> np.ndarray:
-    """Vectorised :func:`_crossing` over many ``p_min`` (``inf`` where y never reaches it).
-
-    ``y`` is non-decreasing (an isotonic fit, or a blend of two).
-    """
-    p_min = np.asarray(p_min, dtype=np.float64)
-    i = np.searchsorted(y, p_min, side="left")
-    out = np.full(p_min.shape, np.inf)
-    first = i == 0
-    out[first] = x[0]
-    mid = (i > 0) & (i < len(y))
-    j = i[mid]
-    out[mid] = x[j - 1] + (p_min[mid] - y[j - 1]) * (x[j] - x[j - 1]) / (y[j] - y[j - 1])
-    return out
-
-
-def _crossing(x: np.ndarray, y: np.ndarray, p_min: float) -> float | None:
-    """Smallest q in ``[x[0], x[-1]]`` where the piecewise-linear ``(x, y)`` reaches p_min."""
-    above = np.flatnonzero(y >= p_min)
-    if not above.size:
-        return None
-    i = int(above[0])
-    if i == 0:
-        return float(x[0])
-    return float(x[i - 1] + (p_min - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
+_DEFAULTS = ThresholdConfig()
+#: The :class:`ThresholdConfig` fields a :class:`QscoreAdapter` takes as its parameters (the
+#: others — ``static_threshold``, ``clamp_ev``, ``below_be``, ``above_be`` — are the policy's).
+ADAPTER_PARAMS: tuple[str, ...] = ("rule", "min_records", "shrink_k", "cost_r", "floor", "ceiling")
 
 
 class QscoreAdapter(BaseEstimator):
     """Per-context qscore thresholds over 4 sessions x 4 volatility regimes = 16 buckets.
 
-    ``config.rule`` picks the seed or the rigorous (shrunk) variant. Learnt state:
-    ``thresholds_`` maps ``"session|volatility"`` to the smallest qscore (0-100) whose fitted
-    P(win) reaches ``p_min`` (linear between isotonic knots), for buckets that have one;
-    ``curves_`` and ``global_curve_`` hold knots ``(qscore, P(win))`` (see :meth:`curve`);
-    ``bucket_stats_`` has per bucket ``n, wins, weight, p_min, threshold, note``.
+    Parameters
+    ----------
+    rule, min_records, shrink_k, cost_r, floor, ceiling :
+        As in :class:`ThresholdConfig` (same defaults; checked the same way when fitting).
+        ``rule`` picks the seed or the rigorous (shrunk) variant;
+        :meth:`from_config` takes them from a config.
+
+    Attributes
+    ----------
+    thresholds_ : dict
+        ``"session|volatility"`` -> the smallest qscore (0-100) whose fitted P(win) reaches
+        ``p_min`` (linear between isotonic knots), for the buckets that have one.
+    curves_, global_curve_ :
+        Knots ``(qscore, P(win))`` per bucket and pooled (see :meth:`curve`).
+    bucket_stats_ : DataFrame
+        Per bucket ``n, wins, weight, p_min, threshold, note``.
     """
 
-    def __init__(self, config: ThresholdConfig | None = None) -> None:
-        self.config = config
+    def __init__(
+        self,
+        *,
+        rule: Rule = _DEFAULTS.rule,
+        min_records: int = _DEFAULTS.min_records,
+        shrink_k: float = _DEFAULTS.shrink_k,
+        cost_r: float = _DEFAULTS.cost_r,
+        floor: float = _DEFAULTS.floor,
+        ceiling: float = _DEFAULTS.ceiling,
+    ) -> None:
+        self.rule = rule
+        self.min_records = min_records
+        self.shrink_k = shrink_k
+        self.cost_r = cost_r
+        self.floor = floor
+        self.ceiling = ceiling
 
-    @property
-    def _cfg(self) -> ThresholdConfig:
-        return self.config if self.config is not None else ThresholdConfig()
+    @classmethod
+    def from_config(cls, config: ThresholdConfig) -> QscoreAdapter:
+        """An unfitted adapter with ``config``'s :data:`ADAPTER_PARAMS`."""
+        return cls(**{name: getattr(config, name) for name in ADAPTER_PARAMS})
 
     def fit(self, trades: pd.DataFrame, *, p_min: float | None = None) -> QscoreAdapter:
         """Learn the bucket thresholds from completed trades; returns ``self``.
@@ -166,63 +165,37 @@ class QscoreAdapter(BaseEstimator):
         EV in R net of ``cost_r`` (rigorous). Raises :class:`InsufficientDataError` when no
         completed trade is left or (rigorous) the pooled EV has no break-even point.
         """
-        cfg, rigorous = self._cfg, self._cfg.rule == "rigorous"
-        column = S.REALIZED_RR if rigorous else S.PNL_PERCENT
-        needed = [S.QSCORE, S.OUTCOME, S.SESSION, S.VOLATILITY_REGIME, column]
-        S.require_columns(trades, needed, "qscore trades")
-        df = trades[trades[S.OUTCOME].notna()]
-        df = df[(df[S.OUTCOME] != "timeout") | rigorous]
-        q = df[S.QSCORE].to_numpy(np.float64)
-        bad = df.index[~((q >= 0) & (q <= 100))]
-        if len(bad):
-            raise S.SchemaError(
-                f"qscore outside [0, 100] or NaN at rows {S._rows_preview(bad)}. Fix: scores are "
-                "100 x P(win); multiply probabilities by 100 and drop unscored rows."
-            )
-        if p_min is not None and not 0 <= p_min <= 1:
-            raise ValueError(f"p_min is a probability in [0, 1], got {p_min}")
-        if df.empty:
-            raise InsufficientDataError("no completed trades to learn qscore thresholds from")
-        keys, won = _bucket_keys(df), (df[S.OUTCOME] == "win").to_numpy(bool)
-        self.global_curve_ = _isotonic(q, won)
-        pooled = p_min
-        if pooled is None:
-            try:
-                ev = ev_threshold(df, rule=cfg.rule, cost_r=cfg.cost_r)
-                pooled = ev.p_min
-                if rigorous and S.COST_R in df:  # the stored thresholds_: at the typical cost
-                    pooled = float(ev.p_min_at(np.nanmedian(df[S.COST_R].to_numpy(np.float64))))
-            except InsufficientDataError:
-                if rigorous:
-                    raise
+        cfg = ThresholdConfig(**self.get_params())  # checks the parameters
+        df = _completed_trades(trades, cfg.rule, p_min)
+        q, won = df[S.QSCORE].to_numpy(np.float64), (df[S.OUTCOME] == "win").to_numpy(bool)
+        keys = _bucket_keys(df)
+        self.global_curve_ = isotonic_knots(q, won)
+        pooled = p_min if p_min is not None else _pooled_p_min(df, cfg)
         self.thresholds_, self.curves_, rows = {}, {}, []
         for bucket in BUCKETS:
             mask = keys == bucket
-            n, note, weight, bucket_p = int(mask.sum()), "", np.nan, pooled
-            if rigorous and n:
-                x, y = _isotonic(q[mask], won[mask])
-                weight = n / (n + cfg.shrink_k)
-                xu = np.union1d(x, self.global_curve_[0])
-                yg = np.interp(xu, *self.global_curve_)
-                self.curves_[bucket] = (xu, weight * np.interp(xu, x, y) + (1 - weight) * yg)
-            elif not rigorous and n >= cfg.min_records:
-                self.curves_[bucket] = _isotonic(q[mask], won[mask])
-                try:
-                    bucket_p = bucket_p if p_min is not None else ev_threshold(df[mask]).p_min
-                except InsufficientDataError as exc:
-                    note = f"{'pooled' if pooled is not None else 'no'} p_min: bucket lacks wins or losses"
-                    logger.info("bucket %s: %s", bucket, exc)
+            if cfg.rule == "rigorous":
+                curve, weight, bucket_p, note = rigorous_bucket(
+                    q[mask], won[mask], self.global_curve_, pooled, cfg.shrink_k
+                )
             else:
-                note = "no trades" if n == 0 else f"fewer than {cfg.min_records} trades"
+                weight = np.nan
+                curve, bucket_p, note = seed_bucket(
+                    df[mask], pooled, given=p_min, min_records=cfg.min_records
+                )
             thr = None
-            if bucket in self.curves_ and bucket_p is not None:
-                thr = _crossing(*self.curves_[bucket], bucket_p)
-                if thr is None:
-                    note = "P(win) never reaches p_min"
-                    logger.info("bucket %s: P(win) never reaches p_min=%.3f", bucket, bucket_p)
-                else:
-                    self.thresholds_[bucket] = thr
-            rows.append((bucket, n, int(won[mask].sum()), weight, bucket_p, thr, note))
+            if curve is not None:
+                self.curves_[bucket] = curve
+                if bucket_p is not None:
+                    thr = crossing(*curve, bucket_p)
+                    if thr is None:
+                        note = "P(win) never reaches p_min"
+                        logger.info("bucket %s: P(win) never reaches p_min=%.3f", bucket, bucket_p)
+                    else:
+                        self.thresholds_[bucket] = thr
+            rows.append(
+                (bucket, int(mask.sum()), int(won[mask].sum()), weight, bucket_p, thr, note)
+            )
         columns = ["bucket", *BUCKET_STATS_COLUMNS]
         self.bucket_stats_ = pd.DataFrame(rows, columns=columns).set_index("bucket")
         logger.info(
@@ -235,13 +208,13 @@ class QscoreAdapter(BaseEstimator):
         """``max(floor, min(ceiling, bucket threshold))`` in score points, None without one.
 
         ``context`` needs ``session`` and ``volatility_regime`` (SchemaError otherwise);
-        ``floor`` and ``ceiling`` default to the config's (seed: 60.0 and 95.0).
+        ``floor`` and ``ceiling`` default to the adapter's (seed: 60.0 and 95.0).
         """
         thr = self.thresholds_.get(bucket_key(context))
         if thr is None:
             return None
-        floor = self._cfg.floor if floor is None else floor
-        ceiling = self._cfg.ceiling if ceiling is None else ceiling
+        floor = self.floor if floor is None else floor
+        ceiling = self.ceiling if ceiling is None else ceiling
         return float(max(floor, min(ceiling, thr)))
 
     def curve(self, bucket: str | None, grid) -> np.ndarray:
@@ -263,12 +236,54 @@ class QscoreAdapter(BaseEstimator):
         return {k: float(v) for k, v in self.thresholds_.items()}
 
     @classmethod
-    def from_dict(cls, data: Mapping, config: ThresholdConfig | None = None) -> QscoreAdapter:
-        """An adapter holding the thresholds of :meth:`to_dict` (no curves); keys are checked."""
-        adapter = cls(config)
+    def from_dict(cls, data: Mapping, **params) -> QscoreAdapter:
+        """An adapter holding the thresholds of :meth:`to_dict` (no curves); keys are checked.
+
+        ``params``: the adapter's parameters (``floor`` and ``ceiling`` clamp
+        :meth:`get_threshold`).
+        """
+        adapter = cls(**params)
         adapter.thresholds_ = {_parse_bucket(k): float(v) for k, v in data.items()}
         adapter.curves_ = {}
         return adapter
+
+
+def _completed_trades(trades: pd.DataFrame, rule: Rule, p_min: float | None) -> pd.DataFrame:
+    """The rows a fit learns from (with an outcome; timeouts only under the rigorous rule),
+    checked: SchemaError for a missing column or a qscore outside [0, 100],
+    InsufficientDataError when none is left."""
+    column = S.REALIZED_RR if rule == "rigorous" else S.PNL_PERCENT
+    needed = [S.QSCORE, S.OUTCOME, S.SESSION, S.VOLATILITY_REGIME, column]
+    S.require_columns(trades, needed, "qscore trades")
+    df = trades[trades[S.OUTCOME].notna()]
+    df = df[(df[S.OUTCOME] != "timeout") | (rule == "rigorous")]
+    q = df[S.QSCORE].to_numpy(np.float64)
+    bad = df.index[~((q >= 0) & (q <= 100))]
+    if len(bad):
+        raise S.SchemaError(
+            f"qscore outside [0, 100] or NaN at rows {S._rows_preview(bad)}. Fix: scores are "
+            "100 x P(win); multiply probabilities by 100 and drop unscored rows."
+        )
+    if p_min is not None and not 0 <= p_min <= 1:
+        raise ValueError(f"p_min is a probability in [0, 1], got {p_min}")
+    if df.empty:
+        raise InsufficientDataError("no completed trades to learn qscore thresholds from")
+    return df
+
+
+def _pooled_p_min(df: pd.DataFrame, cfg: ThresholdConfig) -> float | None:
+    """The EV-based break-even of all trades (probability, 0-1): the seed's pooled ``p_min``
+    (None when the trades lack wins or losses), or the rigorous one in R net of ``cost_r``
+    at the typical (median) ``cost_r`` of the trades (raises InsufficientDataError)."""
+    try:
+        ev = ev_threshold(df, rule=cfg.rule, cost_r=cfg.cost_r)
+    except InsufficientDataError:
+        if cfg.rule == "rigorous":
+            raise
+        return None
+    if cfg.rule == "rigorous" and S.COST_R in df:  # the stored thresholds_: at the typical cost
+        return float(ev.p_min_at(np.nanmedian(df[S.COST_R].to_numpy(np.float64))))
+    return ev.p_min
 
 
 def _bucket_keys(df: pd.DataFrame) -> np.ndarray:
@@ -298,7 +313,7 @@ class ThresholdPolicy:
         config = config if config is not None else ThresholdConfig()
         adapter = ev = None
         try:
-            adapter = QscoreAdapter(config).fit(trades)
+            adapter = QscoreAdapter.from_config(config).fit(trades)
         except InsufficientDataError as exc:
             logger.warning("no qscore buckets: %s", exc)
         try:
@@ -351,7 +366,7 @@ class ThresholdPolicy:
         for key in pd.unique(keys):
             rows = np.flatnonzero(keys == key)
             if key in adapter.curves_:
-                t = _crossings(*adapter.curves_[key], p_min[rows])
+                t = crossings(*adapter.curves_[key], p_min[rows])
             elif key in adapter.thresholds_:  # restored from qcal:*:thr, no curve
                 t = np.full(len(rows), adapter.thresholds_[key])
             else:

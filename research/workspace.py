@@ -219,22 +219,3 @@ def private_file_problem(path: Path) -> str | None:
             f"{stat.S_IMODE(info.st_mode):o}). Fix: chmod 600 {path}"
         )
     return None
-
-
-def settings_key_file_text() -> str | None:
-    """The signing key held in the settings' ``signing_key_file`` (``None`` if none is named).
-
-    Raises
-    ------
-    PermissionError
-        The file is missing, not a regular file, not the user's, or not mode 0600 (with a fix).
-    """
-    from research.config import Settings
-
-    path = Settings.from_env().signing_key_file
-    if path is None:
-        return None
-    problem = private_file_problem(path)
-    if problem:
-        raise PermissionError(problem)
-    return path.read_text(encoding="utf-8").strip()

@@ -42,15 +42,14 @@ def writer(args: dict) -> dict:
     OutcomeRecorder and scorer; returns how many retrains it ran."""
     import numpy as np
 
-    from research.config import ScorerConfig
+    from research.online.recorder import OutcomeRecorder
     from research.scoring import MLScorer
     from research.stores.audit import AuditTrail
     from research.stores.journal import OutcomeJournal
-    from research.stores.recorder import OutcomeRecorder
     from research.stores.state import open_state
 
     trades, features = many_trades(args["n_distinct"])
-    config = ScorerConfig(**args["config"])
+    config = args["config"]  # a ScorerConfig
     rec = OutcomeRecorder(
         audit=AuditTrail(args["db_url"], upgrade=False),
         state=open_state(args["state_url"], namespace=args["namespace"]),

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from support import closed_scalp_trades, empty_database, fresh_pg_database
 
 from research import schema as S
+from research.errors import StoreError, StoreUnavailable
 from research.stores.audit import (
     FEATURES,
     FEATURES_JSON,
@@ -30,7 +31,6 @@ from research.stores.audit import (
     phantom_trades,
     pipeline_runs,
 )
-from research.stores.errors import StoreError, StoreUnavailable
 from research.stores.journal import OutcomeJournal
 
 # Nothing listens on port 1: a server that is down, without stopping the real one.

@@ -28,11 +28,10 @@ from threadpoolctl import threadpool_limits
 from research import schema as S
 from research.candles import load_candles
 from research.cli import main
-from research.config import ScorerConfig
 from research.runner import ParameterError, PipelineNotFoundError, parse_parameters, run_pipeline
 from research.runner import validate_parameters as validate
 from research.runner.params import parse_cell
-from research.scoring import EnsembleScorer, FastScorer, MLScorer
+from research.scoring import EnsembleScorer, FastScorer, MLScorer, ScorerConfig
 from research.synthetic import edge, make_market
 
 REPO = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ def demo_reports(tmp_path_factory):
     """A small demo's stores and its report pipeline run, in a reports folder of their own."""
     from research.demo import REPLAY_DIR, run_demo
     from research.pipeline import load_market
-    from research.runner import run_pipeline
+    from research.runs import run_pipeline
 
     mp = pytest.MonkeyPatch()
     for var in ("PHANTOMLAB_REDIS_URL", "PHANTOMLAB_DATABASE_URL", "PHANTOMLAB_NAMESPACE"):

@@ -14,10 +14,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 
 from research import schema as S
-from research.config import ScorerConfig
 from research.pipeline import load_market, run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
-from research.scoring import EnsembleScorer
+from research.scoring import EnsembleScorer, ScorerConfig
 from research.scoring.online import MLScorer
 
 SMALL = {"n_estimators": 20, "gb_max_iter": 20, "hidden_layer_sizes": (8,), "n_splits": 3}
@@ -109,7 +108,8 @@ def test_prequential_calibration_uses_decision_time_scores_and_is_calibrated():
 
 def test_online_scorer_passes_decision_scores_and_the_model_in_force():
     X, y, _ = _logistic_rows(700, 3)
-    cfg = ScorerConfig(n_estimators=20, gb_max_iter=20, retrain_every=50, fast_path=False)
+    model = EnsembleScorer(n_estimators=20, gb_max_iter=20)
+    cfg = ScorerConfig(model=model, retrain_every=50, fast_path=False)
     scorer = MLScorer("scalp", config=cfg)
     for i in range(len(y)):
         feats = X.iloc[[i]]
@@ -133,7 +133,8 @@ def test_online_scorer_passes_decision_scores_and_the_model_in_force():
 def seed_cadence():
     candles = load_market(n_bars=4000, seed=5)
     study = run_signals_and_phantoms(candles, ["scalp"], progress=False)
-    cfg = ReplayConfig(scorer=ScorerConfig(n_estimators=20, gb_max_iter=20), n_boot=100)
+    model = EnsembleScorer(n_estimators=20, gb_max_iter=20)
+    cfg = ReplayConfig(scorer=ScorerConfig(model=model), n_boot=100)
     return replay(candles, ["scalp"], cfg, study=study, progress=False)
 
 

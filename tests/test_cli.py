@@ -105,7 +105,7 @@ def test_demo_publishes_to_redis_when_a_url_is_given(tmp_path, monkeypatch, repo
     finally:
         store = open_state()
         if store.all_keys():
-            store.backend.call("delete", *store.all_keys())
+            store.backend.delete(*store.all_keys())
 
 
 def test_demo_with_a_store_that_is_down_exits_1_with_a_fix(tmp_path, monkeypatch):

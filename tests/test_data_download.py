@@ -19,8 +19,9 @@ from exchange_server import ExchangeServer
 
 from research.candles import load_candles
 from research.cli import main
-from research.data import DataError, DownloadConfig, DownloadError, download
+from research.data import DownloadConfig, download
 from research.data_files import write_freqtrade
+from research.errors import DataError, DownloadError
 from research.known_answer import known_answer_market
 from research.schema import CANDLE_COLUMNS, SchemaError
 

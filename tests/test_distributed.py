@@ -15,21 +15,22 @@ from click.testing import CliRunner
 
 from research import schema as S
 from research.cli import main
-from research.config import ScorerConfig
 from research.distributed import (
     SCHEDULER_ENV,
-    SchedulerError,
-    TaskError,
     dask_client,
     map_tasks,
     resolve_scheduler,
 )
+from research.errors import SchedulerError, TaskError
 from research.known_answer import known_answer_market
 from research.replay import ReplayConfig
+from research.scoring import EnsembleScorer, ScorerConfig
 from research.sweep import COLUMNS, sweep
 
 LIGHT = ReplayConfig(
-    scorer=ScorerConfig(n_estimators=20, gb_max_iter=20, nn_enabled=False, retrain_every=100),
+    scorer=ScorerConfig(
+        model=EnsembleScorer(n_estimators=20, gb_max_iter=20, nn_enabled=False), retrain_every=100
+    ),
     n_boot=200,
 )
 VERDICTS = {"skill", "harm", "none", "too_few"}

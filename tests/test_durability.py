@@ -14,12 +14,11 @@ from support import closed_scalp_trades, empty_database
 
 from research import schema as S
 from research.cli import main
-from research.config import ScorerConfig
-from research.scoring import MLScorer
+from research.online.recorder import OutcomeRecorder, rebuild_state
+from research.scoring import MLScorer, ScorerConfig
 from research.stores import StoreUnavailable
 from research.stores.audit import AuditTrail
 from research.stores.journal import OutcomeJournal
-from research.stores.recorder import OutcomeRecorder, rebuild_state
 from research.stores.state import open_state
 
 NO_TRAIN = ScorerConfig(min_trades=10**9)  # count and store, never fit (fast, deterministic)

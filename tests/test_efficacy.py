@@ -10,11 +10,11 @@ import pytest
 from research import schema as S
 from research.analysis.uplift import filter_uplift, overlap_block, uplift_table
 from research.analysis.verdict import classify, verdict_text
-from research.config import ScorerConfig
 from research.costs import CostModel, apply_costs, futures, is_fx, profile_for, signal_costs
 from research.known_answer import known_answer_market, oracle_scores
 from research.pipeline import run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
+from research.scoring import EnsembleScorer, ScorerConfig
 
 
 def _study(kind: str, seed: int, n_bars: int):
@@ -155,9 +155,7 @@ def test_the_replay_learns_the_planted_edge_and_the_model_chooses():
     cfg = ReplayConfig(
         scorer=ScorerConfig(
             retrain_every=150,
-            n_estimators=60,
-            gb_max_iter=60,
-            nn_enabled=False,
+            model=EnsembleScorer(n_estimators=60, gb_max_iter=60, nn_enabled=False),
             learn_from_timeouts=True,
         ),
         retrain_every={"range": 50},
@@ -201,9 +199,7 @@ def test_efficacy_reports_the_product_against_its_oracle():
     light = ReplayConfig(
         scorer=ScorerConfig(
             retrain_every=100,
-            n_estimators=20,
-            gb_max_iter=20,
-            nn_enabled=False,
+            model=EnsembleScorer(n_estimators=20, gb_max_iter=20, nn_enabled=False),
             learn_from_timeouts=True,
         ),
         n_boot=100,

@@ -7,13 +7,14 @@ import pytest
 from support import closed_scalp_dataset
 
 from research import schema as S
-from research.analysis.calibration import (
+from research.analysis.evaluation import walk_forward_evaluation
+from research.analysis.metrics import (
     expected_calibration_error,
     probability_metrics,
     reliability_table,
 )
-from research.analysis.evaluation import walk_forward_evaluation
 from research.candles import load_candles
+from research.dataset import ClosedTrades
 from research.scoring import EnsembleScorer
 
 
@@ -35,13 +36,10 @@ def test_reliability_table_and_ece_by_hand():
 def test_calibrated_ensemble_is_no_worse_than_the_base_rate_out_of_sample(data_dir):
     sig, out, x, y = closed_scalp_dataset(load_candles(data_dir / "BTC_USDT_5m.csv.gz"))
     ev, preds = walk_forward_evaluation(
-        x,
-        y,
-        sig[S.SIGNAL_TIME],
-        out[S.EXIT_TIME],
+        ClosedTrades(features=x, y=y, signal_times=sig[S.SIGNAL_TIME], exit_times=out[S.EXIT_TIME]),
         n_splits=3,
         return_predictions=True,
-        model_factory=lambda: EnsembleScorer(n_estimators=60, gb_max_iter=60),
+        estimator=lambda: EnsembleScorer(n_estimators=60, gb_max_iter=60),
     )
     mean = ev.groupby("model")[["auc", "brier", "log_loss", "ece"]].mean()
     assert set(ev["model"]) == {"ensemble", "base_rate", "heuristic"}

@@ -14,8 +14,8 @@ from support import closed_scalp_dataset
 from threadpoolctl import threadpool_limits
 
 from research import schema as S
+from research.errors import OnnxModelError
 from research.scoring import EnsembleScorer, FastScorer, encode, to_onnx
-from research.scoring.fast import OnnxModelError
 from research.synthetic import edge, make_market
 
 SMALL = {"n_estimators": 30, "gb_max_iter": 30, "hidden_layer_sizes": (8,), "n_splits": 3}

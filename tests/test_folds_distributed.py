@@ -15,6 +15,7 @@ from support import closed_scalp_dataset
 from research import schema as S
 from research.analysis.evaluation import walk_forward_evaluation
 from research.analysis.importance import permutation_importance_oos
+from research.dataset import ClosedTrades
 from research.scoring import EnsembleScorer
 from research.synthetic import edge, make_market
 
@@ -28,13 +29,15 @@ def trades():
         n_bars=6000, seed=5, trend_drift=0.0, edges=(edge("volume_momentum", drift=1.0),)
     )
     sig, out, x, y = closed_scalp_dataset(market)
-    return x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME]
+    return ClosedTrades(
+        features=x, y=y, signal_times=sig[S.SIGNAL_TIME], exit_times=out[S.EXIT_TIME]
+    )
 
 
 def test_walk_forward_folds_on_the_cluster_equal_the_loop(cluster, trades):
-    kw = {"model_factory": LIGHT, "n_splits": 3, "return_predictions": True}
-    metrics, preds = walk_forward_evaluation(*trades, **kw)
-    there, there_preds = walk_forward_evaluation(*trades, scheduler=cluster.scheduler_address, **kw)
+    kw = {"estimator": LIGHT, "n_splits": 3, "return_predictions": True}
+    metrics, preds = walk_forward_evaluation(trades, **kw)
+    there, there_preds = walk_forward_evaluation(trades, scheduler=cluster.scheduler_address, **kw)
     pd.testing.assert_frame_equal(there, metrics, check_exact=True)
     pd.testing.assert_frame_equal(there_preds, preds, check_exact=True)
     assert metrics["fold"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2]
@@ -44,8 +47,8 @@ def test_walk_forward_folds_on_the_cluster_equal_the_loop(cluster, trades):
 
 def test_permutation_folds_on_the_cluster_equal_the_loop(cluster, trades):
     kw = {"n_splits": 4, "n_repeats": 2, "random_state": 3}
-    here = permutation_importance_oos(*trades, **kw)
-    there = permutation_importance_oos(*trades, scheduler=cluster.scheduler_address, **kw)
+    here = permutation_importance_oos(trades, **kw)
+    there = permutation_importance_oos(trades, scheduler=cluster.scheduler_address, **kw)
     pd.testing.assert_frame_equal(there, here, check_exact=True)
     assert (here["n_folds"] >= 2).all() and here["base_auc"].iloc[0] > 0.5
 
@@ -53,10 +56,10 @@ def test_permutation_folds_on_the_cluster_equal_the_loop(cluster, trades):
 def test_a_factory_that_cannot_be_pickled_for_the_cluster_gives_the_fix(cluster, trades):
     lock = threading.Lock()  # Dask sends a lambda by value, with what it captures
     factory = lambda: (lock, LIGHT())[1]  # noqa: E731
-    here = walk_forward_evaluation(*trades, model_factory=factory, n_splits=2)  # nothing pickled
+    here = walk_forward_evaluation(trades, estimator=factory, n_splits=2)  # nothing pickled
     with pytest.raises(TypeError, match=r"cannot be pickled for the Dask workers") as info:
         walk_forward_evaluation(
-            *trades, model_factory=factory, n_splits=2, scheduler=cluster.scheduler_address
+            trades, estimator=factory, n_splits=2, scheduler=cluster.scheduler_address
         )
     assert (
         "Fix: pass a module-level function or class, e.g. functools.partial(EnsembleScorer, "
@@ -65,14 +68,14 @@ def test_a_factory_that_cannot_be_pickled_for_the_cluster_gives_the_fix(cluster,
     assert isinstance(info.value.__cause__, TypeError)  # cannot pickle '_thread.lock' object
     with pytest.raises(TypeError, match=r"Fix: pass a module-level function or class"):
         permutation_importance_oos(
-            *trades,
-            model_factory=factory,
+            trades,
+            estimator=factory,
             n_splits=3,
             n_repeats=1,
             scheduler=cluster.scheduler_address,
         )
     # a lambda that captures nothing unpicklable does travel (by value), with the same numbers
     there = walk_forward_evaluation(
-        *trades, model_factory=lambda: LIGHT(), n_splits=2, scheduler=cluster.scheduler_address
+        trades, estimator=lambda: LIGHT(), n_splits=2, scheduler=cluster.scheduler_address
     )
     pd.testing.assert_frame_equal(there, here, check_exact=True)

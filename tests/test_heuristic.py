@@ -10,9 +10,14 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from research import schema as S
-from research.config import ScorerConfig
 from research.pipeline import run_signals_and_phantoms
-from research.scoring import HeuristicScorer, MLScorer, heuristic_scores
+from research.scoring import (
+    EnsembleScorer,
+    HeuristicScorer,
+    MLScorer,
+    ScorerConfig,
+    heuristic_scores,
+)
 from research.scoring.heuristic import RANGE_INPUTS, TREND_INPUTS
 from research.synthetic import make_markets
 
@@ -104,7 +109,7 @@ class TestDispatch:
 
     @pytest.mark.parametrize("strategy", ["range", "trend"])
     def test_an_untrained_online_scorer_uses_its_strategys_rule(self, strategy):
-        scorer = MLScorer(strategy, config=ScorerConfig(nn_enabled=False))
+        scorer = MLScorer(strategy, config=ScorerConfig(model=EnsembleScorer(nn_enabled=False)))
         rows = pd.DataFrame([BOTTOM_LONG, mirror(BOTTOM_LONG)])
         scores, source = scorer.score_frame(rows)
         np.testing.assert_array_equal(scores, heuristic_scores(rows, strategy))

@@ -13,6 +13,7 @@ from research.analysis.importance import (
     permutation_importance_oos,
     rank_stability,
 )
+from research.dataset import ClosedTrades
 from research.features import feature_names, lifecycle_features
 from research.synthetic import edge, make_market, null_market
 
@@ -37,9 +38,14 @@ def null():
     return closed_scalp_dataset(null_market(n_bars=N_BARS, seed=5))
 
 
+def _data(sig, out, x, y, **kw) -> ClosedTrades:
+    return ClosedTrades(
+        features=x, y=y, signal_times=sig[S.SIGNAL_TIME], exit_times=out[S.EXIT_TIME], **kw
+    )
+
+
 def _perm(data):
-    sig, out, x, y = data
-    return permutation_importance_oos(x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], **FAST)
+    return permutation_importance_oos(_data(*data), **FAST)
 
 
 def test_planted_features_beat_the_noise_probe_out_of_sample(planted):
@@ -63,8 +69,8 @@ def test_null_market_has_nothing_clearly_beating_the_probe(null):
 
 
 def test_mdi_evolution_columns_sum_to_one_and_hold_entry_features_only(planted):
-    _, _, x, y = planted
-    evo = impurity_evolution(x, y)
+    sig, out, x, y = planted
+    evo = impurity_evolution(_data(sig, out, x, y))
     assert list(evo.columns) == [30, 100, 300, "all"]
     np.testing.assert_allclose(evo.sum().to_numpy(), 1.0, atol=1e-9)
     assert list(evo.index) == feature_names(available="signal")
@@ -78,8 +84,8 @@ def test_mdi_evolution_columns_sum_to_one_and_hold_entry_features_only(planted):
 
 
 def test_mdi_size_beyond_the_data_is_nan(planted):
-    _, _, x, y = planted
-    evo = impurity_evolution(x.iloc[:200], y[:200], sizes=(100, 300))
+    sig, out, x, y = planted
+    evo = impurity_evolution(_data(sig[:200], out[:200], x.iloc[:200], y[:200]), sizes=(100, 300))
     assert evo[300].isna().all() and evo[100].notna().all()
 
 
@@ -87,20 +93,27 @@ def test_lifecycle_features_are_refused(planted):
     sig, out, x, y = planted
     leaky = x.join(lifecycle_features(sig, out))
     with pytest.raises(ValueError, match="allow_after_entry"):
-        impurity_evolution(leaky, y)
+        impurity_evolution(_data(sig, out, leaky, y))
     with pytest.raises(ValueError, match="allow_after_entry"):
-        permutation_importance_oos(leaky, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME])
+        permutation_importance_oos(_data(sig, out, leaky, y))
 
 
 def test_bad_input_raises_with_a_fix(planted):
     sig, out, x, y = planted
     with pytest.raises(ValueError, match="Fix"):
-        impurity_evolution(x, y[:-1])
+        impurity_evolution(_data(sig, out, x, y[:-1]))
     with pytest.raises(ValueError, match="no rows"):
-        impurity_evolution(x.iloc[:0], y[:0])
+        impurity_evolution(_data(sig[:0], out[:0], x.iloc[:0], y[:0]))
     with pytest.raises(ValueError, match="0/1"):
-        impurity_evolution(x, y + 1)
+        impurity_evolution(_data(sig, out, x, y + 1))
     with pytest.raises(ValueError, match="Fix"):
-        permutation_importance_oos(x, y, sig[S.SIGNAL_TIME].iloc[:-1], out[S.EXIT_TIME])
+        permutation_importance_oos(
+            ClosedTrades(
+                features=x,
+                y=y,
+                signal_times=sig[S.SIGNAL_TIME].iloc[:-1],
+                exit_times=out[S.EXIT_TIME],
+            )
+        )
     with pytest.raises(ValueError, match="Fix"):
-        rank_stability(impurity_evolution(x, y, sizes=(None,)))
+        rank_stability(impurity_evolution(_data(sig, out, x, y), sizes=(None,)))

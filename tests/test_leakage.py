@@ -8,6 +8,7 @@ from support import closed_scalp_dataset
 
 from research import schema as S
 from research.analysis.leakage import leakage_check, perturb_future
+from research.dataset import ClosedTrades
 from research.features import build_features, feature_names, lifecycle_features
 from research.phantom import simulate
 from research.synthetic import edge, make_market
@@ -21,13 +22,15 @@ def data():
     return market, closed_scalp_dataset(market)
 
 
-def _times(sig, out):
-    return sig[S.SIGNAL_TIME], out[S.EXIT_TIME]
+def _data(sig, out, x, y) -> ClosedTrades:
+    return ClosedTrades(
+        features=x, y=y, signal_times=sig[S.SIGNAL_TIME], exit_times=out[S.EXIT_TIME]
+    )
 
 
 def test_lifecycle_features_are_flagged(data):
     _, (sig, out, x, y) = data
-    report = leakage_check(x.join(lifecycle_features(sig, out)), y, *_times(sig, out))
+    report = leakage_check(_data(sig, out, x.join(lifecycle_features(sig, out)), y))
     assert {"tp1_hit", "be_moved", "time_to_exit_sec"} <= set(report.flagged), report.features
     assert not set(report.flagged) & set(feature_names(available="signal"))
     v = report.variants
@@ -38,7 +41,7 @@ def test_lifecycle_features_are_flagged(data):
 
 def test_entry_features_alone_flag_nothing(data):
     _, (sig, out, x, y) = data
-    report = leakage_check(x, y, *_times(sig, out))
+    report = leakage_check(_data(sig, out, x, y))
     assert report.flagged == []
     assert list(report.variants.index) == ["entry"]
 
@@ -47,7 +50,7 @@ def test_a_label_copy_among_entry_features_is_flagged(data):
     _, (sig, out, x, y) = data
     rng = np.random.default_rng(0)
     bugged = x.assign(rsi_14=y + rng.normal(0, 0.3, len(y)))  # a "feature" that knows the label
-    report = leakage_check(bugged, y, *_times(sig, out))
+    report = leakage_check(_data(sig, out, bugged, y))
     assert report.flagged == ["rsi_14"], report.features.sort_values("univariate_auc").tail()
 
 
@@ -84,10 +87,10 @@ def test_perturb_future_catches_a_look_ahead_feature(data):
 def test_bad_input_raises_with_a_fix(data):
     market, (sig, out, x, y) = data
     with pytest.raises(ValueError, match="Fix"):
-        leakage_check(x, y[:-1], *_times(sig, out))
+        leakage_check(_data(sig, out, x, y[:-1]))
     with pytest.raises(ValueError, match="no rows"):
-        leakage_check(x.iloc[:0], y[:0], sig[S.SIGNAL_TIME][:0], out[S.EXIT_TIME][:0])
+        leakage_check(_data(sig[:0], out[:0], x.iloc[:0], y[:0]))
     with pytest.raises(ValueError, match="Fix"):
-        leakage_check(x, y, sig[S.SIGNAL_TIME].iloc[:-1], out[S.EXIT_TIME])
+        leakage_check(_data(sig.iloc[:-1], out, x, y))
     with pytest.raises(ValueError, match="Fix"):
         perturb_future(market, sig, n_checks=0)

@@ -54,7 +54,7 @@ def _open(namespace: str):
 def _drop(store) -> None:
     keys = store.all_keys()
     if keys:
-        store.backend.call("delete", *keys)
+        store.backend.delete(*keys)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +71,7 @@ def template(model_and_data):
     try:
         registry = ModelRegistry(store, key=KEY)
         assert [registry.publish(STRATEGY, model_and_data[0]) for _ in range(2)] == [1, 2]
-        return {k[len(store.keys.p) :]: store.backend.call("get", k) for k in store.all_keys()}
+        return {k[len(store.keys.p) :]: store.backend.get(k) for k in store.all_keys()}
     finally:
         _drop(store)
 
@@ -87,7 +87,7 @@ def empty_store():
 def store(empty_store, template):
     """A namespace holding the template's two good versions, v2 the champion."""
     for key, value in template.items():
-        empty_store.backend.call("set", empty_store.keys.p + key, value)
+        empty_store.backend.set(empty_store.keys.p + key, value)
     return empty_store
 
 
@@ -112,11 +112,11 @@ def _key(store, part: str) -> str:
 
 
 def _get(store, part: str):
-    return store.backend.call("get", _key(store, part))
+    return store.backend.get(_key(store, part))
 
 
 def _put(store, part: str, value) -> None:
-    store.backend.call("set", _key(store, part), value)
+    store.backend.set(_key(store, part), value)
 
 
 def _resign(store, version: int, *, blob=None, onnx=None, **changes) -> None:
@@ -274,7 +274,7 @@ def test_a_model_whose_features_do_not_fit_the_current_registry_is_refused(store
 
 # ---------------------------------------------------------------------------- lifecycle
 def test_a_version_published_before_statuses_existed_still_loads(store):
-    store.backend.call("delete", _key(store, "model:v2:status"))
+    store.backend.delete(_key(store, "model:v2:status"))
     registry = ModelRegistry(store)
     assert registry.load_champion(STRATEGY).version == 2
     assert registry.list_versions(STRATEGY)["status"].tolist() == ["ready", "legacy"]

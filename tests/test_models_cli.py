@@ -63,9 +63,9 @@ def _cli(*args):
 
 def _tamper(store, version: int) -> None:
     key = store.keys.ml("scalp", f"model:v{version}:meta")
-    meta = json.loads(store.backend.call("get", key))
+    meta = json.loads(store.backend.get(key))
     meta["n_rows"] = 999_999
-    store.backend.call("set", key, json.dumps(meta))
+    store.backend.set(key, json.dumps(meta))
 
 
 def test_list_shows_versions_champion_status_window_and_metrics(stores):
@@ -150,6 +150,6 @@ def test_models_on_redis_with_a_flag_and_a_store_that_is_down(tmp_path, monkeypa
     finally:
         keys = store.all_keys()
         if keys:
-            store.backend.call("delete", *keys)
+            store.backend.delete(*keys)
     down = _cli("list", "--state-url", "redis://127.0.0.1:1/0")
     assert down.exit_code == 1 and "Fix:" in down.output

@@ -21,8 +21,10 @@ from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from support import notebook_warnings  # noqa: E402
 
-from research import explorer as E  # noqa: E402
 from research import schema as S  # noqa: E402
+from research import widgets  # noqa: E402
+from research.analysis import explorer as E  # noqa: E402
+from research.scoring import EnsembleScorer  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -316,13 +318,8 @@ def test_heuristic_and_qscore_sources(study):
 
 def test_walk_forward_scores_never_see_their_own_outcome(study):
     trend = study.signals.loc[study.signals[S.STRATEGY] == "trend"]
-    kw = {
-        "source": "walk_forward",
-        "n_splits": 3,
-        "min_train_size": 40,
-        "n_estimators": 10,
-        "gb_max_iter": 10,
-    }
+    model = EnsembleScorer(n_estimators=10, gb_max_iter=10, nn_enabled=False, n_splits=3)
+    kw = {"source": "walk_forward", "n_splits": 3, "min_train_size": 40, "model": model}
     scores = E.signal_scores(trend, study.features, study.outcomes, **kw)
     scored = scores.notna().to_numpy()
     assert 0 < scored.sum() < len(scores), "the first walk-forward block must stay unscored"
@@ -389,7 +386,7 @@ def test_signal_explorer_redraws_on_every_control():
     import ipywidgets
 
     frame = _widget_frame()
-    w = E.signal_explorer(frame, threshold=70)
+    w = widgets.signal_explorer(frame, threshold=70)
     assert isinstance(w, ipywidgets.Widget)
     pd.testing.assert_frame_equal(w.table, E.threshold_table(frame, 70))
     kinds = [set(o["data"]) for o in w.output.outputs]
@@ -419,7 +416,7 @@ def test_signal_explorer_redraws_on_every_control():
 
 def test_signal_explorer_refuses_an_empty_frame():
     with pytest.raises(ValueError, match="Fix:"):
-        E.signal_explorer(_widget_frame().iloc[:0])
+        widgets.signal_explorer(_widget_frame().iloc[:0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -473,10 +470,10 @@ def qscore_trades():
 
 def test_threshold_bucket_curve_and_rule_plots(qscore_trades):
     from research.plots import plot_bucket_thresholds, plot_qscore_curves, plot_threshold_rules
-    from research.thresholds import QscoreAdapter, ThresholdConfig, ev_threshold
+    from research.thresholds import QscoreAdapter, ev_threshold
 
-    seed = QscoreAdapter(ThresholdConfig(rule="seed")).fit(qscore_trades)
-    rigorous = QscoreAdapter(ThresholdConfig(rule="rigorous")).fit(qscore_trades)
+    seed = QscoreAdapter(rule="seed").fit(qscore_trades)
+    rigorous = QscoreAdapter(rule="rigorous").fit(qscore_trades)
     fig = plot_bucket_thresholds(seed.bucket_stats_)
     texts = [t.get_text() for t in fig.axes[0].texts]
     with_own = seed.bucket_stats_["threshold"].notna()

@@ -10,13 +10,12 @@ import pandas as pd
 import pytest
 
 from research import schema as S
-from research.config import ScorerConfig
 from research.features import build_features
 from research.phantom import simulate
-from research.scoring import MLScorer, heuristic_scores
+from research.scoring import EnsembleScorer, MLScorer, ScorerConfig, heuristic_scores
 from research.signals import generate_signals
 
-SMALL = ScorerConfig(n_estimators=10, gb_max_iter=10, nn_enabled=False)
+SMALL = ScorerConfig(model=EnsembleScorer(n_estimators=10, gb_max_iter=10, nn_enabled=False))
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ from research.analysis.patterns import (
     trades_with_context,
     wilson_interval,
 )
+from research.dataset import ClosedTrades
 from research.synthetic import edge, make_market
 
 
@@ -88,10 +89,7 @@ def test_patterns_on_simulated_trades_cover_every_dimension(study):
 def test_in_sample_and_out_of_fold_calibration_side_by_side(study):
     sig, out, x, y = study
     res = calibration_comparison(
-        x,
-        y,
-        sig[S.SIGNAL_TIME],
-        out[S.EXIT_TIME],
+        ClosedTrades(features=x, y=y, signal_times=sig[S.SIGNAL_TIME], exit_times=out[S.EXIT_TIME]),
         n_splits=3,
         model_kwargs={"n_estimators": 40, "gb_max_iter": 40, "nn_enabled": False},
     )

@@ -13,7 +13,7 @@ import pytest  # noqa: E402
 from support import planted_gate_frame  # noqa: E402
 
 from research import schema as S  # noqa: E402
-from research.analysis.calibration import reliability_table  # noqa: E402
+from research.analysis.metrics import reliability_table  # noqa: E402
 from research.analysis.patterns import pattern_matrix, pattern_table  # noqa: E402
 from research.plots import plot_pattern_cells, plot_pattern_heatmap, plot_reliability  # noqa: E402
 
@@ -88,17 +88,19 @@ def test_importance_plots_from_real_frames():
     from support import closed_scalp_dataset
 
     from research.analysis.importance import impurity_evolution, permutation_importance_oos
+    from research.dataset import ClosedTrades
     from research.plots import plot_importance_evolution, plot_permutation_importance
     from research.synthetic import make_market
 
     sig, out, x, y = closed_scalp_dataset(make_market(n_bars=4000, seed=1))
-    ev = impurity_evolution(x, y, signal_times=sig[S.SIGNAL_TIME])
+    data = ClosedTrades(
+        features=x, y=y, signal_times=sig[S.SIGNAL_TIME], exit_times=out[S.EXIT_TIME]
+    )
+    ev = impurity_evolution(data)
     fig = plot_importance_evolution(ev, top=5)
     assert len(fig.axes[0].lines) == 5
     plt.close(fig)
-    perm = permutation_importance_oos(
-        x, y, sig[S.SIGNAL_TIME], out[S.EXIT_TIME], n_splits=3, n_repeats=1
-    )
+    perm = permutation_importance_oos(data, n_splits=3, n_repeats=1)
     fig = plot_permutation_importance(perm, top=8)
     ax = fig.axes[0]
     assert len(ax.patches) == 8 and "noise probe" in [

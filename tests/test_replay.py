@@ -9,13 +9,14 @@ import pytest
 from research import schema as S
 from research.analysis.uplift import block_bootstrap_uplift, filter_uplift, replay_summary
 from research.candles import load_folder
-from research.config import ScorerConfig
 from research.pipeline import load_market, run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
 from research.replay_reference import replay_one_by_one
-from research.scoring import HeuristicScorer
+from research.scoring import EnsembleScorer, HeuristicScorer, ScorerConfig
 
-LIGHT = ScorerConfig(n_estimators=10, gb_max_iter=10, nn_enabled=False, retrain_every=100)
+LIGHT = ScorerConfig(
+    model=EnsembleScorer(n_estimators=10, gb_max_iter=10, nn_enabled=False), retrain_every=100
+)
 CONFIG = ReplayConfig(scorer=LIGHT, exploration=0.1, seed=7, n_boot=200)
 
 
@@ -29,6 +30,13 @@ def market():
 def result(market):
     candles, study = market
     return replay(candles, config=CONFIG, study=study, progress=False)
+
+
+def test_replay_without_a_study_computes_the_same_one(market, result):
+    """One call from candles: the study ``run_signals_and_phantoms`` would give is computed."""
+    candles, _ = market
+    alone = replay(candles, config=CONFIG, progress=False)
+    pd.testing.assert_frame_equal(alone.decisions, result.decisions)
 
 
 def test_batched_replay_equals_the_plain_event_loop(market, result):
@@ -195,7 +203,8 @@ def test_summary_sets_are_consistent(result):
 def test_replay_over_all_five_minute_files_trains_several_times(data_dir):
     candles = load_folder(data_dir, pattern="*_5m.csv.gz")
     assert len(candles) == 5
-    light = ScorerConfig(n_estimators=20, gb_max_iter=20, nn_enabled=False, retrain_every=5000)
+    model = EnsembleScorer(n_estimators=20, gb_max_iter=20, nn_enabled=False)
+    light = ScorerConfig(model=model, retrain_every=5000)
     res = replay(candles, S.STRATEGIES, ReplayConfig(scorer=light, n_boot=300), progress=False)
     assert set(res.decisions[S.STRATEGY]) == set(S.STRATEGIES)
     assert len(res.decisions) > 40_000

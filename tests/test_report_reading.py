@@ -253,7 +253,7 @@ def test_importance_scatter_labels_do_not_overlap():
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from research.plots.importance_compare import place_labels
+    from research.plots.layout import place_labels
 
     fig, ax = plt.subplots(figsize=(5, 4))
     xs = np.array([0.10, 0.101, 0.102, 0.103, 0.30, 0.301])  # crowded: six names, two spots

@@ -217,7 +217,7 @@ def test_replay_frames_missing_folder_is_a_clear_error(demo_dir, tmp_path):
 # --------------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def report_run(demo_dir, tmp_path_factory):
-    from research.runner import run_pipeline
+    from research.runs import run_pipeline
 
     reports = tmp_path_factory.mktemp("reports")
     params = _urls(demo_dir) | {"replay_dir": str(demo_dir / "replay"), "gate_permutations": 50}
@@ -285,22 +285,20 @@ def test_report_html_renders_in_headless_chromium(report_run, tmp_path):
 def replay_period(tmp_path_factory, monkeypatch_module):
     """A small replay's closed trades in a SQLite audit trail (entry features, cost_r among
     them, in features_json) and its frames in a folder, loaded as the report loads them."""
-    from research.config import ScorerConfig
     from research.known_answer import known_answer_market
+    from research.online.persist import audit_rows
     from research.pipeline import run_signals_and_phantoms
     from research.replay import ReplayConfig, replay
     from research.reports import save_replay_frames
+    from research.scoring import EnsembleScorer, ScorerConfig
     from research.stores.audit import AuditTrail
-    from research.stores.persist import audit_rows
 
     for var in ("PHANTOMLAB_REDIS_URL", "PHANTOMLAB_DATABASE_URL", "PHANTOMLAB_NAMESPACE"):
         monkeypatch_module.delenv(var, raising=False)
     candles = known_answer_market("planted", n_bars=4000)
     study = run_signals_and_phantoms(candles, progress=False)
     scorer = ScorerConfig(
-        n_estimators=10,
-        gb_max_iter=10,
-        nn_enabled=False,
+        model=EnsembleScorer(n_estimators=10, gb_max_iter=10, nn_enabled=False),
         retrain_every=100,
         learn_from_timeouts=True,
     )

@@ -20,10 +20,11 @@ from support import fresh_pg_database, notebook_warnings  # noqa: E402
 
 from research import challenger, retrain  # noqa: E402
 from research import schema as S  # noqa: E402
-from research.analysis.calibration import probability_metrics  # noqa: E402
-from research.config import ScorerConfig  # noqa: E402
+from research.analysis.metrics import probability_metrics  # noqa: E402
+from research.dataset import ClosedTrades  # noqa: E402
+from research.errors import InsufficientDataError  # noqa: E402
 from research.pipeline import run_signals_and_phantoms  # noqa: E402
-from research.scoring import MLScorer  # noqa: E402
+from research.scoring import MLScorer, ScorerConfig  # noqa: E402
 from research.stores import ModelIntegrityError  # noqa: E402
 from research.stores.audit import AuditTrail  # noqa: E402
 from research.stores.registry import KEY_ENV, LoadedModel, ModelRegistry  # noqa: E402
@@ -84,7 +85,7 @@ def namespace():
     store = open_state(REDIS_URL, namespace=ns)
     keys = store.all_keys()
     if keys:
-        store.backend.call("delete", *keys)
+        store.backend.delete(*keys)
 
 
 @pytest.fixture
@@ -108,11 +109,11 @@ def bot_api(monkeypatch):
 
 
 def _config(**overrides) -> retrain.RetrainConfig:
-    return retrain.RetrainConfig(**{**SMALL, **overrides})
+    return retrain.RetrainConfig(model=retrain.challenger_model(**SMALL), **overrides)
 
 
 # ---------------------------------------------------------------------------- split
-def _hand_made() -> retrain.TradeSet:
+def _hand_made() -> ClosedTrades:
     """10 hourly signals; trade 5 stays open until 08:45, trade 3 times out."""
     t0 = pd.Timestamp("2024-01-01", tz="UTC")
     exits = [0.5, 1.5, 2.5, 3.5, 4.5, 8.75, 6.5, 7.5, 8.5, 9.5]
@@ -135,9 +136,7 @@ def _hand_made() -> retrain.TradeSet:
             ],
         }
     ).sort_values(S.EXIT_TIME, ignore_index=True)
-    return retrain.TradeSet(
-        strategy="scalp", trades=frame, features=pd.DataFrame(index=frame.index)
-    )
+    return ClosedTrades.from_audit(frame, pd.DataFrame(index=frame.index), strategy="scalp")
 
 
 def test_split_holds_out_the_latest_exits_and_purges_what_was_still_open():
@@ -172,10 +171,10 @@ def test_split_on_real_trades_is_point_in_time_and_cap_keeps_the_latest(stores):
 
 # ---------------------------------------------------------------------------- loading
 def test_too_few_trades_or_missing_features_fail_with_a_fix(stores):
-    with pytest.raises(retrain.InsufficientTradesError, match=r"min_trades=100000.*Fix:"):
+    with pytest.raises(InsufficientDataError, match=r"min_trades=100000.*Fix:"):
         retrain.load_trades(stores, _config(min_trades=100_000))
     # 60 trend trades were recorded without features: none is usable
-    with pytest.raises(retrain.InsufficientTradesError, match="60 without features.*Fix:"):
+    with pytest.raises(InsufficientDataError, match="60 without features.*Fix:"):
         retrain.load_trades(stores, _config(strategy="trend", min_trades=10))
     with pytest.raises(ValueError, match="unknown strategy 'breakout'.*Fix:"):
         _config(strategy="breakout")
@@ -328,7 +327,7 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
     table, count = store.load_thresholds("scalp")
     assert table and count == first["metrics"]["threshold_trades"] > 0
     assert len(table) == first["metrics"]["threshold_buckets"]
-    assert float(store.backend.call("get", store.keys.ml("scalp", "threshold"))) == pytest.approx(
+    assert float(store.backend.get(store.keys.ml("scalp", "threshold"))) == pytest.approx(
         first["metrics"]["ev_threshold"]
     )
     with AuditTrail(database_url, upgrade=False) as audit:
@@ -343,7 +342,7 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
         keys.qcal("scalp", "last_train_count"),
         keys.ml("scalp", "threshold"),
     ]
-    published_thresholds = [store.backend.call("get", key) for key in live]
+    published_thresholds = [store.backend.get(key) for key in live]
 
     second = _result(_run(tmp_path, "second", max_train_trades=40, **where))
     m = second["metrics"]
@@ -357,7 +356,7 @@ def test_notebook_publishes_then_keeps_the_champion_against_a_worse_challenger(
     assert ModelRegistry(store).champion_version("scalp") == 1
     assert len(ModelRegistry(store).list_versions("scalp")) == 1
     # only a published model refreshes the live thresholds: a keep leaves them byte-identical
-    assert [store.backend.call("get", key) for key in live] == published_thresholds
+    assert [store.backend.get(key) for key in live] == published_thresholds
     assert m["threshold_buckets"] == 0 and m["threshold_trades"] == 0
     with AuditTrail(database_url, upgrade=False) as audit:
         runs = audit.runs("retrain_publish")

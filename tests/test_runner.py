@@ -20,7 +20,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import processes_of
 
-from research.cli import _parse_assignments, main
+from research.cli import main
+from research.cli_pipeline import _parse_assignments
 from research.runner import (
     KERNEL_NAME,
     RESULT_MIME,
@@ -504,6 +505,30 @@ def test_bad_parameter_from_the_library_raises_with_the_failed_run_attached(tmp_
     assert res.html.is_file() and res.notebook.is_file() and "expects bool" in res.error
     with pytest.raises(ValueError, match="already exists. Fix:"):
         run_pipeline("tiny_ok", {}, pipelines_dir=FIXTURES, reports_dir=tmp_path, run_id="same")
+
+
+def test_a_failed_run_calls_the_callers_failure_hook_before_its_manifest_is_written(tmp_path):
+    calls = []
+
+    def hook(manifest, message, parameters):
+        calls.append((manifest["run_id"], message, dict(parameters)))
+        manifest["closed_by_hook"] = True
+
+    with pytest.raises(ParameterError) as info:
+        run_pipeline(
+            "tiny_ok",
+            {"show_table": 1},
+            pipelines_dir=FIXTURES,
+            reports_dir=tmp_path,
+            run_id="hooked",
+            on_failure=hook,
+        )
+    ((run_id, message, parameters),) = calls
+    assert run_id == "hooked" and message.startswith("ParameterError: ")
+    assert "expects bool" in message
+    assert "show_table" in parameters
+    saved = json.loads((info.value.result.run_dir / "manifest.json").read_text(encoding="utf-8"))
+    assert saved["closed_by_hook"] is True
 
 
 def test_timeout_stops_the_whole_run_and_keeps_the_partial_notebook(tmp_path):

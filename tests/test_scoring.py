@@ -187,7 +187,7 @@ def test_sklearn_estimator_contract(estimator, check):
 def test_centred_isotonic_calibrates_like_isotonic_and_keeps_the_ranking():
     from sklearn.isotonic import IsotonicRegression
 
-    from research.scoring.ensemble import centered_isotonic
+    from research.scoring.isotonic import centered_isotonic
 
     rng = np.random.default_rng(0)
     raw = rng.random(400)

@@ -24,7 +24,7 @@ import pytest
 from botapi import BotAPIServer
 from support import closed_scalp_trades, fresh_pg_database
 
-from research.stores.backends import mask_url
+from research.urls import mask_url
 
 EXE = Path(sys.executable).with_name("phantomlab")
 REDIS_PW = f"rEdis-pw-{secrets.token_hex(6)}"

@@ -11,10 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.linear_model import LogisticRegression
 
+from research.errors import InsufficientDataError, SplitError, TooFewRowsError
 from research.splits import PurgedKFold, PurgedWalkForward, oof_predict, time_train_test_split
 
 T0 = pd.Timestamp("2024-01-01 00:00", tz="UTC")
 HOUR = pd.Timedelta("1h")
+Fold = tuple[list[int], list[int]]  # train and test positions
 
 
 def hourly(n=12, hold_hours=3.0):
@@ -140,31 +142,36 @@ def test_get_n_splits():
 )
 def test_too_few_rows_says_how_to_fix(make):
     s, e = hourly()
-    with pytest.raises(ValueError, match="Fix"):
+    with pytest.raises(TooFewRowsError, match="Fix"):
         make(s, e)
+
+
+def test_split_errors_are_the_family_and_still_value_errors():
+    assert issubclass(TooFewRowsError, SplitError) and issubclass(SplitError, ValueError)
+    assert issubclass(TooFewRowsError, InsufficientDataError)
 
 
 def test_no_fold_error_counts_rows():
     s, e = hourly()
-    with pytest.raises(ValueError, match=r"12 rows.*Fix: lower min_train_size"):
+    with pytest.raises(TooFewRowsError, match=r"12 rows.*Fix: lower min_train_size"):
         PurgedWalkForward(5).split(s, e)
 
 
 def test_bad_inputs_raise():
     s, e = hourly()
-    with pytest.raises(ValueError, match="Fix"):
+    with pytest.raises(SplitError, match="Fix"):
         PurgedWalkForward(3, min_train_size=1).split(s, e.iloc[:-1])
-    with pytest.raises(ValueError, match="exit before"):
+    with pytest.raises(SplitError, match="exit before"):
         PurgedWalkForward(3, min_train_size=1).split(e, s)
-    with pytest.raises(ValueError, match="Fix"):
+    with pytest.raises(SplitError, match="Fix"):
         PurgedKFold(3).split(s.where(s.index != 4), e)  # NaT signal time
-    with pytest.raises(ValueError, match="embargo"):
+    with pytest.raises(SplitError, match="embargo"):
         PurgedKFold(3, embargo=-HOUR)
-    with pytest.raises(ValueError, match="embargo"):
+    with pytest.raises(SplitError, match="embargo"):
         PurgedWalkForward(embargo=3600)  # a bare number is not a duration
-    with pytest.raises(ValueError, match="max_train_size"):
+    with pytest.raises(SplitError, match="max_train_size"):
         PurgedWalkForward(min_train_size=10, max_train_size=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(SplitError):
         PurgedKFold(1)
     with pytest.raises(TypeError):
         PurgedWalkForward(3, 1)  # everything after n_splits is keyword-only
@@ -236,17 +243,86 @@ def rows(draw):
     return pd.Series(s), pd.Series(e, dtype=s.dtype)
 
 
+def reference_blocks(s_ns: list[int], n_blocks: int) -> list[list[int]] | None:
+    """Positions (as given) of ``n_blocks`` near-equal consecutive blocks in signal-time order,
+    larger blocks first, each inner edge moved back to the start of its run of equal times;
+    None with fewer rows than blocks. A plain re-statement of the module docstring's rule."""
+    n = len(s_ns)
+    if n < n_blocks:
+        return None
+    order = sorted(range(n), key=lambda i: s_ns[i])  # stable: ties keep their given order
+    size, extra = divmod(n, n_blocks)
+    cuts = [0]
+    for k in range(n_blocks):
+        cuts.append(cuts[-1] + size + (1 if k < extra else 0))
+    for j in range(1, n_blocks):
+        while cuts[j] > 0 and s_ns[order[cuts[j] - 1]] == s_ns[order[cuts[j]]]:
+            cuts[j] -= 1
+    return [sorted(order[cuts[k] : cuts[k + 1]]) for k in range(n_blocks)]
+
+
+def as_ns(s: pd.Series, e: pd.Series) -> tuple[list[int], list[int | None]]:
+    """Signal and exit times in ns since the epoch (None for a censored exit)."""
+    exits = [None if pd.isna(x) else pd.Timestamp(x).value for x in e]
+    return pd.DatetimeIndex(s).as_unit("ns").asi8.tolist(), exits
+
+
+def reference_walk_forward(s, e, n_splits, embargo, max_train) -> list[Fold]:
+    """The folds PurgedWalkForward(min_train_size=1) must give, by brute force (none: raise)."""
+    sv, ev = as_ns(s, e)
+    blocks = reference_blocks(sv, n_splits + 1)
+    out = []
+    for test in blocks[1:] if blocks else []:
+        if not test:
+            continue
+        t0 = min(sv[i] for i in test)
+        train = [
+            i
+            for i in sorted(range(len(sv)), key=lambda i: sv[i])
+            if sv[i] < t0 and ev[i] is not None and ev[i] < t0 - embargo.value
+        ]
+        if max_train is not None:
+            train = train[-max_train:]
+        if train:
+            out.append((sorted(train), test))
+    return out
+
+
+def reference_kfold(s, e, n_splits, embargo) -> list[Fold]:
+    """The folds PurgedKFold must give, by brute force (none: raise)."""
+    sv, ev = as_ns(s, e)
+    blocks = reference_blocks(sv, n_splits)
+    out = []
+    for test in blocks or []:
+        if not test:
+            continue
+        start = min(sv[i] for i in test)
+        end = max([sv[i] for i in test] + [ev[i] for i in test if ev[i] is not None])
+        train = [
+            i
+            for i in range(len(sv))
+            if i not in test
+            and ev[i] is not None
+            and (ev[i] < start or sv[i] > end + embargo.value)
+        ]
+        if train:
+            out.append((train, test))
+    return out
+
+
 @settings(max_examples=150, deadline=None)
 @given(rows(), st.integers(1, 5), st.integers(0, 6), st.none() | st.integers(1, 10))
 def test_walk_forward_properties(data, n_splits, embargo_h, max_train):
     s, e = data
     embargo = HOUR * embargo_h
     wf = PurgedWalkForward(n_splits, min_train_size=1, embargo=embargo, max_train_size=max_train)
-    try:
-        got = list(wf.split(s, e))
-    except ValueError as exc:
-        assert "Fix" in str(exc)
+    expected = reference_walk_forward(s, e, n_splits, embargo, max_train)
+    if not expected:  # too few rows, or no block with a label known before it: no fold
+        with pytest.raises(TooFewRowsError, match="Fix"):
+            wf.split(s, e)
         return
+    got = list(wf.split(s, e))
+    assert [(tr.tolist(), te.tolist()) for tr, te in got] == expected
     sv, ev = s.to_numpy(), e.to_numpy()
     seen_test = set()
     for train, test in got:
@@ -270,11 +346,14 @@ def test_walk_forward_properties(data, n_splits, embargo_h, max_train):
 def test_purged_kfold_properties(data, n_splits, embargo_h):
     s, e = data
     embargo = HOUR * embargo_h
-    try:
-        got = list(PurgedKFold(n_splits, embargo=embargo).split(s, e))
-    except ValueError as exc:
-        assert "Fix" in str(exc)
+    splitter = PurgedKFold(n_splits, embargo=embargo)
+    expected = reference_kfold(s, e, n_splits, embargo)
+    if not expected:  # too few rows, or every fold purged empty
+        with pytest.raises(TooFewRowsError, match="Fix"):
+            splitter.split(s, e)
         return
+    got = list(splitter.split(s, e))
+    assert [(tr.tolist(), te.tolist()) for tr, te in got] == expected
     sv, ev, known = s.to_numpy(), e.to_numpy(), e.notna().to_numpy()
     all_test = np.concatenate([te for _, te in got])
     assert len(all_test) == len(set(all_test.tolist()))  # each row tested at most once
@@ -369,11 +448,11 @@ def test_oof_predict_rejects_shared_estimator_and_bad_labels():
     X, y, s, e = synthetic()
     model = LogisticRegression()
     wf = PurgedWalkForward(4, min_train_size=20)
-    with pytest.raises(ValueError, match="Fix"):
+    with pytest.raises(SplitError, match="Fix"):
         oof_predict(lambda: model, X, y, wf, s, e)
     with pytest.raises(TypeError, match="Fix"):
         oof_predict(model, X, y, wf, s, e)
-    with pytest.raises(ValueError, match="0/1"):
+    with pytest.raises(SplitError, match="0/1"):
         oof_predict(LogisticRegression, X, np.where(y == 1, "win", "loss"), wf, s, e)
-    with pytest.raises(ValueError, match="Fix"):
+    with pytest.raises(SplitError, match="Fix"):
         oof_predict(LogisticRegression, X[:-1], y[:-1], wf, s, e)

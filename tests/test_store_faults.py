@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
 from concurrent.futures import ProcessPoolExecutor
@@ -22,26 +23,23 @@ from support import empty_database, fresh_pg_database
 
 from research import schema as S
 from research.cli import main
-from research.config import ScorerConfig
-from research.scoring import MLScorer
+from research.errors import RebuildRefused
+from research.online.rebuild import rebuild_state
+from research.online.recorder import OutcomeRecorder
+from research.scoring import EnsembleScorer, MLScorer, ScorerConfig
 from research.stores.audit import AuditTrail
 from research.stores.journal import OutcomeJournal
-from research.stores.rebuild import RebuildRefused, rebuild_state
-from research.stores.recorder import OutcomeRecorder
 from research.stores.registry import ModelRegistry
 from research.stores.state import open_state
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
-NO_TRAIN = {"min_trades": 10**9}
-SMALL_MODEL = {
-    "min_trades": 30,
-    "retrain_every": 50,
-    "n_estimators": 10,
-    "gb_max_iter": 10,
-    "nn_enabled": False,
-    "fast_path": False,
-    "n_jobs": 1,
-}
+NO_TRAIN = ScorerConfig(min_trades=10**9)
+SMALL_MODEL = ScorerConfig(
+    min_trades=30,
+    retrain_every=50,
+    model=EnsembleScorer(n_estimators=10, gb_max_iter=10, nn_enabled=False, n_jobs=1),
+    fast_path=False,
+)
 
 
 def _calls(n_distinct: int, n_calls: int, writers: int, seed: int) -> list[np.ndarray]:
@@ -96,7 +94,7 @@ def test_four_writers_count_every_outcome_exactly_once(kind, tmp_path):
         audit.close()
     store = open_state(state_url, namespace=ns)
     k = store.keys
-    assert store.backend.call("scard", k.phantom("recorded")) == n_distinct
+    assert store.backend.scard(k.phantom("recorded")) == n_distinct
     saved = store.load_scorer("scalp")
     ids = [t[S.SIGNAL_ID] for t in saved["trades"]]
     assert len(ids) == len(set(ids)), "ml:scalp:trades holds a signal_id twice"
@@ -136,7 +134,7 @@ def test_a_model_published_by_one_recorder_is_loaded_by_the_others(tmp_path):
     trades, feats = many_trades(140)
     store = open_state(REDIS_URL, namespace=f"rg{uuid.uuid4().hex[:8]}")
     registry = ModelRegistry(store, key="a-test-signing-key-of-32-bytes!!")
-    config = ScorerConfig(**(SMALL_MODEL | {"fast_path": True}))
+    config = dataclasses.replace(SMALL_MODEL, fast_path=True)
     with empty_database("sqlite", tmp_path) as url:
         audit = AuditTrail(url)
         recorders = [
@@ -182,7 +180,7 @@ def _recorder(audit, store, tmp_path, name="j"):
         audit=audit,
         state=store,
         journal=OutcomeJournal(tmp_path / name),
-        scorers={"scalp": MLScorer("scalp", config=ScorerConfig(**NO_TRAIN))},
+        scorers={"scalp": MLScorer("scalp", config=NO_TRAIN)},
     )
 
 
@@ -203,10 +201,10 @@ def test_rebuild_touches_only_the_keys_it_rebuilds(private_redis, audit, tmp_pat
     store.save_training(
         "scalp", last_train_ts="2024-01-01T00:00:00+00:00", model_version=3, nn_enabled=True
     )
-    store.backend.call("set", store.keys.ml("scalp", "model"), "v3")
-    store.backend.call("set", "otherapp:session:42", "keep me")
+    store.backend.set(store.keys.ml("scalp", "model"), "v3")
+    store.backend.set("otherapp:session:42", "keep me")
     kept = {
-        key: store.backend.call("get", key)
+        key: store.backend.get(key)
         for key in (
             store.keys.qcal("scalp", "thr"),
             store.keys.phantom("active"),
@@ -217,10 +215,10 @@ def test_rebuild_touches_only_the_keys_it_rebuilds(private_redis, audit, tmp_pat
             "otherapp:session:42",
         )
     }
-    store.backend.call("delete", store.keys.phantom("completed"))  # the view got damaged
-    store.backend.call("set", store.keys.ml("scalp", "completed_trades"), 999)
+    store.backend.delete(store.keys.phantom("completed"))  # the view got damaged
+    store.backend.set(store.keys.ml("scalp", "completed_trades"), 999)
     assert rebuild_state(audit, store) == {"scalp": 120}
-    assert {key: store.backend.call("get", key) for key in kept} == kept
+    assert {key: store.backend.get(key) for key in kept} == kept
     rebuilt = store.load_scorer("scalp")
     assert rebuilt["completed_trades"] == expected["completed_trades"]
     assert [t[S.SIGNAL_ID] for t in rebuilt["trades"]] == [
@@ -234,11 +232,11 @@ def test_rebuild_refuses_a_database_with_foreign_keys_unless_told(private_redis,
     trades, feats = many_trades(30)
     store = open_state(private_redis.url, namespace="")
     _feed(_recorder(audit, store, tmp_path), trades, feats)
-    store.backend.call("set", "celery-task-meta-1", "someone else's")
+    store.backend.set("celery-task-meta-1", "someone else's")
     with pytest.raises(RebuildRefused, match="Fix: pass the namespace"):
         rebuild_state(audit, store)
     assert rebuild_state(audit, store, allow_foreign=True) == {"scalp": 30}
-    assert store.backend.call("get", "celery-task-meta-1") == b"someone else's"
+    assert store.backend.get("celery-task-meta-1") == b"someone else's"
     assert len(store.completed()) == 30
 
 
@@ -269,7 +267,7 @@ def test_rebuild_loses_nothing_a_writer_records_meanwhile(private_redis, tmp_pat
         rebuild_state(audit, store)
         assert audit.count_trades() == 61
         audit.close()
-    recorded = store.backend.call("smembers", store.keys.phantom("recorded"))
+    recorded = store.backend.smembers(store.keys.phantom("recorded"))
     assert {m.decode() for m in recorded} == {t[S.SIGNAL_ID] for t in trades}
     saved = store.load_scorer("scalp")
     assert saved["completed_trades"] == sum(t[S.OUTCOME] != "timeout" for t in trades)

@@ -15,13 +15,12 @@ import skops.io as sio
 from support import closed_scalp_dataset
 
 from research import schema as S
-from research.config import ScorerConfig
+from research.online.persist import restore_scorer, save_replay
 from research.pipeline import load_market, run_signals_and_phantoms
 from research.replay import ReplayConfig, replay
-from research.scoring import EnsembleScorer
+from research.scoring import EnsembleScorer, ScorerConfig
 from research.stores import ModelIntegrityError, StoreUnavailable
 from research.stores.audit import AuditTrail
-from research.stores.persist import restore_scorer, save_replay
 from research.stores.registry import KEY_ENV, ModelRegistry, _canonical, _signature
 from research.stores.state import open_state
 from research.synthetic import make_market
@@ -49,7 +48,7 @@ def store(kind, tmp_path):
     yield st
     keys = st.all_keys()
     if keys:
-        st.backend.call("delete", *keys)
+        st.backend.delete(*keys)
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +84,10 @@ def test_key_schema_after_a_replay_and_restore_scores_identically(store, kind):
     candles = load_market(n_bars=3000, seed=5)
     study = run_signals_and_phantoms(candles, progress=False)
     cfg = ReplayConfig(
-        scorer=ScorerConfig(n_estimators=10, gb_max_iter=10, nn_enabled=False, retrain_every=150),
+        scorer=ScorerConfig(
+            model=EnsembleScorer(n_estimators=10, gb_max_iter=10, nn_enabled=False),
+            retrain_every=150,
+        ),
         n_boot=50,
     )
     res = replay(candles, config=cfg, study=study, progress=False)
@@ -177,7 +179,7 @@ def test_namespaces_do_not_see_each_other(kind, tmp_path):
     finally:
         for st in (a, b):
             if st.all_keys():
-                st.backend.call("delete", *st.all_keys())
+                st.backend.delete(*st.all_keys())
 
 
 def test_a_store_that_is_down_says_how_to_fix_it(tmp_path):
@@ -206,13 +208,12 @@ def test_publish_load_rollback_and_list(store, model_and_data, tmp_path):
     assert meta["features"] == model.feature_names_ and meta["versions"]["sklearn"]
     assert (
         meta["blob_sha256"]
-        == hashlib.sha256(store.backend.call("get", store.keys.ml("scalp", "model:v2"))).hexdigest()
+        == hashlib.sha256(store.backend.get(store.keys.ml("scalp", "model:v2"))).hexdigest()
     )
     reg.rollback("scalp", 1)
     assert reg.champion_version("scalp") == 1
     pointers = {
-        store.backend.call("get", store.keys.ml("scalp", f))
-        for f in ("model", "scaler", "calibrator")
+        store.backend.get(store.keys.ml("scalp", f)) for f in ("model", "scaler", "calibrator")
     }
     assert pointers == {b"v1"}
     sql = audit.model_versions("scalp").set_index("version")
@@ -255,7 +256,7 @@ def test_racing_publishers_keep_both_versions_and_a_consistent_pointer(
     finally:
         keys = stores[0].all_keys()
         if keys:
-            stores[0].backend.call("delete", *keys)
+            stores[0].backend.delete(*keys)
 
 
 def test_tampered_unsigned_wrong_key_and_untrusted_blobs_are_refused(
@@ -265,11 +266,11 @@ def test_tampered_unsigned_wrong_key_and_untrusted_blobs_are_refused(
     reg = ModelRegistry(store)
     reg.publish("range", model)
     blob_key, meta_key = store.keys.ml("range", "model:v1"), store.keys.ml("range", "model:v1:meta")
-    blob = store.backend.call("get", blob_key)
-    store.backend.call("set", blob_key, blob[:-10] + b"0123456789")
+    blob = store.backend.get(blob_key)
+    store.backend.set(blob_key, blob[:-10] + b"0123456789")
     with pytest.raises(ModelIntegrityError, match="signature mismatch"):
         reg.load_champion("range")
-    store.backend.call("set", blob_key, blob)
+    store.backend.set(blob_key, blob)
     assert reg.load_champion("range").version == 1  # restored blob verifies again
     monkeypatch.setenv(KEY_ENV, "another-key-of-sufficient-length")
     with pytest.raises(ModelIntegrityError, match="another key"):
@@ -278,18 +279,16 @@ def test_tampered_unsigned_wrong_key_and_untrusted_blobs_are_refused(
     with pytest.raises(ModelIntegrityError, match=f"Fix: export {KEY_ENV}"):
         reg.load_champion("range")
     monkeypatch.setenv(KEY_ENV, KEY)
-    meta = json.loads(store.backend.call("get", meta_key))
-    store.backend.call(
-        "set", meta_key, _canonical({k: v for k, v in meta.items() if k != "signature"})
-    )
+    meta = json.loads(store.backend.get(meta_key))
+    store.backend.set(meta_key, _canonical({k: v for k, v in meta.items() if k != "signature"}))
     with pytest.raises(ModelIntegrityError, match="unsigned"):
         reg.load_champion("range")
     # a correctly signed blob holding a type outside the pinned list is still refused
     evil = sio.dumps({"payload": threading.Lock})
-    onnx_blob = store.backend.call("get", store.keys.ml("range", "model:v1:onnx"))
+    onnx_blob = store.backend.get(store.keys.ml("range", "model:v1:onnx"))
     meta["signature"] = _signature(KEY.encode(), evil, onnx_blob, meta)
-    store.backend.call("set", blob_key, evil)
-    store.backend.call("set", meta_key, _canonical(meta))
+    store.backend.set(blob_key, evil)
+    store.backend.set(meta_key, _canonical(meta))
     with pytest.raises(ModelIntegrityError, match="pinned trusted list"):
         reg.load_champion("range")
 
@@ -299,12 +298,12 @@ def test_incompatible_versions_are_refused(store, model_and_data):
     reg = ModelRegistry(store)
     reg.publish("trend", model)
     key = store.keys.ml("trend", "model:v1:meta")
-    meta = json.loads(store.backend.call("get", key))
+    meta = json.loads(store.backend.get(key))
     meta["versions"]["sklearn"] = "0.24.2"
-    blob = store.backend.call("get", store.keys.ml("trend", "model:v1"))
-    onnx_blob = store.backend.call("get", store.keys.ml("trend", "model:v1:onnx"))
+    blob = store.backend.get(store.keys.ml("trend", "model:v1"))
+    onnx_blob = store.backend.get(store.keys.ml("trend", "model:v1:onnx"))
     meta["signature"] = _signature(KEY.encode(), blob, onnx_blob, meta)
-    store.backend.call("set", key, _canonical(meta))
+    store.backend.set(key, _canonical(meta))
     with pytest.raises(ModelIntegrityError, match="scikit-learn 0.24.2"):
         reg.load_champion("trend")
 
@@ -332,3 +331,21 @@ def test_settings_read_urls_from_the_environment_with_real_defaults():
         {"PHANTOMLAB_REDIS_URL": "sqlite:///x.db", "PHANTOMLAB_DATABASE_URL": "postgresql://h/db"}
     )
     assert (env.redis_url, env.database_url) == ("sqlite:///x.db", "postgresql://h/db")
+
+
+def test_both_backends_speak_the_typed_protocol(store):
+    """The backend is a StateBackend: typed commands with Redis' results, no call by name."""
+    from research.stores.protocol import StateBackend
+
+    b, key = store.backend, store.keys.phantom("protocol")
+    assert isinstance(b, StateBackend) and not hasattr(b, "call")
+    assert b.set(key, "x") and b.get(key) == b"x" and b.exists(key, key + ":none") == 1
+    assert b.incrby(key + ":n", 2) == 2 and b.incr(key + ":n") == 3
+    assert b.rpush(key + ":l", "a", "b") == 2 and b.lpush(key + ":l", "z") == 3
+    assert b.lrange(key + ":l", 0, -1) == [b"z", b"a", b"b"] and b.llen(key + ":l") == 3
+    assert b.sadd(key + ":s", "m") == 1 and b.sismember(key + ":s", "m")
+    assert b.smembers(key + ":s") == {b"m"} and b.scard(key + ":s") == 1
+    assert b.zadd(key + ":z", {"q": 2.0, "p": 1.0}) == 2
+    assert b.zrange(key + ":z", 0, -1) == [b"p", b"q"] and b.zcard(key + ":z") == 2
+    assert b.rename(key, key + ":renamed") and b.get(key) is None
+    assert b.delete(key + ":renamed") == 1

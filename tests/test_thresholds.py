@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from sklearn.base import clone
 
 from research import schema as S
+from research.errors import InsufficientDataError
 from research.thresholds import (
     BUCKETS,
     EVThreshold,
-    InsufficientDataError,
     QscoreAdapter,
     ThresholdConfig,
     ThresholdPolicy,
@@ -140,11 +140,36 @@ def test_adapter_recovers_break_even_on_calibrated_scores():
 
 
 def test_adapter_sklearn_conventions():
-    adapter = QscoreAdapter(RIGOROUS)
+    adapter = QscoreAdapter.from_config(RIGOROUS)
     df = calibrated_market(30)
     assert adapter.fit(df) is adapter
-    assert clone(adapter).get_params() == {"config": RIGOROUS}
+    assert clone(adapter).get_params() == {
+        "rule": "rigorous",
+        "min_records": 20,
+        "shrink_k": 50.0,
+        "cost_r": 0.0,
+        "floor": 60.0,
+        "ceiling": 95.0,
+    }
     assert not hasattr(clone(adapter), "thresholds_")
+
+
+def test_adapter_parameters_are_flat_and_clone_round_trips():
+    adapter = QscoreAdapter(rule="rigorous", shrink_k=10.0, floor=55.0)
+    twin = clone(adapter)
+    assert twin is not adapter and twin.get_params() == adapter.get_params()
+    assert twin.set_params(cost_r=0.2).cost_r == 0.2 and adapter.cost_r == 0.0
+    config = ThresholdConfig(rule="rigorous", min_records=7, ceiling=90.0)
+    assert clone(QscoreAdapter.from_config(config)).get_params() == {
+        "rule": "rigorous",
+        "min_records": 7,
+        "shrink_k": 50.0,
+        "cost_r": 0.0,
+        "floor": 60.0,
+        "ceiling": 90.0,
+    }
+    with pytest.raises(ValueError, match="rule must be"):
+        QscoreAdapter(rule="bogus").fit(calibrated_market(30))  # checked when fitting
 
 
 def test_buckets_below_min_records_have_no_seed_threshold():
@@ -176,7 +201,7 @@ def test_timeouts_are_left_out_by_the_seed_and_count_as_not_won_by_the_rigorous_
     seed = QscoreAdapter().fit(with_timeouts)
     assert seed.to_dict() == QscoreAdapter().fit(df).to_dict()
     assert seed.bucket_stats_.loc["us|high", "n"] == 41
-    rigorous = QscoreAdapter(RIGOROUS).fit(with_timeouts, p_min=0.5)
+    rigorous = QscoreAdapter(rule="rigorous").fit(with_timeouts, p_min=0.5)
     assert rigorous.bucket_stats_.loc["us|high", "n"] == 44
     assert rigorous.curve("us|high", [85.0])[0] < 1.0  # the timeouts pull P(win) down
 
@@ -244,7 +269,7 @@ def test_shrinkage_small_bucket_leans_on_global_curve_large_bucket_on_its_own():
     frames.append(trades([5, 10, 15, 20, 25], [True] * 5, "asia", "low"))  # own curve: P = 1
     q = np.round(rng.uniform(0, 100, 3000))
     frames.append(trades(q, rng.random(3000) < np.clip(q / 100 + 0.3, 0, 1), "us", "high"))
-    adapter = QscoreAdapter(RIGOROUS).fit(pd.concat(frames, ignore_index=True))
+    adapter = QscoreAdapter(rule="rigorous").fit(pd.concat(frames, ignore_index=True))
     grid = np.linspace(0, 100, 101)
     glob = adapter.curve(None, grid)
     tiny = adapter.curve("asia|low", grid)
@@ -256,7 +281,7 @@ def test_shrinkage_small_bucket_leans_on_global_curve_large_bucket_on_its_own():
     global_thr = adapter.bucket_stats_.loc["asia|low", "p_min"]
     assert adapter.thresholds_["asia|low"] <= np.interp(global_thr, y, x) + 1e-9
     # the large bucket: within 50 / 3050 of its own isotonic curve, far from the global one
-    own = QscoreAdapter(ThresholdConfig(min_records=1)).fit(frames[-1]).curve("us|high", grid)
+    own = QscoreAdapter(min_records=1).fit(frames[-1]).curve("us|high", grid)
     big = adapter.curve("us|high", grid)
     assert np.max(np.abs(big - own)) <= 50 / 3050 + 1e-12
     assert np.max(np.abs(big - glob)) > 0.15
@@ -267,7 +292,7 @@ def test_shrinkage_small_bucket_leans_on_global_curve_large_bucket_on_its_own():
 
 def test_rigorous_p_min_is_the_pooled_ev_in_r_net_of_cost():
     df = calibrated_market(100, seed=5)
-    adapter = QscoreAdapter(dataclasses.replace(RIGOROUS, cost_r=0.1)).fit(df)
+    adapter = QscoreAdapter(rule="rigorous", cost_r=0.1).fit(df)
     expected = ev_threshold(df, rule="rigorous", cost_r=0.1).p_min
     assert adapter.bucket_stats_["p_min"].to_numpy() == pytest.approx(expected)
     assert expected == pytest.approx(1.1 / (1.4 + 1.1))
@@ -290,9 +315,9 @@ PROPERTY = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 @given(fit_inputs, st.sampled_from(["seed", "rigorous"]), st.floats(0.05, 0.95))
 def test_more_wins_never_raise_a_threshold(data, rule, p_min):
     q, won, extra = (np.asarray(v) for v in data)
-    config = ThresholdConfig(rule=rule, min_records=5)
-    low = QscoreAdapter(config).fit(trades(q, won), p_min=p_min).thresholds_
-    high = QscoreAdapter(config).fit(trades(q, won | extra), p_min=p_min).thresholds_
+    adapter = QscoreAdapter(rule=rule, min_records=5)
+    low = clone(adapter).fit(trades(q, won), p_min=p_min).thresholds_
+    high = clone(adapter).fit(trades(q, won | extra), p_min=p_min).thresholds_
     low_thr, high_thr = low.get("us|high", np.inf), high.get("us|high", np.inf)
     assert high_thr <= low_thr + 1e-9
 
@@ -307,9 +332,7 @@ def test_more_wins_never_raise_a_threshold(data, rule, p_min):
 )
 def test_thresholds_stay_in_the_bucket_range_and_clamp(data, rule, p_min, a, b):
     q, won, _ = (np.asarray(v) for v in data)
-    adapter = QscoreAdapter(ThresholdConfig(rule=rule, min_records=5)).fit(
-        trades(q, won), p_min=p_min
-    )
+    adapter = QscoreAdapter(rule=rule, min_records=5).fit(trades(q, won), p_min=p_min)
     for thr in adapter.thresholds_.values():
         assert q.min() <= thr <= q.max()
     floor, ceiling = min(a, b), max(a, b)

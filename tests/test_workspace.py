@@ -197,6 +197,12 @@ def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
+def _warning_lines(done: subprocess.CompletedProcess) -> list[str]:
+    """Lines of a command's output that carry a warning (Python's, or a logged WARNING)."""
+    lines = (done.stdout + done.stderr).splitlines()
+    return [line for line in lines if "Warning" in line or "WARNING" in line]
+
+
 def _models(cwd: Path) -> dict[int, dict]:
     listed = _run([str(PHANTOMLAB), "models", "list", "--strategy", "scalp", "--json"], cwd)
     assert listed.returncode == 0, listed.stderr
@@ -209,6 +215,7 @@ def test_readme_commands_after_the_demo_run_with_nothing_exported(tmp_path):
         tmp_path,
     )
     assert demo.returncode == 0, demo.stdout[-2000:] + demo.stderr[-3000:]
+    assert not _warning_lines(demo), _warning_lines(demo)
     workspace = tmp_path / ".phantomlab" / "config.toml"
     assert workspace.stat().st_mode & 0o777 == 0o600
     stored = read_workspace(workspace)
@@ -222,6 +229,7 @@ def test_readme_commands_after_the_demo_run_with_nothing_exported(tmp_path):
         done = _run(command, tmp_path)
         shown = " ".join(command[1:])
         assert done.returncode == 0, f"{shown}:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+        assert not _warning_lines(done), f"{shown}: {_warning_lines(done)}"
         if command[1:3] == ["models", "rollback"]:
             versions = _models(tmp_path)
             assert len(versions) >= 2, "the README rolls back after a second publish"

@@ -8,12 +8,13 @@ frames are the same, row for row and bit for bit, wherever the folds run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from research.analysis.calibration import probability_metrics
+from research.analysis.metrics import probability_metrics
+from research.dataset import ClosedTrades, fresh_estimator
 from research.distributed import map_tasks
 from research.scoring import EnsembleScorer, heuristic_scores
 from research.splits import PurgedWalkForward
@@ -22,11 +23,8 @@ from research.splits import PurgedWalkForward
 def evaluate_fold(
     fold: tuple[int, np.ndarray, np.ndarray],
     *,
-    features: pd.DataFrame,
-    y: np.ndarray,
-    signal_times: pd.DatetimeIndex,
-    exit_times: pd.DatetimeIndex,
-    model_factory: Callable[[], EnsembleScorer],
+    data: ClosedTrades,
+    estimator: Any,
     return_predictions: bool,
 ) -> tuple[list[dict], list[pd.DataFrame]]:
     """One fold of :func:`walk_forward_evaluation` (a Dask task): its metric rows and, with
@@ -36,19 +34,20 @@ def evaluate_fold(
     ----------
     fold : (int, ndarray, ndarray)
         The fold's number, its train rows and its test rows (positions).
-    features, y, signal_times, exit_times, model_factory, return_predictions
-        As in :func:`walk_forward_evaluation` (``y`` and the times already converted).
+    data, estimator, return_predictions
+        As in :func:`walk_forward_evaluation`.
 
     Returns
     -------
     (list of dict, list of DataFrame)
     """
     k, train, test = fold
-    model = model_factory().fit(
+    features, y, signal_times = data.features, data.y, data.signal_times
+    model = fresh_estimator(estimator).fit(
         features.iloc[train],
         y[train],
         signal_times=signal_times[train],
-        exit_times=exit_times[train],
+        exit_times=data.exit_times[train],
     )
     preds = {
         "ensemble": model.predict_proba(features.iloc[test])[:, 1],
@@ -75,12 +74,10 @@ def evaluate_fold(
 
 
 def walk_forward_evaluation(
-    features: pd.DataFrame,
-    y,
-    signal_times,
-    exit_times,
+    data: ClosedTrades,
     *,
-    model_factory: Callable[[], EnsembleScorer] = EnsembleScorer,
+    estimator: Any = EnsembleScorer,
+    splitter: Any = None,
     n_splits: int = 5,
     min_train_size: int = 100,
     return_predictions: bool = False,
@@ -88,48 +85,57 @@ def walk_forward_evaluation(
 ) -> pd.DataFrame | tuple[pd.DataFrame, pd.DataFrame]:
     """Out-of-sample metrics per purged walk-forward fold, one row per (fold, model).
 
-    Models: ``ensemble`` (fitted on the fold's train rows, calibrated out-of-fold inside them),
-    ``base_rate`` (the train win rate for everyone: the bar any model must clear) and
-    ``heuristic`` (the seed's rule, no fitting). Columns: ``fold``, ``model``, ``n_train``,
-    ``n_test``, ``test_start``, ``auc``, ``brier``, ``log_loss``, ``ece``.
+    Models: ``ensemble`` (``estimator`` fitted on the fold's train rows, calibrated
+    out-of-fold inside them), ``base_rate`` (the train win rate for everyone: the bar any
+    model must clear) and ``heuristic`` (the seed's rule, no fitting). Columns: ``fold``,
+    ``model``, ``n_train``, ``n_test``, ``test_start``, ``auc``, ``brier``, ``log_loss``,
+    ``ece``.
 
-    With ``return_predictions=True`` also the out-of-sample predictions, one row per (test row,
-    model): ``fold``, ``model``, ``row`` (position in ``features``), ``y``, ``p`` (P(win)) —
-    the input of :func:`research.analysis.calibration.reliability_table`.
+    Parameters
+    ----------
+    data : ClosedTrades
+        The closed trades (:class:`research.dataset.ClosedTrades`).
+    estimator : estimator or callable
+        An unfitted :class:`~research.scoring.EnsembleScorer`-like model (cloned per fold) or
+        a callable returning one (called per fold); default the class ``EnsembleScorer``.
+        Its ``fit`` takes ``signal_times=`` and ``exit_times=``.
+    splitter : object with ``split(signal_times, exit_times)``, optional
+        Default ``PurgedWalkForward(n_splits, min_train_size=min_train_size)``.
+    n_splits, min_train_size : int
+        Of the default splitter.
+    return_predictions : bool
+        Also return the out-of-sample predictions, one row per (test row, model): ``fold``,
+        ``model``, ``row`` (position in ``data``), ``y``, ``p`` (P(win)) — the input of
+        :func:`research.analysis.metrics.reliability_table`.
+    scheduler : str or None
+        Where the folds run, one task each (:func:`evaluate_fold`; see
+        :func:`research.distributed.resolve_scheduler`: ``None`` =
+        ``$PHANTOMLAB_DASK_SCHEDULER`` or a plain loop here; ``"local"``;
+        ``"tcp://host:8786"``). The frames are identical wherever the folds run. On a cluster
+        ``data`` and ``estimator`` are sent once to every worker, so ``estimator`` must
+        pickle: an estimator, a class, a module-level function or a ``functools.partial`` of
+        one always does. A lambda or local function is only sure to work in process: on a
+        cluster Dask sends it by value, which fails -- with a fix-it ``TypeError`` before
+        anything is sent -- when it captures something that cannot be pickled (a lock, an
+        open file, a database connection).
 
-    Each fold is one task (:func:`evaluate_fold`): ``scheduler`` says where they run (see
-    :func:`research.distributed.resolve_scheduler`: ``None`` = ``$PHANTOMLAB_DASK_SCHEDULER``
-    or a plain loop here; ``"local"``; ``"tcp://host:8786"``). The frames are identical
-    wherever the folds run. On a cluster ``features``, ``y``, the times and ``model_factory``
-    are sent once to every worker, so ``model_factory`` must pickle: a class (the default
-    :class:`~research.scoring.EnsembleScorer`), a module-level function or a
-    ``functools.partial`` of one always does. A lambda or local function is only sure to work
-    in process: on a cluster Dask sends it by value, which fails -- with a
-    fix-it ``TypeError`` before anything is sent -- when it captures something that cannot be
-    pickled (a lock, an open file, a database connection).
+    Returns
+    -------
+    DataFrame, or (DataFrame, DataFrame) with ``return_predictions``
 
     Raises
     ------
     research.distributed.TaskError
         A fold's fit or prediction failed: names the fold; the error is its ``__cause__``.
     TypeError
-        ``model_factory`` cannot be pickled for the Dask workers (the message says the fix).
+        ``estimator`` cannot be pickled for the Dask workers (the message says the fix).
     """
-    y = np.asarray(y, int)
-    signal_times = pd.DatetimeIndex(pd.to_datetime(signal_times, utc=True))
-    exit_times = pd.DatetimeIndex(pd.to_datetime(exit_times, utc=True))
-    splitter = PurgedWalkForward(n_splits, min_train_size=min_train_size)
+    splitter = splitter or PurgedWalkForward(n_splits, min_train_size=min_train_size)
     folds = [
-        (k, train, test) for k, (train, test) in enumerate(splitter.split(signal_times, exit_times))
+        (k, train, test)
+        for k, (train, test) in enumerate(splitter.split(data.signal_times, data.exit_times))
     ]
-    shared = {
-        "features": features,
-        "y": y,
-        "signal_times": signal_times,
-        "exit_times": exit_times,
-        "model_factory": model_factory,
-        "return_predictions": return_predictions,
-    }
+    shared = {"data": data, "estimator": estimator, "return_predictions": return_predictions}
     results = map_tasks(
         evaluate_fold,
         folds,
@@ -137,7 +143,7 @@ def walk_forward_evaluation(
         progress=False,
         desc="walk-forward folds",
         shared=shared,
-        must_travel=("model_factory",),
+        must_travel=("estimator",),
     )
     rows = [row for fold_rows, _ in results for row in fold_rows]
     metrics = pd.DataFrame(rows)

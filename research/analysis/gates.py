@@ -13,7 +13,8 @@ noisy deltas is always "good". Beside every seed number this module reports (DES
 * a pooled two-proportion z-test per test (combination pass vs combination fail), run on the
   *discovery* part (the earlier ``1 - confirm_share`` of the rows by time), where the top-k
   selection is also redone so the confirmation part never influences what is tested;
-* Benjamini-Hochberg q-values over every test run (singles, pairs and triplets together);
+* Benjamini-Hochberg q-values over every test run (singles, pairs and triplets together;
+  :func:`scipy.stats.false_discovery_control`);
 * a block-permutation null of the largest single-gate |delta| on the full data (outcomes
   shuffled in time blocks, keeping serial dependence), with a max-T adjusted p per gate;
 * confirmation on the later ``confirm_share`` part: same sign of delta, >= ``min_n`` on each
@@ -23,9 +24,8 @@ Outcomes: ``'win'`` counts as a win; ``'loss'`` and ``'timeout'`` as not-win (a 
 trades drift to their deadline is not helping); rows with a missing outcome (censored) are
 dropped. ``timeouts='exclude'`` drops timeouts instead, like the seed's win rate of closed trades.
 
-Counting is vectorised (:func:`combination_counts`): gate columns bit-packed 64 rows per word,
-AND and popcount over all combinations at once, no per-combination filtering: all 4,525
-singles/pairs/triplets of 30 gates on 100k rows take ~0.06 s (40x a pandas filtering loop).
+Counting is vectorised in :mod:`research.analysis.gate_counts` (bit-packed AND and popcount
+over all combinations at once); this module builds the frames, the q-values and the verdicts.
 """
 
 from __future__ import annotations
@@ -39,7 +39,24 @@ import pandas as pd
 from scipy.special import ndtr
 
 from research import schema as S
+from research.analysis.gate_counts import (
+    block_null_max,
+    combination_counts,
+    combination_stats,
+    top_gates,
+)
 from research.analysis.stats import bh_qvalues, wilson_interval
+
+__all__ = [
+    "CONFIRM_ALPHA",
+    "JOIN",
+    "GateAnalysis",
+    "analyze_gates",
+    "bh_qvalues",
+    "combination_counts",
+    "explain_null",
+    "wilson_interval",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -80,111 +97,6 @@ class GateAnalysis:
     recommendations: pd.DataFrame
     null: pd.DataFrame
     notes: str
-
-
-def combination_counts(G, y, combos) -> tuple[np.ndarray, np.ndarray]:
-    """Rows and wins where every member of each combination passes (bit-packed AND + popcount).
-
-    Parameters
-    ----------
-    G : array (n_rows, n_gates) of bool or 0/1
-    y : array (n_rows,) of bool or 0/1, 1 = win
-    combos : int array (n_combos, r), r in {1, 2, 3}
-        Column indices of ``G``; one combination per row.
-
-    Returns
-    -------
-    n_pass, wins_pass : int64 arrays (n_combos,)
-    """
-    G = np.asarray(G)
-    combos = np.asarray(combos, dtype=np.int64)
-    combos = np.sort(combos[:, None] if combos.ndim == 1 else combos, axis=1)
-    r = combos.shape[1]
-    if r not in (1, 2, 3):
-        raise ValueError(f"combinations of {r} gates are not supported. Fix: use 1, 2 or 3.")
-    # Bit-packed columns: 64 rows per uint64 word, so "all members pass" is a word-wise AND and
-    # a count is a popcount -- 64x less data than a 0/1 matrix product (and exact).
-    P, Y = _pack(G, y)
-    n, w = np.empty(len(combos), np.int64), np.empty(len(combos), np.int64)
-    if r == 3:
-        # AND each distinct leading pair once, then every triplet is one more AND
-        pairs, pair_of = np.unique(combos[:, :2], axis=0, return_inverse=True)
-        AB = P[pairs[:, 0]] & P[pairs[:, 1]]
-        lead, last = AB, combos[:, 2]
-        pair_of = pair_of.reshape(-1)
-    else:
-        lead, last, pair_of = P, combos[:, -1], combos[:, 0]
-    # chunks of ~16 MB of words keep memory flat whatever the number of combinations
-    step = max(1, (1 << 21) // max(P.shape[1], 1))
-    for s in range(0, len(combos), step):
-        sl = slice(s, s + step)
-        X = lead[pair_of[sl]] & P[last[sl]] if r > 1 else P[combos[sl, 0]].copy()
-        n[sl] = np.bitwise_count(X).sum(axis=1, dtype=np.int64)
-        X &= Y
-        w[sl] = np.bitwise_count(X).sum(axis=1, dtype=np.int64)
-    return n, w
-
-
-def _pack(G, y) -> tuple[np.ndarray, np.ndarray]:
-    """Gate columns and the win vector as rows of uint64 words (bit i of word j = row 64j+i)."""
-    G, y = np.asarray(G, bool), np.asarray(y, bool)
-    pad = (-len(G)) % 64  # zero rows pass no gate: they never count
-    Gp = np.concatenate([G, np.zeros((pad, G.shape[1]), bool)])
-    P = np.ascontiguousarray(np.packbits(Gp.T, axis=1)).view(np.uint64)
-    Y = np.packbits(np.concatenate([y, np.zeros(pad, bool)])).view(np.uint64)
-    return P, Y
-
-
-def _stats(G, y, combos, min_n: int) -> dict[str, np.ndarray]:
-    """Seed numbers and the pooled two-proportion z-test of pass vs fail for each combination."""
-    n1, w1 = combination_counts(G, y, combos)
-    n0, w0 = len(y) - n1, int(np.sum(y)) - w1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        wr1, wr0 = w1 / n1, w0 / n0
-        pooled = (w1 + w0) / len(y)
-        se = np.sqrt(pooled * (1 - pooled) * (1 / n1 + 1 / n0))
-        z = np.where(se > 0, (wr1 - wr0) / se, 0.0)  # all wins or all losses: no evidence
-    return {
-        "n_pass": n1,
-        "n_fail": n0,
-        "wins_pass": w1,
-        "wins_fail": w0,
-        "wr_pass": wr1,
-        "wr_fail": wr0,
-        "delta": wr1 - wr0,
-        "sufficient": (n1 >= min_n) & (n0 >= min_n),
-        "z": z,
-        "p": 2 * ndtr(-np.abs(z)),
-    }
-
-
-def _top(stats: dict, top_k: int) -> list[int]:
-    """Indices of the ``top_k`` sufficient gates by delta (the seed's selection rule)."""
-    idx = np.flatnonzero(stats["sufficient"])
-    return [int(i) for i in idx[np.argsort(-stats["delta"][idx], kind="stable")][:top_k]]
-
-
-def _block_null(G, y, sufficient, n_perm: int, block: int, seed: int) -> np.ndarray:
-    """Max |delta| over sufficient gates for ``n_perm`` block permutations of ``y`` (time order)."""
-    N = len(y)
-    rng = np.random.default_rng(seed)
-    block_of_row = np.arange(N) // block
-    n_blocks = int(block_of_row[-1]) + 1
-    Gf = G[:, sufficient].astype(np.float64)
-    n1 = Gf.sum(axis=0)[:, None]
-    n0, W = N - n1, float(np.sum(y))
-    out = np.empty(n_perm)
-    step = max(1, int(2e7 // max(N, 1)))  # bound memory: ~20M outcome cells per batch
-    for start in range(0, n_perm, step):
-        B = min(step, n_perm - start)
-        # each row's sort key is its block's position in a random block order; a stable sort
-        # then lays the blocks out in that order with their rows kept in time order
-        rank = np.argsort(rng.random((B, n_blocks)), axis=1)
-        idx = np.argsort(rank[:, block_of_row], axis=1, kind="stable")
-        Y = np.asarray(y, np.float64)[idx].T  # (N, B)
-        wins = Gf.T @ Y
-        out[start : start + B] = np.abs(wins / n1 - (W - wins) / n0).max(axis=0)
-    return out
 
 
 def _prepare(outcomes, gate_columns, outcome_column, time_column, timeouts) -> pd.DataFrame:
@@ -271,6 +183,29 @@ def analyze_gates(
         raise ValueError(f"confirm_share={confirm_share}. Fix: use a share in (0, 1), e.g. 0.3.")
     gates = list(gate_columns)
     df = _prepare(outcomes, gates, outcome_column, time_column, timeouts)
+    G, y, parts = _split(df, gates, outcome_column, confirm_share, min_n)
+    single = _part_stats(G, y, parts, np.arange(len(gates))[:, None], min_n)
+    singles = _frame(gates, single, np.ones(len(gates), bool), {})
+    combos = _combos_frame(G, y, parts, gates, single, min_n=min_n, top_k=top_k)
+    n_tests = _add_verdicts(singles, combos, fdr)
+    null = _null_frame(G, y, singles, n_perm=n_perm, block=block, seed=seed, n_tests=n_tests)
+    logger.info(
+        "gate analysis: %d rows, %d tests, %d confirmed",
+        len(df),
+        null["n_tests"].iloc[0],
+        int(singles["confirmed"].sum() + combos["confirmed"].sum()),
+    )
+    recommendations = _recommendations(singles, combos, fdr)
+    notes = _explain(singles, combos, null)
+    return GateAnalysis(singles, combos, recommendations, null, notes)
+
+
+def _split(df, gates, outcome_column, confirm_share, min_n) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Gate matrix, win vector and the row slices of the full data, discovery and confirmation.
+
+    The slices are keyed by their column prefix: ``''`` (all rows), ``'disc_'`` (the earlier
+    ``1 - confirm_share`` of the rows by time) and ``'conf_'`` (the later rest).
+    """
     N = len(df)
     n_disc = int(round(N * (1 - confirm_share)))
     if min(n_disc, N - n_disc) < 2 * min_n:
@@ -280,76 +215,92 @@ def analyze_gates(
         )
     G = df[gates].to_numpy(bool)
     y = (df[outcome_column].astype(object) == "win").to_numpy()
-    parts = {"": slice(None), "disc_": slice(0, n_disc), "conf_": slice(n_disc, N)}
+    return G, y, {"": slice(None), "disc_": slice(0, n_disc), "conf_": slice(n_disc, N)}
 
-    singles_idx = np.arange(len(gates))[:, None]
-    single = {p: _stats(G[s], y[s], singles_idx, min_n) for p, s in parts.items()}
-    seed_top, disc_top = _top(single[""], top_k), _top(single["disc_"], top_k)
-    sets = {r: (set(combinations(seed_top, r)), set(combinations(disc_top, r))) for r in (2, 3)}
-    # sorted tuples of sorted indices: the same combination is one row whichever list built it
-    rows = {r: sorted({tuple(sorted(c)) for c in a | b}) for r, (a, b) in sets.items()}
-    multi = {
-        r: {
-            p: _stats(G[s], y[s], np.array(rows[r], dtype=np.int64).reshape(-1, r), min_n)
-            for p, s in parts.items()
-        }
-        for r in (2, 3)
-    }
 
-    def frame(names, stats, tested, extra):
-        f = pd.DataFrame(
-            {
-                k: stats[""][k]
-                for k in (
-                    "n_pass",
-                    "n_fail",
-                    "wins_pass",
-                    "wins_fail",
-                    "wr_pass",
-                    "wr_fail",
-                    "delta",
-                    "sufficient",
-                )
-            },
-            index=pd.Index(names, name="gate"),
-        )
-        f["wr_pass_lo"], f["wr_pass_hi"] = wilson_interval(f["wins_pass"], f["n_pass"])
-        f["wr_fail_lo"], f["wr_fail_hi"] = wilson_interval(f["wins_fail"], f["n_fail"])
-        d, c = stats["disc_"], stats["conf_"]
-        f["disc_n_pass"], f["disc_delta"] = d["n_pass"], d["delta"]
-        f["tested"] = tested & d["sufficient"]
-        f["z"], f["p_value"] = d["z"], np.where(f["tested"], d["p"], np.nan)
-        f["conf_n_pass"], f["conf_delta"] = c["n_pass"], c["delta"]
-        # one-sided, in the direction found in discovery
-        f["conf_p"] = ndtr(-c["z"] * np.sign(d["delta"]))
-        f["conf_holds"] = (
-            c["sufficient"]
-            & (np.sign(c["delta"]) == np.sign(d["delta"]))
-            & (f["conf_p"] < CONFIRM_ALPHA)
-        )
-        for k, v in extra.items():
-            f[k] = v
-        return f
+def _part_stats(G, y, parts: dict, combos, min_n: int) -> dict[str, dict]:
+    """:func:`combination_stats` of ``combos`` on each part (keyed by its column prefix)."""
+    return {p: combination_stats(G[s], y[s], combos, min_n) for p, s in parts.items()}
 
-    singles = frame(gates, single, np.ones(len(gates), bool), {})
-    parts_c = []
+
+#: The seed's full-data numbers, the first columns of ``singles`` and ``combos``.
+_SEED_COLUMNS = (
+    "n_pass",
+    "n_fail",
+    "wins_pass",
+    "wins_fail",
+    "wr_pass",
+    "wr_fail",
+    "delta",
+    "sufficient",
+)
+
+
+def _frame(names, stats: dict, tested, extra: dict) -> pd.DataFrame:
+    """One row per gate or combination: seed numbers, Wilson bounds, discovery test and the
+    confirmation check (``stats`` as :func:`_part_stats` returns), then the ``extra`` columns."""
+    f = pd.DataFrame({k: stats[""][k] for k in _SEED_COLUMNS}, index=pd.Index(names, name="gate"))
+    f["wr_pass_lo"], f["wr_pass_hi"] = wilson_interval(f["wins_pass"], f["n_pass"])
+    f["wr_fail_lo"], f["wr_fail_hi"] = wilson_interval(f["wins_fail"], f["n_fail"])
+    d, c = stats["disc_"], stats["conf_"]
+    f["disc_n_pass"], f["disc_delta"] = d["n_pass"], d["delta"]
+    f["tested"] = tested & d["sufficient"]
+    f["z"], f["p_value"] = d["z"], np.where(f["tested"], d["p"], np.nan)
+    f["conf_n_pass"], f["conf_delta"] = c["n_pass"], c["delta"]
+    # one-sided, in the direction found in discovery
+    f["conf_p"] = ndtr(-c["z"] * np.sign(d["delta"]))
+    f["conf_holds"] = (
+        c["sufficient"]
+        & (np.sign(c["delta"]) == np.sign(d["delta"]))
+        & (f["conf_p"] < CONFIRM_ALPHA)
+    )
+    for k, v in extra.items():
+        f[k] = v
+    return f
+
+
+def _candidates(single: dict, top_k: int) -> dict[int, tuple[list[tuple], set, set]]:
+    """Pairs and triplets to count, built from the seed's top-k and from the discovery top-k.
+
+    Returns, per size ``r``: every candidate once (sorted tuples of sorted gate indices, so the
+    same combination is one row whichever list built it), those of the seed's top-k and those
+    of the discovery top-k.
+    """
+    seed_top, disc_top = top_gates(single[""], top_k), top_gates(single["disc_"], top_k)
+    out = {}
     for r in (2, 3):
-        names = [JOIN.join(gates[i] for i in c) for c in rows[r]]
-        member_wr = single[""]["wr_pass"][np.array(rows[r], dtype=np.int64).reshape(-1, r)].mean(
-            axis=1
-        )
-        seed_sel = np.array([c in {tuple(sorted(x)) for x in sets[r][0]} for c in rows[r]], bool)
-        disc_sel = np.array([c in {tuple(sorted(x)) for x in sets[r][1]} for c in rows[r]], bool)
+        by_seed = {tuple(sorted(c)) for c in combinations(seed_top, r)}
+        by_disc = {tuple(sorted(c)) for c in combinations(disc_top, r)}
+        out[r] = (sorted(by_seed | by_disc), by_seed, by_disc)
+    return out
+
+
+def _combos_frame(G, y, parts, gates, single, *, min_n: int, top_k: int) -> pd.DataFrame:
+    """The pairs and triplets frame: :func:`_frame` plus ``size``, ``synergy`` (win-rate
+    fraction over the members' mean pass rate) and ``seed_selected``."""
+    frames = []
+    for r, (rows, by_seed, by_disc) in _candidates(single, top_k).items():
+        members = np.array(rows, dtype=np.int64).reshape(-1, r)
+        multi = _part_stats(G, y, parts, members, min_n)
+        names = [JOIN.join(gates[i] for i in c) for c in rows]
+        member_wr = single[""]["wr_pass"][members].mean(axis=1)
         extra = {
             "size": r,
-            "synergy": multi[r][""]["wr_pass"] - member_wr,
-            "seed_selected": seed_sel,
+            "synergy": multi[""]["wr_pass"] - member_wr,
+            "seed_selected": np.array([c in by_seed for c in rows], bool),
         }
-        parts_c.append(frame(names, multi[r], disc_sel, extra))
-    combos = pd.concat(parts_c) if any(len(p) for p in parts_c) else parts_c[0]
+        frames.append(_frame(names, multi, np.array([c in by_disc for c in rows], bool), extra))
+    combos = pd.concat(frames) if any(len(f) for f in frames) else frames[0]
     combos.index.name = "combination"
+    return combos
 
-    # BH over every test actually run, singles and combinations together
+
+def _add_verdicts(singles: pd.DataFrame, combos: pd.DataFrame, fdr: float) -> int:
+    """Add ``q_value``, ``confirmed``, ``rank`` and ``seed_rank`` to both frames (in place).
+
+    Benjamini-Hochberg runs over every test actually run, singles and combinations together.
+    Returns the number of tests.
+    """
     p_all = np.concatenate([singles["p_value"].to_numpy(), combos["p_value"].to_numpy()])
     q_all = bh_qvalues(p_all)
     singles["q_value"], combos["q_value"] = q_all[: len(singles)], q_all[len(singles) :]
@@ -364,15 +315,22 @@ def analyze_gates(
         .where(combos["sufficient"] & combos["seed_selected"])
         .rank(ascending=False, method="first")
     )
+    return int(np.isfinite(p_all).sum())
 
-    # block-permutation null of the largest single-gate |delta| (full data, time order)
-    block = block or max(1, int(round(np.sqrt(N))))
+
+def _null_frame(G, y, singles: pd.DataFrame, *, n_perm, block, seed, n_tests) -> pd.DataFrame:
+    """Block-permutation null of the largest single-gate |delta| (full data, time order).
+
+    Adds ``p_perm_adj`` (max-T adjusted p per sufficient gate) to ``singles`` in place and
+    returns the one-row ``null`` frame of :class:`GateAnalysis`.
+    """
+    block = block or max(1, int(round(np.sqrt(len(y)))))
     suff = singles["sufficient"].to_numpy()
-    null_max = _block_null(G, y, suff, n_perm, block, seed) if suff.any() else np.zeros(0)
+    null_max = block_null_max(G, y, suff, n_perm, block, seed) if suff.any() else np.zeros(0)
     obs = float(singles["delta"].abs()[suff].max()) if suff.any() else float("nan")
     exceed = (null_max[:, None] >= singles["delta"].abs().to_numpy()[None, :]).sum(axis=0)
     singles["p_perm_adj"] = np.where(suff, (1 + exceed) / (1 + len(null_max)), np.nan)
-    null = pd.DataFrame(
+    return pd.DataFrame(
         {
             "observed_max_abs_delta": [obs],
             "median": [float(np.median(null_max)) if len(null_max) else np.nan],
@@ -381,20 +339,9 @@ def analyze_gates(
             "n_perm": [n_perm],
             "block": [block],
             "n_singles": [int(suff.sum())],
-            "n_tests": [int(np.isfinite(p_all).sum())],
+            "n_tests": [n_tests],
         }
     )
-
-    recs = _recommendations(singles, combos, fdr)
-    result = GateAnalysis(singles, combos, recs, null, "")
-    notes = explain_null(result)
-    logger.info(
-        "gate analysis: %d rows, %d tests, %d confirmed",
-        N,
-        null["n_tests"].iloc[0],
-        int(singles["confirmed"].sum() + combos["confirmed"].sum()),
-    )
-    return GateAnalysis(singles, combos, recs, null, notes)
 
 
 def _why(row, fdr: float) -> str:
@@ -461,10 +408,15 @@ def _recommendations(singles: pd.DataFrame, combos: pd.DataFrame, fdr: float) ->
 
 def explain_null(result: GateAnalysis) -> str:
     """Explain, in plain words, how far the seed's ranking is from noise."""
-    s, n = result.singles, result.null.iloc[0]
+    return _explain(result.singles, result.combos, result.null)
+
+
+def _explain(s: pd.DataFrame, combos: pd.DataFrame, null: pd.DataFrame) -> str:
+    """:func:`explain_null` of the frames of a :class:`GateAnalysis` (``s``: its singles)."""
+    n = null.iloc[0]
     lines = [
         f"{int(n['n_tests'])} tests run (singles, pairs, triplets); "
-        f"{int(s['confirmed'].sum())} gate(s) and {int(result.combos['confirmed'].sum())} "
+        f"{int(s['confirmed'].sum())} gate(s) and {int(combos['confirmed'].sum())} "
         "combination(s) confirmed."
     ]
     ranked = s[s["seed_rank"].notna()].sort_values("seed_rank")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +26,9 @@ from sklearn.pipeline import make_pipeline
 
 from research import schema as S
 from research.analysis.stats import bh_qvalues
+from research.dataset import ClosedTrades, fresh_estimator
 from research.distributed import map_tasks
+from research.errors import InsufficientDataError
 from research.scoring.encode import encode, encoded_columns, entry_features
 from research.splits import PurgedWalkForward
 
@@ -54,23 +56,6 @@ def default_model(random_state: int = 0, n_estimators: int = 100):
     return make_pipeline(imputer, forest)
 
 
-def check_xy(features: Any, y: Any, *, who: str) -> tuple[pd.DataFrame, np.ndarray]:
-    """Validate a features frame and 0/1 labels; raise ``ValueError`` with a fix otherwise."""
-    if not isinstance(features, pd.DataFrame):
-        raise TypeError(f"{who}: features must be a DataFrame. Fix: pass build_features(...).")
-    y = np.asarray(y)
-    if len(features) == 0:
-        raise ValueError(f"{who}: no rows. Fix: pass closed trades (drop timeouts/censored).")
-    if y.ndim != 1 or len(y) != len(features):
-        raise ValueError(
-            f"{who}: features have {len(features)} rows, y has {len(y)}. Fix: pass labels of "
-            "the same rows in the same order (e.g. (outcomes['outcome'] == 'win'))."
-        )
-    if not set(np.unique(y).tolist()) <= {0, 1}:
-        raise ValueError(f"{who}: y must be 0/1 (win = 1). Fix: y = (outcome == 'win').")
-    return features, y.astype(int)
-
-
 def feature_blocks(names: Sequence[str]) -> dict[str, np.ndarray]:
     """Feature -> positions of its columns in ``encode(frame, names)`` (one-hot blocks whole)."""
     cols = encoded_columns(names)
@@ -86,11 +71,9 @@ def _entry_design(features: pd.DataFrame) -> tuple[list[str], np.ndarray]:
 
 
 def impurity_evolution(
-    features: pd.DataFrame,
-    y: Any,
+    data: ClosedTrades,
     *,
     sizes: Sequence[int | None] = (30, 100, 300, None),
-    signal_times: Any = None,
     random_state: int = 0,
     n_estimators: int = 100,
 ) -> pd.DataFrame:
@@ -98,14 +81,12 @@ def impurity_evolution(
 
     Parameters
     ----------
-    features : DataFrame
-        Entry features, one row per closed trade, **in time order** (by ``signal_time``)
-        unless ``signal_times`` is given, in which case rows are sorted by it (stable).
-    y : array-like of 0/1, shape (n,)
-        1 = win.
+    data : ClosedTrades
+        Entry features and labels of the closed trades
+        (:class:`research.dataset.ClosedTrades`); "first" is by ``signal_time`` (rows are
+        sorted by it, stable).
     sizes : sequence of int or None
         Numbers of first trades to fit on; ``None`` = all rows.
-    signal_times : datetime array-like, optional
     random_state, n_estimators : int
 
     Returns
@@ -116,10 +97,9 @@ def impurity_evolution(
         to 1). A column is NaN when fewer rows than the size exist or its rows hold one class.
         In-sample MDI favours high-cardinality features; see :func:`permutation_importance_oos`.
     """
-    features, y = check_xy(features, y, who="impurity_evolution")
-    if signal_times is not None:
-        order = np.argsort(pd.to_datetime(np.asarray(signal_times), utc=True), kind="stable")
-        features, y = features.iloc[order], y[order]
+    data.require_rows("impurity_evolution")
+    order = np.argsort(data.signal_times, kind="stable")
+    features, y = data.features.iloc[order], data.y[order]
     names, X = _entry_design(features)
     # no missing indicators here: MDI must map one-to-one onto encoded columns
     X = SimpleImputer(strategy="median", keep_empty_features=True).fit_transform(X)
@@ -157,7 +137,7 @@ def permutation_fold(
     X: np.ndarray,
     y: np.ndarray,
     blocks: dict[str, np.ndarray],
-    model_factory: Callable[[], Any],
+    estimator: Any,
     n_repeats: int,
 ) -> tuple[float, dict[str, list[float]]]:
     """One fold of :func:`permutation_importance_oos` (a Dask task): fit on the train rows, the
@@ -166,14 +146,16 @@ def permutation_fold(
     Parameters
     ----------
     fold : (int, ndarray, ndarray, dict)
-        The fold's number, its train rows, its test rows (positions in ``X``) and the state of the random stream
-        (``Generator.bit_generator.state``) the fold's permutations are drawn from.
+        The fold's number, its train rows, its test rows (positions in ``X``) and the state of
+        the random stream (``Generator.bit_generator.state``) the fold's permutations are
+        drawn from.
     X : ndarray
         The encoded entry features with the noise probe as last column.
     y : ndarray of 0/1
     blocks : dict of str -> ndarray
         Feature -> its columns of ``X`` (permuted together).
-    model_factory : callable
+    estimator : estimator or callable
+        See :func:`research.dataset.fresh_estimator`.
     n_repeats : int
 
     Returns
@@ -185,7 +167,7 @@ def permutation_fold(
     bit_generator = getattr(np.random, state["bit_generator"])()
     bit_generator.state = state
     rng = np.random.Generator(bit_generator)
-    model = model_factory().fit(X[train], y[train])
+    model = fresh_estimator(estimator).fit(X[train], y[train])
     base = _auc(y[test], _proba(model, X[test]))
     drops: dict[str, list[float]] = {}
     for f, cols in blocks.items():
@@ -197,90 +179,23 @@ def permutation_fold(
     return base, drops
 
 
-def permutation_importance_oos(
-    features: pd.DataFrame,
-    y: Any,
-    signal_times: Any,
-    exit_times: Any,
-    *,
-    n_splits: int = 5,
-    n_repeats: int = 5,
-    model_factory: Callable[[], Any] | None = None,
-    splitter: Any = None,
-    alpha: float = 0.05,
-    random_state: int = 0,
-    scheduler: str | None = None,
-) -> pd.DataFrame:
-    """Permutation importance on purged walk-forward test folds, against a noise probe.
-
-    A standard-normal column ``__noise__`` is added to the entry features. Each fold's model
-    is fitted on its training rows only; on the test fold each feature (a one-hot block as a
-    whole) is permuted ``n_repeats`` times and its importance is the **drop in ROC AUC**
-    (AUC ranks, so it is unaffected by the fold model's calibration; units: AUC points).
-
-    Comparison with the probe is paired by fold: ``d_k`` = the feature's mean drop in fold
-    ``k`` minus the probe's. ``beats_probe``: ``mean(d) - 2 se(d) > 0`` (one-sided, about 5 %
-    false positives per noise feature: over ~40 features expect 1-2 on a market without an
-    edge). ``beats_probe_fdr``: the stricter rule, a one-sided t-test over folds adjusted by
-    Benjamini-Hochberg over all features, ``q_value <= alpha`` (needs many folds or a strong
-    edge to pass). A constant feature (importance 0 in every fold) never beats the probe.
-
-    Parameters
-    ----------
-    features : DataFrame
-        Entry features (``after_entry`` columns are refused).
-    y : array-like of 0/1
-    signal_times, exit_times : datetime array-likes
-        For the purge: a training row's label must be known before the test fold starts.
-    n_splits, n_repeats : int
-        Walk-forward folds (folds with one class in test are skipped); permutations per fold.
-    model_factory : callable, optional
-        Returns a new unfitted classifier with ``predict_proba``; default :func:`default_model`.
-    splitter : object with ``split(signal_times, exit_times)``, optional
-        Default ``PurgedWalkForward(n_splits, min_train_size=50)``.
-    alpha : float
-        False discovery rate of ``beats_probe_fdr``.
-    random_state : int
-        Seeds the probe, the permutations and the default model.
-    scheduler : str or None
-        Where the folds run, one task each (:func:`permutation_fold`; see
-        :func:`research.distributed.resolve_scheduler`): ``None`` =
-        ``$PHANTOMLAB_DASK_SCHEDULER`` or a plain loop here; ``"local"``; ``"tcp://host:8786"``.
-        The result is the same wherever they run. On a cluster ``model_factory`` must pickle:
-        a class, a module-level function or a ``functools.partial`` of one (the default is);
-        a lambda or local function is only sure to work in process (Dask sends it by value,
-        which fails with a fix-it ``TypeError`` when it captures something unpicklable).
-
-    Returns
-    -------
-    DataFrame
-        Indexed by feature (``__noise__`` included), sorted by ``mean`` descending: ``mean``,
-        ``std`` (over folds x repeats), ``se`` (of the fold means), ``n_folds``,
-        ``diff_vs_probe`` (mean of ``d``), ``se_diff``, ``p_value``, ``q_value``,
-        ``beats_probe``, ``beats_probe_fdr``, ``base_auc`` (mean unpermuted test AUC).
-        Rows never in a test fold (the first walk-forward block) do not count.
-
-    Raises
-    ------
-    research.distributed.TaskError
-        A fold's fit or scoring failed: names the fold; the error is its ``__cause__``.
-    TypeError
-        ``model_factory`` cannot be pickled for the Dask workers (the message says the fix).
-    """
-    features, y = check_xy(features, y, who="permutation_importance_oos")
-    if len(signal_times) != len(y) or len(exit_times) != len(y):
-        raise ValueError(
-            f"{len(y)} rows but {len(signal_times)} signal and {len(exit_times)} exit times. "
-            "Fix: pass the signals' and outcomes' columns of the same rows."
-        )
+def _design_with_probe(
+    features: pd.DataFrame, rng: np.random.Generator
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The encoded entry features with the standard-normal noise probe as last column (drawn
+    from ``rng`` first), and each feature's block of columns."""
     names, X = _entry_design(features)
-    rng = np.random.default_rng(random_state)
     X = np.column_stack([X, rng.standard_normal(len(X))])
-    blocks = {**feature_blocks(names), NOISE: np.array([X.shape[1] - 1])}
-    factory = model_factory or functools.partial(default_model, random_state)
-    splitter = splitter or PurgedWalkForward(n_splits, min_train_size=50)
-    tasks = []
-    for k, (train, test) in enumerate(splitter.split(signal_times, exit_times)):
+    return X, {**feature_blocks(names), NOISE: np.array([X.shape[1] - 1])}
+
+
+def _fold_tasks(
+    data: ClosedTrades, splitter: Any, rng: np.random.Generator, n_draws: int
+) -> list[tuple[int, np.ndarray, np.ndarray, dict]]:
+    """The usable folds of ``splitter`` on ``data``, each with the random state its
+    ``n_draws`` permutations start from (see :func:`permutation_fold`)."""
+    y, tasks = data.y, []
+    for k, (train, test) in enumerate(splitter.split(data.signal_times, data.exit_times)):
         if len(np.unique(y[test])) < 2 or len(np.unique(y[train])) < 2:
             logger.info("fold with %d test rows skipped: one class", len(test))
             continue
@@ -289,25 +204,21 @@ def permutation_importance_oos(
         # fold's draws here (the same draws, cheap) -- the numbers do not depend on where or
         # in which order the folds run
         tasks.append((k, train, test, rng.bit_generator.state))
-        for _ in range(len(blocks) * n_repeats):
+        for _ in range(n_draws):
             rng.permutation(len(test))
     if len(tasks) < 2:
-        raise ValueError(
+        raise InsufficientDataError(
             f"only {len(tasks)} usable out-of-sample fold(s). Fix: pass more rows, lower "
             "n_splits or the splitter's min_train_size."
         )
-    shared = {"X": X, "y": y, "blocks": blocks, "model_factory": factory, "n_repeats": n_repeats}
-    results = map_tasks(
-        permutation_fold,
-        tasks,
-        scheduler=scheduler,
-        progress=False,
-        desc="permutation importance folds",
-        shared=shared,
-        must_travel=("model_factory",),
-    )
+    return tasks
+
+
+def _against_probe(results: list, alpha: float) -> pd.DataFrame:
+    """The importance table of :func:`permutation_importance_oos` from its folds' results:
+    paired by fold against the noise probe, t-test p-values and BH q-values."""
     bases = [base for base, _ in results]
-    draws = {f: [d for _, fold in results for d in fold[f]] for f in blocks}
+    draws = {f: [d for _, fold in results for d in fold[f]] for f in results[0][1]}
     per_fold = [{f: float(np.mean(drops)) for f, drops in fold.items()} for _, fold in results]
     folds = pd.DataFrame(per_fold)  # rows = folds, columns = features
     diff = folds.sub(folds[NOISE], axis=0)
@@ -337,6 +248,94 @@ def permutation_importance_oos(
     out["beats_probe_fdr"] = gain & (out["q_value"] <= alpha)
     out["base_auc"] = float(np.mean(bases))
     out.index.name = "feature"
+    return out
+
+
+def permutation_importance_oos(
+    data: ClosedTrades,
+    *,
+    estimator: Any = None,
+    splitter: Any = None,
+    n_splits: int = 5,
+    n_repeats: int = 5,
+    alpha: float = 0.05,
+    random_state: int = 0,
+    scheduler: str | None = None,
+) -> pd.DataFrame:
+    """Permutation importance on purged walk-forward test folds, against a noise probe.
+
+    A standard-normal column ``__noise__`` is added to the entry features. Each fold's model
+    is fitted on its training rows only; on the test fold each feature (a one-hot block as a
+    whole) is permuted ``n_repeats`` times and its importance is the **drop in ROC AUC**
+    (AUC ranks, so it is unaffected by the fold model's calibration; units: AUC points).
+
+    Comparison with the probe is paired by fold: ``d_k`` = the feature's mean drop in fold
+    ``k`` minus the probe's. ``beats_probe``: ``mean(d) - 2 se(d) > 0`` (one-sided, about 5 %
+    false positives per noise feature: over ~40 features expect 1-2 on a market without an
+    edge). ``beats_probe_fdr``: the stricter rule, a one-sided t-test over folds adjusted by
+    Benjamini-Hochberg over all features, ``q_value <= alpha`` (needs many folds or a strong
+    edge to pass). A constant feature (importance 0 in every fold) never beats the probe.
+
+    Parameters
+    ----------
+    data : ClosedTrades
+        Entry features (``after_entry`` columns are refused), labels and the times of the
+        purge (:class:`research.dataset.ClosedTrades`).
+    estimator : estimator or callable, optional
+        An unfitted classifier with ``predict_proba`` (cloned per fold) or a callable
+        returning one; default :func:`default_model` with ``random_state``.
+    splitter : object with ``split(signal_times, exit_times)``, optional
+        Default ``PurgedWalkForward(n_splits, min_train_size=50)``.
+    n_splits, n_repeats : int
+        Walk-forward folds (folds with one class in test are skipped); permutations per fold.
+    alpha : float
+        False discovery rate of ``beats_probe_fdr``.
+    random_state : int
+        Seeds the probe, the permutations and the default model.
+    scheduler : str or None
+        Where the folds run, one task each (:func:`permutation_fold`), as in
+        :func:`research.analysis.evaluation.walk_forward_evaluation`; the same result
+        wherever they run. On a cluster ``estimator`` must pickle (a lambda may not).
+
+    Returns
+    -------
+    DataFrame
+        Indexed by feature (``__noise__`` included), sorted by ``mean`` descending: ``mean``,
+        ``std`` (over folds x repeats), ``se`` (of the fold means), ``n_folds``,
+        ``diff_vs_probe`` (mean of ``d``), ``se_diff``, ``p_value``, ``q_value``,
+        ``beats_probe``, ``beats_probe_fdr``, ``base_auc`` (mean unpermuted test AUC).
+        Rows never in a test fold (the first walk-forward block) do not count.
+
+    Raises
+    ------
+    research.distributed.TaskError
+        A fold's fit or scoring failed: names the fold; the error is its ``__cause__``.
+    TypeError
+        ``estimator`` cannot be pickled for the Dask workers (the message says the fix).
+    """
+    data.require_rows("permutation_importance_oos")
+    rng = np.random.default_rng(random_state)
+    X, blocks = _design_with_probe(data.features, rng)
+    splitter = splitter or PurgedWalkForward(n_splits, min_train_size=50)
+    tasks = _fold_tasks(data, splitter, rng, len(blocks) * n_repeats)
+    shared = {
+        "X": X,
+        "y": data.y,
+        "blocks": blocks,
+        "estimator": estimator or functools.partial(default_model, random_state),
+        "n_repeats": n_repeats,
+    }
+    results = map_tasks(
+        permutation_fold,
+        tasks,
+        scheduler=scheduler,
+        progress=False,
+        desc="permutation importance folds",
+        shared=shared,
+        must_travel=("estimator",),
+    )
+    out = _against_probe(results, alpha)
+    n = int(out["n_folds"].iloc[0])
     logger.info("permutation importance: %d folds, %d beat the probe", n, out.beats_probe.sum())
     return out.sort_values("mean", ascending=False)
 

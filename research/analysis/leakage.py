@@ -9,6 +9,7 @@ Compute only: frames in, frames out.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,8 +20,10 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from research import schema as S
-from research.analysis.calibration import probability_metrics
-from research.analysis.importance import _proba, check_xy, default_model
+from research.analysis.importance import _proba, default_model
+from research.analysis.metrics import probability_metrics
+from research.dataset import ClosedTrades, fresh_estimator
+from research.errors import InsufficientDataError
 from research.features import FEATURES, build_features
 from research.scoring.encode import availability, encode, entry_features
 from research.splits import PurgedWalkForward, oof_predict
@@ -66,13 +69,11 @@ def _univariate_auc(col: pd.Series, y: np.ndarray) -> float:
 
 
 def leakage_check(
-    features_with_lifecycle: pd.DataFrame,
-    y: Any,
-    signal_times: Any,
-    exit_times: Any,
+    data: ClosedTrades,
     *,
+    estimator: Any = None,
+    splitter: Any = None,
     n_splits: int = 5,
-    model_factory: Callable[[], Any] | None = None,
     max_jump: float = 0.05,
     max_auc: float = 0.80,
     random_state: int = 0,
@@ -80,7 +81,7 @@ def leakage_check(
     """Train with and without ``after_entry`` features; flag those that make results too good.
 
     Each variant is a light model (:func:`~research.analysis.importance.default_model`, or
-    ``model_factory``) fitted on the registry-encoded columns. In-sample metrics fit and score
+    ``estimator``) fitted on the registry-encoded columns. In-sample metrics fit and score
     all rows; out-of-sample ones are purged walk-forward out-of-fold predictions (rows of the
     first block are never predicted and do not count).
 
@@ -95,70 +96,91 @@ def leakage_check(
 
     Parameters
     ----------
-    features_with_lifecycle : DataFrame
-        Registered feature columns (e.g. ``build_features(...).join(lifecycle_features(...))``,
-        row-aligned with ``y``); unregistered columns are ignored.
-    y : array-like of 0/1
-        1 = win.
-    signal_times, exit_times : datetime array-likes
-        Of the same rows, for the purge.
+    data : ClosedTrades
+        Closed trades whose features hold registered columns, entry and lifecycle (e.g.
+        ``ClosedTrades.from_study(study).with_lifecycle()``); unregistered columns are
+        ignored. Its times serve the purge.
+    estimator : estimator or callable, optional
+        An unfitted classifier with ``predict_proba`` (cloned per fit) or a callable
+        returning one; default :func:`~research.analysis.importance.default_model`.
+    splitter : object with ``split(signal_times, exit_times)``, optional
+        Default ``PurgedWalkForward(n_splits, min_train_size=50)``.
     n_splits : int
-        Walk-forward folds.
-    model_factory : callable, optional
-        Returns a new unfitted classifier with ``predict_proba``.
+        Walk-forward folds of the default splitter.
     max_jump, max_auc : float
         Thresholds of the flag rule, AUC points.
     random_state : int
+        Seeds the default model.
 
     Returns
     -------
     LeakageReport
     """
-    frame, y = check_xy(features_with_lifecycle, y, who="leakage_check")
-    if len(signal_times) != len(y) or len(exit_times) != len(y):
-        raise ValueError(
-            f"{len(y)} rows but {len(signal_times)} signal and {len(exit_times)} exit times. "
-            "Fix: pass the signals' and outcomes' columns of the same rows."
-        )
+    data.require_rows("leakage_check")
     # the leaky variant is built on purpose here
-    registered = entry_features(frame, allow_after_entry=True)
+    registered = entry_features(data.features, allow_after_entry=True)
     entry = [c for c in registered if availability(c) == "signal"]
     late = [c for c in registered if availability(c) == "after_entry"]
     if not entry:
         raise ValueError("no entry feature columns. Fix: pass build_features(...) joined.")
-    factory = model_factory or (lambda: default_model(random_state))
-    splitter = PurgedWalkForward(n_splits, min_train_size=50)
-
-    def evaluate(names: list[str]) -> dict[str, float]:
-        X = encode(frame, names)
-        fitted = factory().fit(X, y)
-        p_in = _proba(fitted, X)
-        p_oos = oof_predict(factory, X, y, splitter, signal_times, exit_times)
-        seen = np.isfinite(p_oos)
-        if seen.sum() == 0:
-            raise ValueError("no out-of-fold predictions. Fix: pass more rows or fewer splits.")
-        m_in, m_oos = probability_metrics(y, p_in), probability_metrics(y[seen], p_oos[seen])
-        return {
-            "auc_in": m_in["auc"],
-            "brier_in": m_in["brier"],
-            "auc_oos": m_oos["auc"],
-            "brier_oos": m_oos["brier"],
-            "auc_gap": m_in["auc"] - m_oos["auc"],
-            "n_oos": int(seen.sum()),
-        }
-
-    rows = {S.ENTRY_VARIANT: evaluate(entry)}
+    estimator = estimator or functools.partial(default_model, random_state)
+    splitter = splitter or PurgedWalkForward(n_splits, min_train_size=50)
+    rows = {S.ENTRY_VARIANT: _variant(data, entry, estimator, splitter)}
     if late:
-        rows[f"{S.ENTRY_VARIANT}+all_lifecycle"] = evaluate(entry + late)
+        rows[f"{S.ENTRY_VARIANT}+all_lifecycle"] = _variant(data, entry + late, estimator, splitter)
         for f in late:
-            rows[f"{S.ENTRY_VARIANT}+{f}"] = evaluate(entry + [f])
+            rows[f"{S.ENTRY_VARIANT}+{f}"] = _variant(data, entry + [f], estimator, splitter)
     variants = pd.DataFrame.from_dict(rows, orient="index")
     variants.index.name = "variant"
-    base = variants.loc[S.ENTRY_VARIANT, "auc_oos"]
+    features = _flag_features(data, registered, variants, max_jump=max_jump, max_auc=max_auc)
+    flagged = features.index[features["flagged"]].tolist()
+    if flagged:
+        logger.warning("leakage check flags %s", flagged)
+    return LeakageReport(variants=variants, features=features, flagged=flagged)
 
+
+def _variant(data: ClosedTrades, names: list[str], estimator: Any, splitter: Any) -> dict:
+    """In-sample and out-of-fold metrics of a model on the feature columns ``names``."""
+    X, y = encode(data.features, names), data.y
+    fitted = fresh_estimator(estimator).fit(X, y)
+    p_in = _proba(fitted, X)
+    p_oos = oof_predict(
+        functools.partial(fresh_estimator, estimator),
+        X,
+        y,
+        splitter,
+        data.signal_times,
+        data.exit_times,
+    )
+    seen = np.isfinite(p_oos)
+    if seen.sum() == 0:
+        raise InsufficientDataError(
+            "no out-of-fold predictions. Fix: pass more rows or fewer splits."
+        )
+    m_in, m_oos = probability_metrics(y, p_in), probability_metrics(y[seen], p_oos[seen])
+    return {
+        "auc_in": m_in["auc"],
+        "brier_in": m_in["brier"],
+        "auc_oos": m_oos["auc"],
+        "brier_oos": m_oos["brier"],
+        "auc_gap": m_in["auc"] - m_oos["auc"],
+        "n_oos": int(seen.sum()),
+    }
+
+
+def _flag_features(
+    data: ClosedTrades,
+    registered: list[str],
+    variants: pd.DataFrame,
+    *,
+    max_jump: float,
+    max_auc: float,
+) -> pd.DataFrame:
+    """The per-feature table of :class:`LeakageReport` (flag rule of :func:`leakage_check`)."""
+    base = variants.loc[S.ENTRY_VARIANT, "auc_oos"]
     table = []
     for f in registered:
-        uni = _univariate_auc(frame[f], y)
+        uni = _univariate_auc(data.features[f], data.y)
         row = {"feature": f, "available": availability(f), "univariate_auc": uni}
         reasons = []
         if availability(f) == "after_entry":
@@ -171,11 +193,7 @@ def leakage_check(
         if uni > max_auc:
             reasons.append(f"alone separates wins (AUC {uni:.2f} > {max_auc})")
         table.append({**row, "flagged": bool(reasons), "reason": "; ".join(reasons)})
-    features = pd.DataFrame(table).set_index("feature")
-    flagged = features.index[features["flagged"]].tolist()
-    if flagged:
-        logger.warning("leakage check flags %s", flagged)
-    return LeakageReport(variants=variants, features=features, flagged=flagged)
+    return pd.DataFrame(table).set_index("feature")
 
 
 def _scramble(bars: pd.DataFrame, start: pd.Timestamp, rng: np.random.Generator) -> pd.DataFrame:

@@ -73,16 +73,13 @@ def cell_stats(won, r, confidence: float = 0.95) -> dict[str, float]:
 
 
 def bh_qvalues(p) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values); NaN entries stay NaN, not counted."""
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN entries stay NaN, not counted.
+
+    :func:`scipy.stats.false_discovery_control` over the finite p-values (probabilities 0-1):
+    a test that was not run (NaN) is not one of the ``m`` hypotheses.
+    """
     p = np.asarray(p, float)
     q = np.full_like(p, np.nan)
     ok = ~np.isnan(p)
-    m = int(ok.sum())
-    if m:
-        order = np.argsort(p[ok])
-        ranked = p[ok][order] * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(ranked[::-1])[::-1]  # monotone from the largest p down
-        out = np.empty(m)
-        out[order] = np.minimum(adj, 1.0)
-        q[ok] = out
+    q[ok] = stats.false_discovery_control(p[ok], method="bh")
     return q

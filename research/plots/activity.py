@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from research import schema as S
-from research.plots.trades import _axis
+from research.plots.layout import _axis
 
 _DECISION_COLOURS = {"executed": "tab:green", "phantom": "tab:grey", "all signals": "tab:blue"}
 _BASIS_LABEL = {"net": "R net of costs", "gross": "R gross (before costs)"}

@@ -1,6 +1,8 @@
-"""Figures of calibration beyond the reliability diagram: metrics per fold and per bucket.
+"""Figures of calibration (:mod:`research.analysis.calibration`): the reliability diagram,
+metrics per fold and per bucket.
 
-Both draw frames of :func:`research.analysis.calibration.calibration_comparison`, in which the
+The reliability diagram draws :func:`~research.analysis.metrics.reliability_table`; the
+others draw frames of :func:`research.analysis.calibration.calibration_comparison`, in which the
 seed's in-sample calibration (``rule == 'in_sample'``) and the rigorous out-of-fold one
 (``rule == 'oof'``) are judged on the same later test folds.
 """
@@ -17,6 +19,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from research import schema as S
+from research.plots.layout import _axis
 
 METRICS = ("auc", "brier", "log_loss", "ece")
 # what a reader should know about each metric, shown as the panel's axis label
@@ -26,6 +29,37 @@ _LABELS = {
     "log_loss": "log loss (lower is better)",
     "ece": "ECE (0 = calibrated)",
 }
+
+
+def plot_reliability(reliability: pd.DataFrame, ax: Axes | None = None) -> Figure:
+    """Reliability diagram: observed win rate against mean predicted P(win), per rule.
+
+    Parameters
+    ----------
+    reliability : DataFrame
+        :func:`research.analysis.metrics.reliability_table` output (``predicted``,
+        ``observed``, ``count``), optionally stacked with a ``rule`` column (as in
+        :func:`~research.analysis.calibration.calibration_comparison`).
+    ax : matplotlib Axes, optional
+    """
+    fig, ax = _axis(ax, (5.5, 5.0))
+    frame = reliability if "rule" in reliability else reliability.assign(rule="model")
+    ax.plot([0, 1], [0, 1], ls="--", color="grey", lw=1, label="perfect calibration")
+    for rule, g in frame.groupby("rule", sort=False):
+        ax.plot(g["predicted"], g["observed"], marker="o", label=str(rule))
+        # marker area ~ count: a point backed by few trades should look light
+        ax.scatter(
+            g["predicted"], g["observed"], s=20 + 200 * g["count"] / frame["count"].max(), alpha=0.3
+        )
+    ax.set(
+        xlabel="mean predicted P(win)",
+        ylabel="observed win rate",
+        xlim=(0, 1),
+        ylim=(0, 1),
+        title="Reliability (out of sample)",
+    )
+    ax.legend(loc="upper left")
+    return fig
 
 
 def _panels(

@@ -12,7 +12,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from research import schema as S
-from research.plots.trades import _axis
+from research.plots.layout import _axis
 
 ENTRY = S.ENTRY_VARIANT  # the variant without any after_entry feature
 

@@ -1,7 +1,8 @@
 """Figures of thresholds: the split at a threshold, threshold sweeps, qscore buckets and curves.
 
-Inputs are the frames of :mod:`research.explorer` (closed, scored signals and their sweeps) and
-of :mod:`research.thresholds` (``QscoreAdapter.bucket_stats_`` and the fitted adapter's curves).
+Inputs are the frames of :mod:`research.analysis.explorer` (closed, scored signals and their
+sweeps) and of :mod:`research.thresholds` (``QscoreAdapter.bucket_stats_`` and the fitted
+adapter's curves).
 Every function takes ``ax=None`` and returns the :class:`matplotlib.figure.Figure`.
 """
 
@@ -14,7 +15,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from research import schema as S
-from research.plots.trades import _axis
+from research.plots.layout import _axis
 
 _SET_STYLE = {
     "executed": {"color": "tab:green", "ls": "-"},
@@ -33,7 +34,7 @@ def plot_threshold_split(frame: pd.DataFrame, threshold: float, ax: Axes | None 
     Parameters
     ----------
     frame : DataFrame
-        Closed, scored signals (:func:`research.explorer.explorer_frame`): ``ml_score``
+        Closed, scored signals (:func:`research.analysis.explorer.explorer_frame`): ``ml_score``
         (0-100), ``realized_rr`` (R) and ``exit_time`` (R is counted when the trade closes).
     threshold : float
         Score points 0-100.
@@ -97,7 +98,7 @@ def plot_threshold_sweep(
     Parameters
     ----------
     sweep : DataFrame
-        :func:`research.explorer.threshold_sweep` output (``threshold``, ``set`` and the
+        :func:`research.analysis.explorer.threshold_sweep` output (``threshold``, ``set`` and the
         table's columns).
     metric : {'win_rate', 'mean_r'}
         What to draw, with its interval as a band.
@@ -222,7 +223,7 @@ def plot_qscore_curves(
     curves = getattr(adapter, "curves_", None)
     if curves is None or getattr(adapter, "global_curve_", None) is None:
         raise ValueError(
-            "the adapter has no fitted curves. Fix: QscoreAdapter(config).fit(trades)"
+            "the adapter has no fitted curves. Fix: QscoreAdapter(rule=...).fit(trades)"
             " (an adapter restored with from_dict keeps thresholds only)."
         )
     fig, ax = _axis(ax, (7.5, 4.8))

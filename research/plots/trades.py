@@ -9,7 +9,6 @@ changes no global matplotlib or seaborn style.
 
 from __future__ import annotations
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -18,16 +17,9 @@ from matplotlib.figure import Figure
 
 from research import schema as S
 from research.candles import timeframe_of
+from research.plots.layout import _axis
 
 _SIDE_STYLE = {S.LONG: ("^", "tab:green"), S.SHORT: ("v", "tab:red")}
-
-
-def _axis(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
-    """Return ``(figure, ax)``, creating a figure of ``figsize`` inches when ``ax`` is None."""
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize, layout="constrained")
-        return fig, ax
-    return ax.figure, ax
 
 
 def _closed_trades(outcomes: pd.DataFrame, signals: pd.DataFrame) -> pd.DataFrame:

@@ -22,7 +22,7 @@ import pandas as pd
 
 from research import schema as S
 from research.signals import GATE_COLUMNS
-from research.stores.tables import FEATURES
+from research.stores.rows import expand_features
 
 logger = logging.getLogger(__name__)
 
@@ -99,17 +99,6 @@ def _check_strategies(strategies: Sequence[str]) -> list[str]:
     return list(strategies) or list(S.STRATEGIES)
 
 
-def expand_features(trades: pd.DataFrame, column: str = FEATURES) -> tuple[pd.DataFrame, list]:
-    """``trades`` with its per-trade feature mappings as columns; returns (frame, names)."""
-    if column not in trades:
-        return trades, []
-    rows = [v if isinstance(v, dict) else {} for v in trades[column]]
-    feats = pd.DataFrame.from_records(rows, index=trades.index)
-    clash = [c for c in feats.columns if c in trades.columns]
-    feats = feats.drop(columns=clash)
-    return pd.concat([trades.drop(columns=[column]), feats], axis=1), list(feats.columns)
-
-
 def save_replay_frames(result, folder: str | Path) -> Path:
     """Write a :class:`~research.replay.ReplayResult`'s frames as Parquet into ``folder``,
     and its cost basis in words (``meta.parquet``) for the report's verdict."""
@@ -158,6 +147,38 @@ def _within(frame: pd.DataFrame, column: str, start, end) -> pd.DataFrame:
     return frame.loc[keep.to_numpy()]
 
 
+def _audit_period(database_url, wanted: list[str], start, end, *, min_trades: int) -> tuple:
+    """Completed trades of ``wanted`` exiting in ``[start, end)`` (features as one mapping per
+    trade), the published model versions and the masked database URL; too few trades is an
+    error with a fix."""
+    from research.stores.audit import AuditTrail
+
+    audit = AuditTrail(database_url)
+    try:
+        raw = audit.completed_trades(strategy=wanted, start=start, end=end, with_features=True)
+        versions = audit.model_versions()
+        db = audit.masked_url
+    finally:
+        audit.close()
+    if len(raw) < min_trades:
+        raise ValueError(
+            f"{len(raw)} completed trade(s) of {wanted} between {start or 'the start'} and "
+            f"{end or 'now'} in {db}; at least {min_trades} needed. Fix: widen start/end, "
+            "check database_url, or run `phantomlab demo` to fill a local audit trail."
+        )
+    return raw, versions, db
+
+
+def _replay_period(replay_dir, wanted: list[str], start, end) -> dict[str, pd.DataFrame]:
+    """The replay frames of ``replay_dir``, decisions cut to ``wanted`` signalled in the period."""
+    replay = load_replay_frames(replay_dir)
+    dec = replay["decisions"]
+    replay["decisions"] = _within(
+        dec.loc[dec[S.STRATEGY].isin(wanted).to_numpy()], S.SIGNAL_TIME, start, end
+    )
+    return replay
+
+
 def load_period(
     *,
     database_url: str | None = None,
@@ -195,9 +216,8 @@ def load_period(
         Bad dates or strategies, or too few trades in the period.
     """
     from research.config import Settings
-    from research.stores.audit import AuditTrail
-    from research.stores.backends import mask_url
     from research.stores.state import open_state
+    from research.urls import mask_url
 
     if replay_dir is None:
         found = Settings.from_env().replay_dir
@@ -206,19 +226,7 @@ def load_period(
     if start is not None and end is not None and start >= end:
         raise ValueError(f"start {start} is not before end {end}. Fix: swap or widen them.")
     wanted = _check_strategies(strategies)
-    audit = AuditTrail(database_url)
-    try:
-        raw = audit.completed_trades(strategy=wanted, start=start, end=end, with_features=True)
-        versions = audit.model_versions()
-        db = audit.masked_url
-    finally:
-        audit.close()
-    if len(raw) < min_trades:
-        raise ValueError(
-            f"{len(raw)} completed trade(s) of {wanted} between {start or 'the start'} and "
-            f"{end or 'now'} in {db}; at least {min_trades} needed. Fix: widen start/end, "
-            "check database_url, or run `phantomlab demo` to fill a local audit trail."
-        )
+    raw, versions, db = _audit_period(database_url, wanted, start, end, min_trades=min_trades)
     trades, feature_columns = expand_features(raw)
     trades[WIN] = (trades[S.OUTCOME] == "win").astype(int)
     store = open_state(state_url, namespace=namespace)
@@ -226,13 +234,7 @@ def load_period(
     thresholds = {s: store.load_thresholds(s) for s in wanted}
     scalp = pd.DataFrame.from_records(store.completed(scalp=True)) if "scalp" in wanted else None
     scalp = _within(scalp if scalp is not None else pd.DataFrame(), S.EXIT_TIME, start, end)
-    replay = {}
-    if replay_dir:
-        replay = load_replay_frames(replay_dir)
-        dec = replay["decisions"]
-        replay["decisions"] = _within(
-            dec.loc[dec[S.STRATEGY].isin(wanted).to_numpy()], S.SIGNAL_TIME, start, end
-        )
+    replay = _replay_period(replay_dir, wanted, start, end) if replay_dir else {}
     logger.info(
         "period: %d trades, %d scalp records, replay=%s", len(trades), len(scalp), bool(replay)
     )

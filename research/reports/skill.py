@@ -51,7 +51,7 @@ def no_skill_notes(metrics: pd.DataFrame, reliability: pd.DataFrame | None = Non
         One row per model or group (the index names it) with ``auc``, ``n`` and ``win_rate``
         (fraction of wins among the ``n`` trades).
     reliability : DataFrame, optional
-        Stacked reliability tables (:func:`research.analysis.calibration.reliability_table`
+        Stacked reliability tables (:func:`research.analysis.metrics.reliability_table`
         with a ``rule`` column naming the model or group), one row per non-empty bin.
 
     Returns

@@ -20,7 +20,7 @@ import pandas as pd
 from research import plots
 from research import schema as S
 from research.analysis import activity as act
-from research.analysis.calibration import probability_metrics, reliability_table
+from research.analysis.metrics import probability_metrics, reliability_table
 from research.analysis.uplift import replay_summary
 from research.reports.format import format_table
 from research.reports.period import WIN, PeriodData, gate_frame
@@ -279,6 +279,7 @@ def importance(
         permutation_importance_oos,
         rank_stability,
     )
+    from research.dataset import ClosedTrades
     from research.features import feature_names
 
     t = period.trades.loc[period.trades[S.STRATEGY] == strategy]
@@ -292,8 +293,14 @@ def importance(
                 "features (needs 100)."
             ],
         )
-    x, y = t[cols].reset_index(drop=True), t[WIN].to_numpy()
-    evo = impurity_evolution(x, y, signal_times=t[S.SIGNAL_TIME], random_state=seed)
+    data = ClosedTrades(
+        features=t[cols].reset_index(drop=True),
+        y=t[WIN].to_numpy(),
+        signal_times=t[S.SIGNAL_TIME],
+        exit_times=t[S.EXIT_TIME],
+        strategy=strategy,
+    )
+    evo = impurity_evolution(data, random_state=seed)
     tables = {"rank_stability": rank_stability(evo)}
     figures = {"evolution": plots.plot_importance_evolution(evo)}
     notes = [
@@ -302,10 +309,7 @@ def importance(
     ]
     if permutation:
         perm = permutation_importance_oos(
-            x,
-            y,
-            t[S.SIGNAL_TIME],
-            t[S.EXIT_TIME],
+            data,
             n_splits=n_splits,
             n_repeats=n_repeats,
             random_state=seed,
@@ -325,7 +329,8 @@ def importance(
 def _refit(period: PeriodData, strategy: str, notes: list[str]) -> dict[str, object]:
     """Seed and rigorous (shrunk) qscore adapters refitted on ``strategy``'s model-scored
     trades of the period: their P(win) curves and their thresholds side by side."""
-    from research.thresholds import InsufficientDataError, QscoreAdapter, ThresholdConfig
+    from research.errors import InsufficientDataError
+    from research.thresholds import QscoreAdapter
 
     t, _ = _scored(period)
     t = t.loc[t[S.STRATEGY] == strategy].assign(**{S.QSCORE: lambda d: d[S.ML_SCORE]})
@@ -333,8 +338,8 @@ def _refit(period: PeriodData, strategy: str, notes: list[str]) -> dict[str, obj
         notes.append(f"{strategy}: {len(t)} model-scored trades, too few to refit the curves.")
         return {}
     try:
-        seed = QscoreAdapter(ThresholdConfig(rule="seed")).fit(t)
-        rigorous = QscoreAdapter(ThresholdConfig(rule="rigorous")).fit(t)
+        seed = QscoreAdapter(rule="seed").fit(t)
+        rigorous = QscoreAdapter(rule="rigorous").fit(t)
     except InsufficientDataError as exc:
         notes.append(f"{strategy}: curves not refitted ({exc}).")
         return {}

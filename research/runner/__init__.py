@@ -14,11 +14,15 @@ SIGTERM stops it cleanly (``failed``, ``Terminated``); a runner killed outright 
 heartbeat, and :func:`mark_dead_runs` (called by every index rebuild) marks the run ``died``.
 Parameters reach the executor on its stdin, and URL passwords are masked wherever a run is
 shown (notebook, HTML, manifest).
+
+The runner is general: what a caller keeps outside the run folder (the workbench's SQL
+``pipeline_runs`` rows) is closed by the caller's ``on_failure`` hook, and the kernel's extra
+environment comes from ``kernel_env``; :mod:`research.runs` is the workbench's side.
 """
 
 from __future__ import annotations
 
-from research._lazy import lazy_getattr
+import importlib
 
 # Resolved lazily: a pipeline notebook's `from research.runner import record` must not pay for
 # nbformat/nbconvert (seconds of import) inside the kernel.
@@ -27,9 +31,9 @@ _EXPORTS = {
     "RESULT_MIME": "research.runner.results",
     "SUPPORTED_TYPES": "research.runner.params",
     "Parameter": "research.runner.params",
-    "ParameterError": "research.runner.params",
+    "ParameterError": "research.errors",
     "PipelineInfo": "research.runner.catalog",
-    "PipelineNotFoundError": "research.runner.catalog",
+    "PipelineNotFoundError": "research.errors",
     "RunResult": "research.runner.execute",
     "build_index": "research.runner.index",
     "collect_results": "research.runner.results",
@@ -40,9 +44,13 @@ _EXPORTS = {
     "parse_parameters": "research.runner.params",
     "record": "research.runner.results",
     "run_pipeline": "research.runner.execute",
-    "validate_parameters": "research.runner.params",
+    "validate_parameters": "research.runner.overrides",
 }
 __all__ = sorted(_EXPORTS)
 
 
-__getattr__ = lazy_getattr(__name__, _EXPORTS)
+def __getattr__(name: str) -> object:
+    """Import an export's module on first use (PEP 562; the runner needs no helper for it)."""
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -16,14 +16,11 @@ from pathlib import Path
 
 import nbformat
 
-from research.runner.params import Parameter, ParameterError, parse_parameters, read_notebook
+from research.errors import ParameterError, PipelineNotFoundError
+from research.runner.params import Parameter, parse_parameters, read_notebook
 
 PIPELINES_ENV = "PHANTOMLAB_PIPELINES_DIR"
 REPORTS_ENV = "PHANTOMLAB_REPORTS_DIR"
-
-
-class PipelineNotFoundError(LookupError):
-    """No pipeline notebook by that name; the message lists the available ones."""
 
 
 def default_pipelines_dir() -> Path:

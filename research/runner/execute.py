@@ -26,6 +26,7 @@ from typing import Any
 
 import nbformat
 
+from research.errors import ParameterError
 from research.runner.catalog import default_reports_dir, resolve_pipeline
 from research.runner.html import write_report, write_running_page
 from research.runner.index import build_index
@@ -33,8 +34,9 @@ from research.runner.kernel import ensure_kernel
 from research.runner.manifest import (
     ERROR_NAMES,
     MANIFEST_NAME,
+    FailureHook,
     build_manifest,
-    close_pipeline_run,
+    call_failure_hook,
     first_error,
     heartbeat_interval,
     log_tail,
@@ -43,13 +45,12 @@ from research.runner.manifest import (
     running_cell,
     write_json_atomic,
 )
+from research.runner.overrides import validate_parameters
 from research.runner.params import (
     Parameter,
-    ParameterError,
     find_parameters_cell,
     parse_parameters,
     read_notebook,
-    validate_parameters,
 )
 from research.runner.supervise import Heartbeat, StopSignals, run_executor
 
@@ -132,6 +133,8 @@ def run_pipeline(
     run_id: str | None = None,
     progress: bool = False,
     cwd: str | Path | None = None,
+    on_failure: FailureHook | None = None,
+    kernel_env: Mapping[str, str] | None = None,
 ) -> RunResult:
     """Run a pipeline notebook with validated parameters and leave its report.
 
@@ -141,7 +144,7 @@ def run_pipeline(
         A pipeline name (notebook stem in ``pipelines_dir``) or a path to an ``.ipynb``.
     parameters : Mapping, optional
         Overrides of the notebook's parameters (see
-        :func:`~research.runner.params.validate_parameters`; strings are read as ``-p`` text).
+        :func:`~research.runner.overrides.validate_parameters`; strings are read as ``-p`` text).
     pipelines_dir : str or Path, optional
         Default: :func:`~research.runner.catalog.default_pipelines_dir`.
     reports_dir : str or Path, optional
@@ -157,6 +160,14 @@ def run_pipeline(
     cwd : str or Path, optional
         Working directory of the kernel; default the current directory, so relative paths in
         parameters (e.g. ``data_dir``) mean what they mean in the caller's shell.
+    on_failure : FailureHook, optional
+        Called when this run ends other than ``ok``, and when an index rebuild finds a run
+        whose runner died (:data:`~research.runner.manifest.FailureHook`): the caller closes
+        there what it keeps outside the run folder (the workbench closes the SQL
+        ``pipeline_runs`` row its notebook opened).
+    kernel_env : Mapping, optional
+        Environment variables the executor and its kernel get on top of this process's (the
+        workbench: ``PHANTOMLAB_PROGRESS=text``, so progress bars reach the run's log).
 
     Returns
     -------
@@ -170,9 +181,8 @@ def run_pipeline(
     The parameters reach the executor on its stdin, never its command line; URL passwords are
     masked in the executed notebook, its HTML and the manifest (the kernel reads the real
     value from its environment). On SIGTERM the executor and its kernel are stopped, the run
-    is recorded as ``failed`` (``Terminated``), the notebook's open ``pipeline_runs`` row is
-    closed, and the signal is then re-raised (the process ends as ``kill`` asked). On Ctrl-C
-    the same, then ``KeyboardInterrupt``. Runs whose runner was killed outright are marked
+    is recorded as ``failed`` (``Terminated``), ``on_failure`` is called, and the signal is
+    then re-raised (the process ends as ``kill`` asked). On Ctrl-C the same, then ``KeyboardInterrupt``. Runs whose runner was killed outright are marked
     ``died`` later (:func:`~research.runner.index.mark_dead_runs`).
 
     Raises
@@ -192,7 +202,17 @@ def run_pipeline(
     """
     source = resolve_pipeline(name_or_path, pipelines_dir)
     with StopSignals() as stop:  # a SIGTERM from here on is recorded, then re-raised
-        return _run(source, parameters, reports_dir, timeout_sec, run_id, progress, cwd, stop)
+        return _run(
+            source,
+            parameters,
+            reports_dir,
+            timeout_sec,
+            run_id,
+            progress,
+            cwd,
+            stop,
+            {"on_failure": on_failure, "kernel_env": dict(kernel_env or {})},
+        )
 
 
 def _run(
@@ -204,8 +224,10 @@ def _run(
     progress: bool,
     cwd: str | Path | None,
     stop: StopSignals,
+    hooks: dict,
 ) -> RunResult:
-    """:func:`run_pipeline` once the notebook is found, with SIGTERM handled by ``stop``."""
+    """:func:`run_pipeline` once the notebook is found, with SIGTERM handled by ``stop``;
+    ``hooks`` holds its ``on_failure`` and ``kernel_env``."""
     pipeline = source.stem
     # Read once, as the run starts: the manifest's hash is of the notebook as it was then (not
     # as it is when a long run ends), and the parameters are parsed from those same bytes.
@@ -230,6 +252,7 @@ def _run(
         "html": f"{pipeline}.html",
         "heartbeat_sec": beat_sec,
         "cwd": str(workdir.resolve()),
+        **hooks,
     }
     out_nb = run_dir / run["notebook"]
     source_nb: nbformat.NotebookNode | None = None
@@ -246,7 +269,8 @@ def _run(
     beat = Heartbeat(run_dir / MANIFEST_NAME, running, out_nb, beat_sec).start()
     try:
         write_running_page(running, run_dir / run["html"])
-        build_index(reports)  # listed as running now; stale runs of dead runners marked died
+        # listed as running now; stale runs of dead runners marked died
+        build_index(reports, on_failure=hooks["on_failure"])
         logger.info("running %s as %s (timeout %.0f s)", source, run_dir, timeout_sec)
         shown = {k: mask_secrets(v) for k, v in effective.items()}
         rc, stopped = run_executor(
@@ -370,11 +394,11 @@ def _finish(
         write_report(nbformat.v4.new_notebook(), manifest, html_path, declared=declared)
     message = f"{error['ename']}: {error['evalue']}" if error else None
     if status != "ok":
-        close_pipeline_run(manifest, parameters.get("database_url"), message or status)
+        call_failure_hook(run.get("on_failure"), manifest, message or status, parameters)
     if beat is not None:
         beat.stop()
     write_json_atomic(run_dir / MANIFEST_NAME, manifest)
-    index = build_index(run_dir.parents[1])
+    index = build_index(run_dir.parents[1], on_failure=run.get("on_failure"))
     if status != "ok":
         logger.info("run %s %s: %s", run_dir, status, message)
     return RunResult(

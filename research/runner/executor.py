@@ -24,8 +24,6 @@ import sys
 import threading
 import time
 
-from research.progress import PROGRESS_ENV
-
 logger = logging.getLogger("research.runner.executor")
 
 # papermill re-parses the parameters cell with an inspector that does not know `X | None` and
@@ -125,9 +123,6 @@ def main(argv: list[str] | None = None) -> int:
     # the kernel is looked up by name first: this translator writes the injected cell
     papermill_translators.register(args.kernel, _python_translator(secret))
 
-    # the kernel inherits this environment: its progress bars become text lines on stderr,
-    # which log_output streams into the run's log (a widget would show nothing here)
-    os.environ[PROGRESS_ENV] = "text"
     try:
         papermill.execute_notebook(
             args.input,

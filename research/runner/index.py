@@ -11,7 +11,6 @@ from __future__ import annotations
 import html
 import json
 import logging
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,8 @@ from research.runner.html import format_time, page, run_answer, shown_status, st
 from research.runner.manifest import (
     ERROR_NAMES,
     MANIFEST_NAME,
-    close_pipeline_run,
+    FailureHook,
+    call_failure_hook,
     heartbeat_age,
     is_stale,
     mark_failed,
@@ -112,40 +112,7 @@ def _refused_section(refused: list[tuple[str, dict]]) -> str:
     )
 
 
-def _audit_url(manifest: dict) -> tuple[str | None, str | None]:
-    """``(url, None)`` of the audit trail a dead run's notebook wrote to, or ``(None, why not)``.
-
-    The manifest's ``database_url`` parameter (``None``: ``PHANTOMLAB_DATABASE_URL``, as in the
-    notebook). A masked password is taken from ``PHANTOMLAB_DATABASE_URL`` when that names the
-    same database; a relative SQLite path is resolved against the run's working directory
-    (and must exist: no empty database is created).
-    """
-    from sqlalchemy.engine import make_url
-
-    from research.config import Settings
-    from research.stores.backends import mask_url
-
-    env = os.environ.get("PHANTOMLAB_DATABASE_URL")
-    url = (manifest.get("parameters") or {}).get("database_url") or Settings.from_env().database_url
-    if ":***@" in url:  # masked in the manifest: the real one must come from the environment
-        if not env or mask_url(env) != url:
-            return None, (
-                f"the manifest holds {url} with its password masked. Fix: export "
-                "PHANTOMLAB_DATABASE_URL with the password and close the row by hand"
-            )
-        url = env
-    parsed = make_url(url)
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
-        path = Path(parsed.database)
-        if not path.is_absolute():
-            path = Path(manifest.get("cwd") or ".") / path
-        if not path.is_file():
-            return None, f"no SQLite audit trail at {path}"
-        url = parsed.set(database=str(path)).render_as_string(hide_password=False)
-    return url, None
-
-
-def _mark_died(path: Path, manifest: dict, now: datetime) -> None:
+def _mark_died(path: Path, manifest: dict, now: datetime, on_failure: FailureHook | None) -> None:
     """Turn the stale ``running`` manifest at ``path`` into a ``died`` run (see module doc)."""
     import nbformat
 
@@ -190,12 +157,7 @@ def _mark_died(path: Path, manifest: dict, now: datetime) -> None:
         "duration_sec": duration,
         "marked_died_at": now.isoformat(timespec="seconds"),
     }
-    if (manifest.get("results") or {}).get("pipeline_run_id"):
-        url, why = _audit_url(manifest)
-        if why is None:
-            close_pipeline_run(manifest, url, f"RunnerDied: {evalue}")
-        else:
-            manifest["pipeline_run_closed"] = why
+    call_failure_hook(on_failure, manifest, f"{error['ename']}: {evalue}", None)
     if manifest.get("html"):
         try:
             write_report(nb or nbformat.v4.new_notebook(), manifest, run_dir / manifest["html"])
@@ -205,16 +167,21 @@ def _mark_died(path: Path, manifest: dict, now: datetime) -> None:
     logger.warning("run %s died (no heartbeat since %s); marked as such", run_dir, last)
 
 
-def mark_dead_runs(reports_dir: str | Path | None = None, *, now: datetime | None = None) -> list:
+def mark_dead_runs(
+    reports_dir: str | Path | None = None,
+    *,
+    now: datetime | None = None,
+    on_failure: FailureHook | None = None,
+) -> list:
     """Mark every ``running`` run whose heartbeat is stale as ``died``; return their folders.
 
     A run's manifest says ``running`` from its start and its runner rewrites it every few
     seconds (:mod:`research.runner.manifest`); one not rewritten for longer than its
     ``stale_after_sec`` belongs to a runner that is gone. Its manifest gets status ``died``
     and an error saying when the last heartbeat was; the partial notebook gets a banner on
-    the cell that was running and an HTML report is drawn from it; the SQL ``pipeline_runs``
-    row the notebook opened (``record(pipeline_run_id=...)``) is closed as failed if still
-    ``running``. Runs with a fresh heartbeat and finished runs are left alone.
+    the cell that was running and an HTML report is drawn from it; ``on_failure`` is called
+    with it (the workbench closes the SQL ``pipeline_runs`` row the notebook opened). Runs
+    with a fresh heartbeat and finished runs are left alone.
 
     Parameters
     ----------
@@ -222,6 +189,8 @@ def mark_dead_runs(reports_dir: str | Path | None = None, *, now: datetime | Non
         Default ``$PHANTOMLAB_REPORTS_DIR``, else ``reports``.
     now : datetime, optional
         The time to judge staleness at (default: now, UTC).
+    on_failure : FailureHook, optional
+        See :func:`~research.runner.execute.run_pipeline`.
     """
     root = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     now = now or datetime.now(UTC)
@@ -234,7 +203,7 @@ def mark_dead_runs(reports_dir: str | Path | None = None, *, now: datetime | Non
         if not isinstance(manifest, dict) or not is_stale(manifest, now):
             continue
         try:
-            _mark_died(path, manifest, now)
+            _mark_died(path, manifest, now, on_failure)
         except Exception:  # noqa: BLE001 - one odd run must not hide the others
             logger.exception("could not mark the dead run %s", path.parent)
             continue
@@ -242,10 +211,13 @@ def mark_dead_runs(reports_dir: str | Path | None = None, *, now: datetime | Non
     return marked
 
 
-def build_index(reports_dir: str | Path | None = None) -> Path:
+def build_index(
+    reports_dir: str | Path | None = None, *, on_failure: FailureHook | None = None
+) -> Path:
     """Write ``<reports_dir>/index.html`` listing every run; return its path.
 
-    First marks runs whose runner died as ``died`` (:func:`mark_dead_runs`). Then scans
+    First marks runs whose runner died as ``died`` (:func:`mark_dead_runs`, which calls
+    ``on_failure`` for each). Then scans
     ``<reports_dir>/*/*/manifest.json``. Runs are sorted newest first (by start time,
     then run id), with pipeline, run id, status (coloured), the outcome in words (the
     verdict, published or kept and why, or why it failed; else key metrics), start time,
@@ -261,7 +233,7 @@ def build_index(reports_dir: str | Path | None = None) -> Path:
     """
     root = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     root.mkdir(parents=True, exist_ok=True)
-    mark_dead_runs(root)
+    mark_dead_runs(root, on_failure=on_failure)
     runs: list[tuple[str, dict]] = []
     broken: list[tuple[str, str]] = []
     for path in sorted(root.glob(f"*/*/{MANIFEST_NAME}")):

@@ -33,6 +33,7 @@ import os
 import platform
 import socket
 import sys
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
@@ -42,7 +43,7 @@ import nbformat
 
 from research.runner.atomic import write_text_atomic
 from research.runner.html import RUNNER_ERROR_TAG
-from research.stores.backends import mask_url  # stdlib only at import: no redis, no SQLAlchemy
+from research.urls import mask_url  # stdlib only at import: no redis, no SQLAlchemy
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +61,16 @@ HEARTBEAT_ENV = "PHANTOMLAB_HEARTBEAT_SEC"
 DEFAULT_HEARTBEAT_SEC = 5.0
 STALE_FACTOR = 3  # heartbeats a run may miss before it counts as dead ...
 STALE_MARGIN_SEC = 5.0  # ... plus this (a busy disk, a loaded machine)
-_VERSIONED = ("papermill", "nbclient", "nbconvert", "ipykernel", "numpy", "pandas", "scikit-learn")
+_VERSIONED = (
+    "phantomlab",
+    "papermill",
+    "nbclient",
+    "nbconvert",
+    "ipykernel",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+)
 
 
 def first_error(nb: nbformat.NotebookNode) -> dict[str, Any] | None:
@@ -117,15 +127,15 @@ def log_tail(run_dir: Path, n_lines: int = 15) -> str:
 
 
 def _versions() -> dict[str, str]:
-    import research
-
-    out = {"phantomlab": research.__version__, "python": platform.python_version()}
+    """Versions of Python and of the installed distributions a run depends on."""
+    out = {"python": platform.python_version()}
     for dist in _VERSIONED:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             continue
-    return out
+    # the workbench first, as before; read from its installed metadata, not by importing it
+    return {k: out[k] for k in ("phantomlab", "python") if k in out} | out
 
 
 def mask_secrets(value: Any) -> Any:
@@ -219,7 +229,7 @@ def build_manifest(
     ``duration_sec`` yet, and carries the heartbeat fields. Passwords in URL parameters are
     masked (:func:`mask_secrets`).
     """
-    from research.stores.jsonable import to_jsonable
+    from research.jsonable import to_jsonable
 
     running = status == "running"
     finished = None if running else datetime.now(UTC)
@@ -262,45 +272,25 @@ def build_manifest(
     return to_jsonable(manifest)
 
 
-def close_pipeline_run(manifest: dict, database_url: str | None, message: str) -> None:
-    """Mark the notebook's SQL ``pipeline_runs`` row failed if it is still ``running``.
+#: ``hook(manifest, message, parameters)``, called when a run ends other than ``ok`` (failed,
+#: timed out, stopped) or is found dead: what the caller keeps outside the run folder (e.g. a
+#: database row the notebook opened) is closed there. ``message`` is ``"Ename: evalue"``;
+#: ``parameters`` are the run's effective values, passwords unmasked (None for a dead run: only
+#: its manifest is left). The hook may note what it did in ``manifest`` (written after it).
+FailureHook = Callable[[dict, str, Mapping[str, Any] | None], None]
 
-    A notebook that opened a row and said so with ``record(pipeline_run_id=...)`` cannot
-    close it when it fails, is stopped or dies; the runner (or, for a run that died, whoever
-    marks it dead) can. A row the notebook closed itself is left as it is. Best effort: the
-    manifest's ``pipeline_run_closed`` says ``True`` or why not.
 
-    Parameters
-    ----------
-    manifest : dict
-        The run's manifest; its ``results.pipeline_run_id`` names the row.
-    database_url : str or None
-        The audit trail (``None``: ``PHANTOMLAB_DATABASE_URL``, as the notebook's default).
-    message : str
-        The row's ``error`` text.
-    """
-    run_id = (manifest.get("results") or {}).get("pipeline_run_id")
-    if not run_id:
+def call_failure_hook(
+    hook: FailureHook | None, manifest: dict, message: str, parameters: Mapping[str, Any] | None
+) -> None:
+    """Run the caller's :data:`FailureHook`, if any; its error is logged, never raised (the
+    run's own artefacts matter more)."""
+    if hook is None:
         return
     try:
-        from research.stores.audit import AuditTrail
-
-        audit = AuditTrail(database_url, upgrade=False)
-        try:
-            runs = audit.runs()
-            row = runs.loc[runs["run_id"] == str(run_id)]
-            if len(row) and row["status"].iloc[0] != "running":
-                manifest["pipeline_run_closed"] = (
-                    f"left {row['status'].iloc[0]!r} (closed by the notebook)"
-                )
-                return
-            audit.finish_run(str(run_id), "failed", error=message, report_path=manifest.get("html"))
-        finally:
-            audit.close()
-        manifest["pipeline_run_closed"] = True
-    except Exception as exc:  # noqa: BLE001 - the run's own artefacts matter more
-        logger.warning("pipeline_runs row %s left open: %s", run_id, exc)
-        manifest["pipeline_run_closed"] = f"{type(exc).__name__}: {exc}"
+        hook(manifest, message, parameters)
+    except Exception:  # noqa: BLE001 - a caller's hook must not lose the run's manifest
+        logger.exception("the failure hook of run %s raised", manifest.get("run_id"))
 
 
 def write_json_atomic(path: Path, data: Any) -> Path:

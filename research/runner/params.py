@@ -1,4 +1,4 @@
-"""The ``parameters`` cell of a pipeline notebook: parse it, and validate overrides against it.
+"""The ``parameters`` cell of a pipeline notebook: parse it, and check values of its types.
 
 The contract (see ``pipelines/README.md``): exactly one code cell tagged ``parameters``; each
 of its statements is ``name: type = literal  # help``, one per line, with ``type`` one of
@@ -7,26 +7,25 @@ so a pipeline's interface is known before any kernel starts.
 
 A numeric parameter declares its :class:`Range` at the end of its comment, ``n_estimators: int =
 200  # trees per forest [10, 5000]`` (ends included; a parenthesis excludes one: ``(0, 1]``):
-its default must lie in it and :func:`validate_parameters` refuses any value outside it. Floats
-must be finite in any case (NaN and ``inf`` are refused).
+its default must lie in it and :func:`~research.runner.overrides.validate_parameters` refuses any
+value outside it. Floats must be finite in any case (NaN and ``inf`` are refused).
 """
 
 from __future__ import annotations
 
 import ast
-import difflib
 import io
 import math
 import re
 import sys
 import tokenize
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import nbformat
-import yaml
+
+from research.errors import ParameterError
 
 PARAMETERS_TAG = "parameters"
 
@@ -46,21 +45,9 @@ _TYPES: dict[str, tuple[type, bool, bool]] = {
 SUPPORTED_TYPES: tuple[str, ...] = tuple(_TYPES)
 """Annotations a parameter may have (as written in the cell)."""
 
-# Texts a `-p key=value` may use for None on an optional parameter (YAML's nulls plus Python's).
-_NULL_TEXTS = frozenset({"null", "Null", "NULL", "~", "None"})
 # A range ending a comment: `[10, 5000]`, `(0, 1)`, `[0, 1e-3)`, `[1_000, 2_000_000]`
 _NUM = r"[-+]?(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][-+]?\d+)?"
 _RANGE = re.compile(rf"([\[(])\s*({_NUM})\s*,\s*({_NUM})\s*([\])])\s*$")
-
-
-class ParameterError(ValueError):
-    """A pipeline's parameters cell is malformed, or an override does not fit it.
-
-    The message names the notebook (and line) and says how to fix it. When raised by
-    :func:`research.runner.run_pipeline`, ``result`` holds the failed run it left behind.
-    """
-
-    result: Any = None
 
 
 @dataclass(frozen=True)
@@ -349,97 +336,6 @@ def _normalise(value: Any, type_text: str) -> Any:
     return [float(v) for v in value] if is_list else float(value)
 
 
-def coerce_text(param: Parameter, text: str) -> Any:
-    """The value a command-line text means for ``param`` (as in ``-p name=text``).
-
-    A ``str`` parameter takes the text verbatim (``-p symbol=yes`` is ``"yes"``); an optional
-    one reads ``null``/``~``/``None`` as ``None``. Every other type reads the text as YAML,
-    so ``-p n=3``, ``-p force=true``, ``-p strategies=[scalp,trend]`` work. A text that is not
-    valid YAML stays a string (and then fails the type check with a clear message).
-    """
-    kind, is_list, optional = _TYPES[param.type_text]
-    if optional and text.strip() in _NULL_TEXTS:
-        return None
-    if kind is str and not is_list:
-        return text
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if kind is float:  # YAML 1.1 reads `1e3` (no dot) as text; a float parameter means 1000.0
-        value = [_float_text(v) for v in value] if isinstance(value, list) else _float_text(value)
-    return value
-
-
-def _float_text(value: Any) -> Any:
-    try:
-        return float(value) if isinstance(value, str) else value
-    except ValueError:
-        return value
-
-
-def validate_parameters(params: list[Parameter], overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """Check ``overrides`` against a notebook's parameters; return them validated.
-
-    Parameters
-    ----------
-    params : list of Parameter
-        From :func:`parse_parameters`.
-    overrides : Mapping
-        Name -> value. A ``str`` value is read as a command-line text (:func:`coerce_text`:
-        YAML for non-``str`` parameters, ``null``/``~``/``None`` for ``None`` of an optional
-        one), since ``-p``, environment variables and schedulers all pass strings; every
-        value is then type-checked strictly: ``int`` is accepted for ``float`` (and becomes a
-        float), ``bool`` is not accepted for ``int``/``float``, ``None`` only for ``X | None``
-        types; floats must be finite, numbers inside the parameter's :class:`Range`.
-
-    Returns
-    -------
-    dict
-        Only the overrides (not the defaults), with their validated values.
-
-    Raises
-    ------
-    ParameterError
-        Listing every unknown name (with close matches) and every ill-typed, non-finite or
-        out-of-range value.
-    """
-    by_name = {p.name: p for p in params}
-    notebook = params[0].notebook if params else "the notebook"
-    problems: list[str] = []
-    out: dict[str, Any] = {}
-    for name, value in overrides.items():
-        param = by_name.get(name)
-        if param is None:
-            close = difflib.get_close_matches(str(name), list(by_name), n=3)
-            hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
-            problems.append(
-                f"unknown parameter {name!r} for {notebook}; {hint}"
-                f"Fix: use one of {sorted(by_name) or '(it takes none)'}"
-            )
-            continue
-        if isinstance(value, str):
-            value = coerce_text(param, value)
-        problem = _type_problem(value, param.type_text) or _finite_problem(value, param.type_text)
-        if problem:
-            problems.append(
-                f"parameter {name!r} of {notebook} {problem}. Fix: pass a value of type "
-                f"{param.type_text} (default {param.default!r}; on the command line e.g. "
-                f"-p {name}={_example(param)})"
-            )
-            continue
-        if problem := _range_problem(value, param.range):
-            problems.append(
-                f"parameter {name!r} of {notebook} {problem}. Fix: pass a value in "
-                f"{param.range} (default {param.default!r})"
-            )
-            continue
-        out[name] = _normalise(value, param.type_text)
-    if problems:
-        raise ParameterError("; ".join(problems) + ".")
-    return out
-
-
 def _finite_problem(value: Any, type_text: str) -> str | None:
     """Why a well-typed value of a float parameter is not a finite float, if it is not."""
     values = [v for v in (value if isinstance(value, list) else [value]) if v is not None]
@@ -450,18 +346,3 @@ def _finite_problem(value: Any, type_text: str) -> str | None:
     if any(abs(v) > sys.float_info.max for v in values):  # inf, or an int like 10**400
         return "is infinite (or too large for a float)"
     return None
-
-
-def _example(param: Parameter) -> str:
-    """A command-line text for ``param``'s default (or a made-up value when it is None)."""
-
-    def text(v: Any) -> str:
-        return str(v).lower() if isinstance(v, bool) else str(v)
-
-    value = param.default
-    if value is None:
-        kind = _TYPES[param.type_text][0]
-        value = {str: "text", int: 3, float: 0.5, bool: True}[kind]
-    if isinstance(value, list):
-        return "[" + ",".join(map(text, value)) + "]"
-    return text(value)

@@ -231,6 +231,8 @@ def run_executor(
         "PHANTOMLAB_RUN_ID": run["run_id"],
         "PHANTOMLAB_RUN_DIR": str(Path(run["run_dir"]).resolve()),
     }
+    # the caller's additions (the kernel inherits them through the executor)
+    env |= run.get("kernel_env") or {}
     proc = subprocess.Popen(
         cmd,
         stdin=subprocess.PIPE,

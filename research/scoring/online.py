@@ -21,10 +21,11 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from research import schema as S
-from research.config import ScorerConfig
 from research.ev_buckets import add_outcome
+from research.scoring.config import ScorerConfig
 from research.scoring.ensemble import EnsembleScorer
 from research.scoring.fast import FastScorer
 from research.scoring.heuristic import heuristic_scores
@@ -32,31 +33,6 @@ from research.scoring.heuristic import heuristic_scores
 logger = logging.getLogger(__name__)
 
 DECISION_RAW = S.DECISION_RAW  # a trade's decision-time raw P(win): prequential calibration
-
-#: The model knobs :class:`~research.config.ScorerConfig` and
-#: :class:`~research.retrain.RetrainConfig` both carry, as :class:`EnsembleScorer` names them.
-MODEL_KNOBS: tuple[str, ...] = (
-    "n_estimators",
-    "gb_max_iter",
-    "nn_enabled",
-    "calibration",
-    "n_jobs",
-    "random_state",
-)
-
-
-def ensemble_from(config, **overrides) -> EnsembleScorer:
-    """An unfitted :class:`EnsembleScorer` built from a config's :data:`MODEL_KNOBS`.
-
-    Parameters
-    ----------
-    config : ScorerConfig or RetrainConfig
-        Any object with the :data:`MODEL_KNOBS` attributes.
-    **overrides
-        Knobs that win over the config's (e.g. ``nn_enabled`` restored from a scorer's state).
-    """
-    knobs = {name: getattr(config, name) for name in MODEL_KNOBS}
-    return EnsembleScorer(**(knobs | overrides))
 
 
 class MLScorer:
@@ -68,7 +44,8 @@ class MLScorer:
     config : ScorerConfig, optional
     model_factory : callable, optional
         Returns an unfitted estimator with ``fit(X, y, signal_times=, exit_times=)`` and
-        ``score_signals``; default an :class:`EnsembleScorer` built from ``config``.
+        ``score_signals``; default a clone of ``config.model`` (with the scorer's
+        ``nn_enabled``).
     """
 
     def __init__(
@@ -87,7 +64,7 @@ class MLScorer:
         self.completed_trades = 0
         self.last_train_count = 0
         self.last_train_ts: str | None = None
-        self.nn_enabled = self.config.nn_enabled
+        self.nn_enabled = self.config.model.nn_enabled
         self.ev_buckets: dict[str, dict[str, float]] = {}
         self.trades: list[dict] = []
         self._recorded: set[str] = set()
@@ -99,7 +76,7 @@ class MLScorer:
 
     def _default_model(self) -> EnsembleScorer:
         # nn_enabled is the scorer's own (it travels in to_state), not necessarily the config's
-        return ensemble_from(self.config, nn_enabled=self.nn_enabled)
+        return clone(self.config.model).set_params(nn_enabled=self.nn_enabled)
 
     @property
     def is_ready(self) -> bool:
@@ -287,7 +264,7 @@ class MLScorer:
 
         Idempotent by ``signal_id``: a trade learnt before adds nothing (returns False).
         ``completed_trades`` is the shared count after this trade when several processes
-        record into one state store (:class:`~research.stores.recorder.OutcomeRecorder`); the
+        record into one state store (:class:`~research.online.recorder.OutcomeRecorder`); the
         scorer's count follows it either way. By default the scorer counts for itself. Does
         not retrain.
         """

@@ -95,40 +95,66 @@ def extra_features(
         if pd.api.types.is_bool_dtype(kind) or (
             pd.api.types.is_numeric_dtype(kind) and not isinstance(kind, pd.CategoricalDtype)
         ):
-            values = raw.astype("float64").to_numpy()
-            if np.isinf(values).any():
-                raise S.SchemaError(
-                    f"{source}: infinite {col!r} at {where(np.isinf(values), raw)}. "
-                    "Fix: leave the cell empty where the value is unknown."
-                )
-            put(name, values, col)
+            put(name, _numbers(raw, col, source=source, where=where), col)
         elif (
             pd.api.types.is_object_dtype(kind)
             or pd.api.types.is_string_dtype(kind)
             or isinstance(kind, pd.CategoricalDtype)
         ):
             text = raw.astype("string").str.strip().replace("", pd.NA)
-            if text.notna().any() and _all_dates(text.dropna()):
-                dropped.append(f"{col} (dates)")
+            levels, why = _levels(text, col, categories)
+            if levels is None:
+                dropped.append(why)
                 continue
-            levels = tuple(str(v) for v in categories.get(col, sorted(text.dropna().unique())))
-            if col not in categories and len(levels) > MAX_CATEGORIES:
-                dropped.append(f"{col} ({len(levels)} distinct values)")
-                continue
-            unseen = int((text.notna() & ~text.isin(levels)).sum())
-            if unseen:
-                logger.warning(
-                    "%s: %d value(s) of %r outside its vocabulary %s: all-zero columns there",
-                    source,
-                    unseen,
-                    col,
-                    list(levels),
-                )
+            _warn_unseen(text, levels, col, source)
             for level in levels:
                 put(f"{name}={level}", (text == level).fillna(False), col)
             vocab[col] = levels
         else:
             dropped.append(f"{col} ({kind})")
+    _warn_unused(df, dropped, source)
+    return pd.DataFrame(blocks, index=df.index, dtype=np.float64), vocab
+
+
+def _numbers(raw: pd.Series, col: str, *, source: str, where) -> np.ndarray:
+    """A number or boolean column as float64 (missing -> NaN); an infinity is refused."""
+    values = raw.astype("float64").to_numpy()
+    if np.isinf(values).any():
+        raise S.SchemaError(
+            f"{source}: infinite {col!r} at {where(np.isinf(values), raw)}. "
+            "Fix: leave the cell empty where the value is unknown."
+        )
+    return values
+
+
+def _levels(
+    text: pd.Series, col: str, categories: Mapping[str, Sequence[str]]
+) -> tuple[tuple[str, ...] | None, str]:
+    """The one-hot vocabulary of a text column, or None and why the column is dropped
+    (it holds dates, or more than :data:`MAX_CATEGORIES` values without a fixed vocabulary)."""
+    if text.notna().any() and _all_dates(text.dropna()):
+        return None, f"{col} (dates)"
+    levels = tuple(str(v) for v in categories.get(col, sorted(text.dropna().unique())))
+    if col not in categories and len(levels) > MAX_CATEGORIES:
+        return None, f"{col} ({len(levels)} distinct values)"
+    return levels, ""
+
+
+def _warn_unseen(text: pd.Series, levels: tuple[str, ...], col: str, source: str) -> None:
+    """Warn about values outside a fixed vocabulary (their one-hot columns are all zero)."""
+    unseen = int((text.notna() & ~text.isin(levels)).sum())
+    if unseen:
+        logger.warning(
+            "%s: %d value(s) of %r outside its vocabulary %s: all-zero columns there",
+            source,
+            unseen,
+            col,
+            list(levels),
+        )
+
+
+def _warn_unused(df: pd.DataFrame, dropped: list[str], source: str) -> None:
+    """Warn about the columns dropped and about names that look known only after entry."""
     if dropped:
         logger.warning(
             "%s: column(s) %s not used as features (numbers, booleans and text with "
@@ -146,7 +172,6 @@ def extra_features(
             source,
             suspect,
         )
-    return pd.DataFrame(blocks, index=df.index, dtype=np.float64), vocab
 
 
 def _all_dates(text: pd.Series) -> bool:

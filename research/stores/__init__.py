@@ -8,20 +8,23 @@ its view is rebuilt from SQL when it returns.
 from __future__ import annotations
 
 from research._lazy import lazy_getattr
-from research.stores.errors import ModelIntegrityError, StoreError, StoreUnavailable
+from research.errors import ModelIntegrityError, RebuildRefused, StoreError, StoreUnavailable
 
 # Heavier parts (SQLAlchemy, redis-py, skops) load on first use, not on `import research.stores`.
 _LAZY = {
     "AuditTrail": "research.stores.audit",
     "OutcomeJournal": "research.stores.journal",
     "ModelRegistry": "research.stores.registry",
-    "OutcomeRecorder": "research.stores.recorder",
     "StateStore": "research.stores.state",
     "open_state": "research.stores.state",
-    "rebuild_state": "research.stores.rebuild",
-    "RebuildRefused": "research.stores.rebuild",
 }
-__all__ = ["ModelIntegrityError", "StoreError", "StoreUnavailable", *sorted(_LAZY)]
+__all__ = [
+    "ModelIntegrityError",
+    "RebuildRefused",
+    "StoreError",
+    "StoreUnavailable",
+    *sorted(_LAZY),
+]
 
 
 __getattr__ = lazy_getattr(__name__, _LAZY)

@@ -6,7 +6,7 @@ SQLite). Tables are created only by the Alembic migrations shipped in
 idempotent upsert keyed by ``signal_id`` (DESIGN §4 "Nothing is lost"): writing the same trade
 twice leaves one row holding the latest values.
 
-A database that does not answer raises :class:`~research.stores.errors.StoreUnavailable` from
+A database that does not answer raises :class:`~research.errors.StoreUnavailable` from
 every public method, so the caller can fall back to :class:`research.stores.journal.OutcomeJournal`.
 """
 
@@ -23,13 +23,18 @@ import pandas as pd
 import sqlalchemy as sa
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
 
 from research import schema as S
 from research.config import Settings
-from research.stores.errors import StoreError, StoreUnavailable
+from research.errors import StoreError
 from research.stores.query import _db_column, _frame, _match, _utc_bound
 from research.stores.rows import _isna, to_jsonable, trade_records  # noqa: F401 (re-exported)
+from research.stores.sqlconn import (
+    alembic_config,
+    connect_args,
+    normalize_url,
+    raise_store_error,
+)
 from research.stores.tables import (  # noqa: F401 (re-exported)
     _NOW,
     CREATED_AT,
@@ -50,14 +55,6 @@ from research.stores.tables import (  # noqa: F401 (re-exported)
 from research.stores.watchdog import HangWatchdog
 
 logger = logging.getLogger(__name__)
-
-
-def normalize_url(url: str | URL) -> URL:
-    """Parse ``url``; a plain ``postgresql://`` (or ``postgres://``) URL gets the psycopg 3 driver."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    return parsed
 
 
 class AuditTrail:
@@ -102,32 +99,13 @@ class AuditTrail:
             self.url,
             pool_pre_ping=True,
             pool_timeout=self.io_timeout,
-            connect_args=self._connect_args(),
+            connect_args=connect_args(
+                self.url, connect_timeout=self.connect_timeout, io_timeout=self.io_timeout
+            ),
         )
         self._watchdog = HangWatchdog(self.engine) if self.backend == "postgresql" else None
         if upgrade:
             self.upgrade()
-
-    def _connect_args(self) -> dict:
-        """libpq settings that make a hung or vanished PostgreSQL fail fast (URL query wins).
-
-        ``connect_timeout`` bounds opening a connection; ``statement_timeout`` makes the server
-        cancel a statement that runs too long; ``tcp_user_timeout`` and the keepalives make
-        the kernel drop a connection whose peer stopped acknowledging (a dead host).
-        """
-        if self.backend != "postgresql":
-            return {}
-        io_ms = int(self.io_timeout * 1000)
-        wanted = {
-            "connect_timeout": max(1, round(self.connect_timeout)),
-            "options": f"-c statement_timeout={io_ms}",
-            "tcp_user_timeout": io_ms,
-            "keepalives": 1,
-            "keepalives_idle": max(1, round(self.io_timeout)),
-            "keepalives_interval": 1,
-            "keepalives_count": 3,
-        }
-        return {k: v for k, v in wanted.items() if k not in self.url.query}
 
     @property
     def masked_url(self) -> str:
@@ -166,38 +144,8 @@ class AuditTrail:
                 sa_exc.ProgrammingError,
                 sa_exc.TimeoutError,
             ) as exc:
-                self._raise_store_error(exc, action, hung=dog is not None and dog.fired)
-
-    def _raise_store_error(self, exc: Exception, action: str, *, hung: bool) -> None:
-        """Raise the store error that says what went wrong and how to fix it."""
-        orig = getattr(exc, "orig", None) or exc
-        reason = (str(orig).strip() or type(orig).__name__).splitlines()[0]
-        if hung:
-            reason = f"no answer within {self.connect_timeout + self.io_timeout + 1.0:g} s"
-        if "no such table" in reason or getattr(orig, "sqlstate", None) == "42P01":
-            raise StoreError(
-                f"the audit tables do not exist in {self.masked_url} ({reason}). "
-                "Fix: run AuditTrail(url).upgrade() (Alembic 'upgrade head') once."
-            ) from exc
-        if isinstance(exc, sa_exc.ProgrammingError):
-            raise exc
-        if self.backend == "sqlite":
-            where = f"SQLite database {self.url.database!r}"
-            fix = (
-                "Fix: check that its folder exists and is writable and that no other "
-                "process holds a long write lock, or set PHANTOMLAB_DATABASE_URL."
-            )
-        else:
-            where = f"PostgreSQL at {self.url.host}:{self.url.port or 5432}"
-            fix = (
-                "Fix: start it (pg_ctlcluster <version> main start, or systemctl start "
-                "postgresql), check database, user and password, or set "
-                "PHANTOMLAB_DATABASE_URL to a reachable database."
-            )
-        raise StoreUnavailable(
-            f"{where} does not answer ({reason}) while trying to {action}. {fix} "
-            f"URL: {self.masked_url}"
-        ) from exc
+                hung = dog is not None and dog.fired
+                raise_store_error(exc, action, url=self.url, hung_after=deadline if hung else None)
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailable` unless the database answers ``SELECT 1``."""
@@ -450,17 +398,3 @@ class AuditTrail:
         if pipeline is not None:
             query = query.where(t.c.pipeline == pipeline)
         return _frame(self._fetch(query, "read pipeline runs"), list(t.c), t.c.keys())
-
-
-def alembic_config():
-    """An Alembic ``Config`` for the shipped migrations (no alembic.ini needed).
-
-    Pass a connection in ``config.attributes['connection']`` (as :meth:`AuditTrail.upgrade`
-    does) or set ``sqlalchemy.url``; without either, env.py uses ``PHANTOMLAB_DATABASE_URL``.
-    """
-    from alembic.config import Config
-
-    config = Config()
-    # ConfigParser interpolates '%': escape it in the path.
-    config.set_main_option("script_location", str(MIGRATIONS_DIR).replace("%", "%%"))
-    return config

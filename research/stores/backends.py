@@ -1,7 +1,8 @@
 """Key-value backends of the state store: a real Redis, or the same data model on SQLite.
 
-The state store (:mod:`research.stores.state`) is written once against the handful of Redis
-commands it needs — strings, lists, sorted sets, sets — and an :meth:`atomic` block: read
+The state store (:mod:`research.stores.state`) is written once against
+:class:`~research.stores.protocol.StateBackend`: the handful of Redis commands it needs —
+strings, lists, sorted sets, sets — as typed methods, and an :meth:`atomic` block: read
 (watched keys), then queue writes that commit together or not at all. :class:`RedisBackend`
 maps that block onto ``WATCH``/``MULTI``/``EXEC`` (retried when a watched key changed);
 :class:`SqliteBackend` onto one ``BEGIN IMMEDIATE`` transaction, so a laptop or the demo needs
@@ -15,66 +16,29 @@ import sqlite3
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
-from research.stores.errors import StoreUnavailable
+from research.errors import StoreUnavailable
+from research.stores.protocol import (
+    Commands,
+    Plan,
+    StateBackend,
+    StateCommands,
+    StateReader,
+    StateWriter,
+    Value,
+)
+from research.urls import mask_url
 
 logger = logging.getLogger(__name__)
-
-Value = bytes | str | int | float
 
 
 def _b(value: Value) -> bytes:
     return value if isinstance(value, bytes) else str(value).encode()
 
 
-def mask_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``: safe to log, print, notify and share.
-
-    The one masking function of the package (logs, the CLI, notifications, manifests, reports).
-    SQLAlchemy parses the URL (``make_url(url).render_as_string(hide_password=True)``), so
-    ``postgresql://u:pw@h/db``, ``redis://:pw@h:6379/0``, ``rediss://user:pw@h/0`` and
-    ``unix://:pw@/tmp/redis.sock`` all come back as ``...:***@...``. Text SQLAlchemy cannot
-    parse, or parses differently from the URL libraries that connect (a raw ``@`` in the
-    password), is masked conservatively: everything between ``scheme://user:`` and the last
-    ``@`` of the authority. A ``password=`` (``passwd``, ``pwd``, ``secret``, ``token``) query
-    value is masked too. A URL without a password comes back unchanged, character for character.
-
-    Parameters
-    ----------
-    url : str
-        A URL (a :class:`sqlalchemy.engine.URL` is rendered as text first).
-
-    Returns
-    -------
-    str
-        The masked URL.
-    """
-    import re
-    from urllib.parse import unquote
-
-    text = str(url)
-    # scheme://user:PASSWORD@ — the password runs to the last "@" before the path/query
-    userinfo = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*://[^:/?#@]*:)([^/?#]*)@")
-    text = re.sub(r"(?i)([?&](?:password|passwd|pwd|secret|token)=)[^&#]*", r"\1***", text)
-    try:
-        from sqlalchemy.engine import make_url  # imported here: callers stay light
-
-        parsed = make_url(text)
-    except Exception:  # noqa: BLE001 - any text at all must come back masked, never raise
-        return userinfo.sub(r"\1***@", text)
-    try:
-        seen = urlsplit(text).password  # how redis-py / urllib read the same text
-    except ValueError:  # e.g. an unbalanced "[": not a URL urllib can connect to either
-        seen = None
-    if parsed.password is None or seen is None or unquote(seen) != str(parsed.password):
-        return userinfo.sub(r"\1***@", text)  # no password, or an ambiguous one: mask it all
-    return parsed.render_as_string(hide_password=True)
-
-
 # ---------------------------------------------------------------------------- Redis
-class RedisBackend:
+class RedisBackend(Commands):
     """A Redis server (``redis://host:port/db``); every call fails as :class:`StoreUnavailable`
     with a fix-it message when the server does not answer."""
 
@@ -104,15 +68,18 @@ class RedisBackend:
             "sqlite:///state.db for the embedded backend."
         )
 
-    def call(self, method: str, *args):
+    def _one(self, op: Callable[[StateCommands], Plan]) -> Plan:
         try:
-            return getattr(self.r, method)(*args)
+            return op(self.r)
         except (self._redis.ConnectionError, self._redis.TimeoutError) as exc:
             raise self._down(exc) from exc
 
     def atomic(
-        self, watch: Sequence[str], read: Callable[[Any], Any], write: Callable[[Any, Any], None]
-    ) -> Any:
+        self,
+        watch: Sequence[str],
+        read: Callable[[StateReader], Plan],
+        write: Callable[[StateWriter, Plan], None],
+    ) -> Plan:
         """``plan = read(client)`` on the watched keys, then ``write(tx, plan)`` in MULTI/EXEC;
         retried if a watched key changed in between. Returns ``plan``."""
         try:
@@ -336,7 +303,7 @@ def _bound(value, op: str) -> tuple[float, str]:
     return float(text.replace("+inf", "inf")), op + "="
 
 
-class SqliteBackend:
+class SqliteBackend(Commands):
     """The embedded backend: one SQLite file (``sqlite:///path.db``) with Redis' data model."""
 
     def __init__(self, url: str) -> None:
@@ -362,13 +329,16 @@ class SqliteBackend:
         self.client = _SqliteClient(self.con)
         self._lock = threading.RLock()
 
-    def call(self, method: str, *args):
+    def _one(self, op: Callable[[StateCommands], Plan]) -> Plan:
         with self._lock:
-            return self.atomic((), lambda c: getattr(c, method)(*args), lambda tx, plan: None)
+            return self.atomic((), op, lambda tx, plan: None)
 
     def atomic(
-        self, watch: Sequence[str], read: Callable[[Any], Any], write: Callable[[Any, Any], None]
-    ) -> Any:
+        self,
+        watch: Sequence[str],
+        read: Callable[[StateReader], Plan],
+        write: Callable[[StateWriter, Plan], None],
+    ) -> Plan:
         """``read`` then ``write`` inside one ``BEGIN IMMEDIATE`` transaction (all or nothing)."""
         with self._lock:
             try:
@@ -403,7 +373,7 @@ class SqliteBackend:
         self.con.close()
 
 
-def open_backend(url: str, **timeouts) -> RedisBackend | SqliteBackend:
+def open_backend(url: str, **timeouts) -> StateBackend:
     """The backend a URL names: ``redis://`` / ``rediss://`` / ``unix://`` or ``sqlite:///``.
 
     ``timeouts`` (``timeout``, ``connect_timeout``, seconds) go to Redis; default from

@@ -34,8 +34,8 @@ from typing import Any
 
 import pandas as pd
 
+from research.errors import StoreUnavailable
 from research.stores.audit import AuditTrail, to_jsonable, trade_records
-from research.stores.errors import StoreUnavailable
 
 try:  # POSIX; elsewhere only threads of one process are serialised
     import fcntl

@@ -10,7 +10,8 @@ A published version is four keys written once (``SET … NX``, one transaction) 
 
 The signature is HMAC-SHA256, keyed by ``PHANTOMLAB_SIGNING_KEY`` (never stored in the store),
 over the SHA-256 of both blobs and the canonical metadata; a load also checks the class and
-features of what it unpacks, and refuses anything bad with :class:`ModelIntegrityError` and a fix.
+features of what it unpacks (:mod:`research.stores.integrity`), and refuses anything bad with
+:class:`ModelIntegrityError` and a fix.
 The seed's ``ml:{strategy}:model``, ``:scaler`` and ``:calibrator`` keys name the champion
 version (the scaler and calibrator live inside the ensemble); they are flipped together in one
 ``WATCH``/``MULTI``, only to a ``ready`` version, and only forward unless it is a rollback.
@@ -19,17 +20,23 @@ version (the scaler and calibrator live inside the ensemble); they are flipped t
 from __future__ import annotations
 
 import hashlib
-import hmac
 import json
 import logging
 import re
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 
-from research.features import FEATURES
-from research.stores.errors import ModelIntegrityError, StoreError, StoreUnavailable
+from research.errors import ModelIntegrityError, StoreError, StoreUnavailable
+from research.stores.integrity import (
+    PUBLISHABLE,
+    check_model,
+    class_name,
+    refuse,
+    unpack,
+    verify_signed,
+)
+from research.stores.protocol import StateReader, StateWriter
 from research.stores.signing import (  # noqa: F401 (KEY_ENV, signing_key re-exported)
     KEY_ENV,
     _canonical,
@@ -44,16 +51,6 @@ from research.stores.state import StateStore
 logger = logging.getLogger(__name__)
 
 POINTERS = ("model", "scaler", "calibrator")  # the seed's keys, all naming the champion
-#: The only non-builtin types a model blob may contain (skops refuses anything else).
-TRUSTED_TYPES = (
-    "numpy.dtype",
-    "research.scoring.ensemble.EnsembleScorer",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.neural_network._stochastic_optimizers.AdamOptimizer",
-    "sklearn.tree._tree.Tree",
-)
-#: The classes a version may hold once loaded (skops also loads its default-trusted types).
-PUBLISHABLE = ("research.scoring.ensemble.EnsembleScorer",)
 #: A version's ``:status``; ``legacy``: published before statuses existed (treated as ready).
 PENDING, READY, LEGACY = "pending", "ready", "legacy"
 _POINTER = re.compile(rb"v([1-9][0-9]{0,17})")
@@ -85,23 +82,6 @@ def _json_object(raw) -> dict | None:
     except (ValueError, TypeError):
         return None
     return meta if isinstance(meta, dict) else None
-
-
-def _malformed(meta: dict) -> list[str]:
-    """The fields a load relies on that are malformed in (signed) metadata."""
-    v, f, c = meta.get("versions"), meta.get("features"), meta.get("calibration")
-    ok = {
-        "versions": isinstance(v, dict) and isinstance(v.get("sklearn"), str),
-        "features": isinstance(f, list) and all(isinstance(n, str) for n in f),
-        "calibration": c is None
-        or (isinstance(c, list) and len(c) == 2 and all(isinstance(x, list) for x in c)),
-        "schema_hash": isinstance(meta.get("schema_hash"), str),
-    }
-    return [name for name, good in ok.items() if not good]
-
-
-def _class_name(obj) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -138,18 +118,9 @@ class ModelRegistry:
     def _vk(self, strategy: str, version: int, part: str = "") -> str:
         return self._k(strategy, f"model:v{int(version)}{part}")
 
-    @staticmethod
-    def _refuse(strategy: str, what: str, fix: str = "") -> ModelIntegrityError:
-        fix = fix or (
-            f"roll back to a good version: ModelRegistry.rollback({strategy!r}, <N>) "
-            f"(list_versions({strategy!r}) shows versions and status), or republish; "
-            f"if it should verify, check that {KEY_ENV} is the publisher's key."
-        )
-        return ModelIntegrityError(f"{strategy} {what}. Fix: {fix}")
-
     def _ready(self, strategy: str, version: int, status: str, pending_ok: bool = False) -> None:
         if status not in (READY, LEGACY) and not (pending_ok and status == PENDING):
-            raise self._refuse(
+            raise refuse(
                 strategy,
                 f"v{version} is {status!r}, not {READY!r}: its publish "
                 "did not finish (the publisher died before the SQL record?), so "
@@ -182,9 +153,9 @@ class ModelRegistry:
 
         from research.scoring.fast import FastScorer
 
-        if _class_name(model) not in PUBLISHABLE:
+        if class_name(model) not in PUBLISHABLE:
             raise TypeError(
-                f"the registry publishes {list(PUBLISHABLE)}, not {_class_name(model)}"
+                f"the registry publishes {list(PUBLISHABLE)}, not {class_name(model)}"
                 ". Fix: publish a fitted research.scoring.EnsembleScorer."
             )
         key = signing_key(self._key)
@@ -192,7 +163,7 @@ class ModelRegistry:
         fast = FastScorer.from_model(model)
         onnx_blob = fast.onnx_bytes
         calib = fast.calibration
-        version = int(self.store.backend.call("incr", self._k(strategy, "model:next")))
+        version = self.store.backend.incr(self._k(strategy, "model:next"))
         meta = {
             "strategy": strategy,
             "version": version,
@@ -213,7 +184,7 @@ class ModelRegistry:
         meta["signature"] = _signature(key, blob, onnx_blob, meta)
         status_key = self._vk(strategy, version, ":status")
 
-        def write(tx, _):
+        def write(tx: StateWriter, _):
             tx.set(self._vk(strategy, version, ":meta"), _canonical(meta), nx=True)
             tx.set(self._vk(strategy, version, ":onnx"), onnx_blob, nx=True)
             tx.set(self._vk(strategy, version), blob, nx=True)
@@ -242,7 +213,7 @@ class ModelRegistry:
                 "becomes champion. Fix: make the audit database reachable (or resolve the SQL "
                 "error above), then publish again."
             ) from exc
-        self.store.backend.call("set", status_key, READY)
+        self.store.backend.set(status_key, READY)
         if make_champion and self._flip(strategy, version, forward_only=True) == version:
             self._audit("champion", lambda a: a.set_champion(strategy, version))
         return version
@@ -252,14 +223,14 @@ class ModelRegistry:
         naming no version counts as 0); returns the champion."""
         pointer, status_key = self._k(strategy, "model"), self._vk(strategy, version, ":status")
 
-        def read(c):
+        def read(c: StateReader):
             self._ready(strategy, version, _status(c.get(status_key)))
             raw = c.get(pointer)
             if raw is not None and not _pointer_version(raw):
                 logger.warning("%s champion pointer %r names no version", strategy, raw)
             return _pointer_version(raw) or 0
 
-        def write(tx, current):
+        def write(tx: StateWriter, current):
             if forward_only and current > version:
                 return
             for field in POINTERS:
@@ -285,158 +256,36 @@ class ModelRegistry:
             return None
         if len(set(raw)) != 1:
             pointers = dict(zip(POINTERS, raw, strict=True))
-            raise self._refuse(
+            raise refuse(
                 strategy,
                 f"champion pointers disagree ({pointers})",
                 f"ModelRegistry.rollback({strategy!r}, <N>) sets them together.",
             )
         version = _pointer_version(raw[0])
         if version is None:
-            raise self._refuse(strategy, f"champion pointer {raw[0]!r} is not a version (v<N>)")
+            raise refuse(strategy, f"champion pointer {raw[0]!r} is not a version (v<N>)")
         return version
 
     def load(self, strategy: str, version: int, *, allow_pending: bool = False) -> LoadedModel:
         """Load and verify one version (status, signature, metadata, versions, schema, skops
         with pinned types, class, features, ONNX graph); :class:`ModelIntegrityError` if bad.
         ``allow_pending`` loads a ``pending`` version to inspect it (it cannot be champion)."""
-        get = self.store.backend.call
+        get = self.store.backend.get
         blob, onnx_blob, raw_meta, raw_status = (
-            get("get", self._vk(strategy, version, p)) for p in ("", ":onnx", ":meta", ":status")
+            get(self._vk(strategy, version, p)) for p in ("", ":onnx", ":meta", ":status")
         )
         if blob is None or raw_meta is None or onnx_blob is None:
-            raise self._refuse(
-                strategy, f"model v{version} is missing or incomplete in {self.store.url}"
-            )
+            raise refuse(strategy, f"model v{version} is missing or incomplete in {self.store.url}")
         self._ready(strategy, version, _status(raw_status), allow_pending)
         meta = _json_object(raw_meta)
         if meta is None:
-            raise self._refuse(
+            raise refuse(
                 strategy, f"v{version} metadata is not a JSON object ({bytes(raw_meta[:40])!r}...)"
             )
-        self._verify(strategy, version, blob, onnx_blob, meta)
-        model = self._unpack(strategy, version, blob)
-        fast = self._check_model(strategy, version, model, onnx_blob, meta)
+        verify_signed(strategy, version, blob, onnx_blob, meta, key=self._key)
+        model = unpack(strategy, version, blob)
+        fast = check_model(strategy, version, model, onnx_blob, meta)
         return LoadedModel(version=int(version), model=model, fast=fast, meta=meta)
-
-    def _verify(self, strategy, version, blob, onnx_blob, meta) -> None:
-        sig, bad = meta.get("signature"), f"v{version}"
-        if not sig:
-            raise self._refuse(
-                strategy,
-                f"{bad} is unsigned; refused",
-                f"republish it with ModelRegistry.publish (which signs with {KEY_ENV}).",
-            )
-        if not isinstance(sig, str) or not re.fullmatch(r"[0-9a-f]{64}", sig):
-            raise self._refuse(
-                strategy,
-                f"{bad} signature is not an HMAC-SHA256 hex string "
-                f"({type(sig).__name__} {str(sig)[:40]!r})",
-            )
-        if not hmac.compare_digest(sig, _signature(signing_key(self._key), blob, onnx_blob, meta)):
-            raise self._refuse(
-                strategy,
-                f"{bad}: signature mismatch — the blob or its metadata "
-                "was changed, or it was signed with another key",
-            )
-        if meta.get("strategy") != strategy or meta.get("version") != int(version):
-            raise self._refuse(
-                strategy,
-                f"{bad} holds the signed keys of {meta.get('strategy')} "
-                f"v{meta.get('version')} (copied)",
-            )
-        if _malformed(meta):
-            raise self._refuse(strategy, f"{bad} signed metadata is malformed: {_malformed(meta)}")
-        import sklearn
-
-        fitted = meta["versions"]["sklearn"]
-        if sklearn.__version__.split(".")[:2] != fitted.split(".")[:2]:
-            raise self._refuse(
-                strategy,
-                f"{bad} was fitted with scikit-learn {fitted}, this "
-                f"environment has {sklearn.__version__}",
-                "install that version, or retrain and publish with this one.",
-            )
-        if meta["schema_hash"] != schema_hash():
-            raise self._refuse(
-                strategy,
-                f"{bad} was fitted under another feature registry "
-                f"(schema hash {meta['schema_hash']} vs {schema_hash()})",
-                "retrain and republish.",
-            )
-
-    def _unpack(self, strategy: str, version: int, blob: bytes):
-        """The skops blob as an object, with only the pinned types beyond skops' defaults."""
-        import skops.io as sio
-
-        try:
-            untrusted = set(sio.get_untrusted_types(data=blob))
-        except Exception as exc:  # zipfile, json or skops errors: the blob is no skops file
-            raise self._refuse(
-                strategy,
-                f"v{version} blob is not a skops file ({type(exc).__name__}: {str(exc)[:120]})",
-            ) from exc
-        unknown = sorted(untrusted - set(TRUSTED_TYPES))
-        if unknown:
-            raise self._refuse(
-                strategy, f"v{version} contains types outside the pinned trusted list: {unknown}"
-            )
-        try:
-            return sio.loads(blob, trusted=sorted(untrusted))
-        except Exception as exc:  # a skops file whose content does not construct
-            raise self._refuse(
-                strategy, f"v{version} blob does not load ({type(exc).__name__}: {str(exc)[:120]})"
-            ) from exc
-
-    def _check_model(self, strategy: str, version: int, model, onnx_blob: bytes, meta: dict):
-        """The loaded object is what the registry publishes, with the signed features, which
-        fit the current feature registry; returns its checked ONNX fast path."""
-        from research.scoring.encode import encoded_columns, is_extra
-        from research.scoring.fast import FastScorer
-
-        names, width = (
-            getattr(model, "feature_names_", None),
-            getattr(model, "n_features_in_", None),
-        )
-        if _class_name(model) not in PUBLISHABLE or not isinstance(width, int):
-            raise self._refuse(
-                strategy,
-                f"v{version} holds a {_class_name(model)}, not a fitted "
-                f"{' or '.join(PUBLISHABLE)} (all the registry publishes)",
-            )
-        if list(names or []) != meta["features"]:
-            raise self._refuse(
-                strategy,
-                f"v{version} model features ({len(names or [])}) differ "
-                f"from its signed metadata ({len(meta['features'])})",
-            )
-        unknown = [f for f in names or [] if f not in FEATURES and not is_extra(f)]
-        cols = len(encoded_columns([f for f in names if f not in unknown])) if names else width
-        if unknown or cols != width:
-            raise self._refuse(
-                strategy,
-                f"v{version} features do not fit the current feature "
-                f"registry (unregistered: {unknown[:5]}; they encode to {cols} "
-                f"columns, the model takes {width}); retrain and republish",
-            )
-        calib = meta["calibration"]
-        try:
-            fast = FastScorer(
-                onnx_blob,
-                feature_names=meta["features"] or None,
-                calib_x=None if calib is None else np.asarray(calib[0]),
-                calib_y=None if calib is None else np.asarray(calib[1]),
-            )
-        except (ValueError, TypeError) as exc:  # OnnxModelError is a ValueError
-            raise self._refuse(
-                strategy,
-                f"v{version} ONNX graph or calibration does not load "
-                f"({type(exc).__name__}: {str(exc)[:160]})",
-            ) from exc
-        if fast.n_columns != width:
-            raise self._refuse(
-                strategy, f"v{version} ONNX graph takes {fast.n_columns} columns, the model {width}"
-            )
-        return fast
 
     def load_champion(self, strategy: str) -> LoadedModel | None:
         """The verified champion of ``strategy`` (None if nothing was published yet)."""
@@ -449,7 +298,7 @@ class ModelRegistry:
         self.load(strategy, version)  # refuses a missing, pending, tampered or foreign version
         self._flip(strategy, version, forward_only=False)
         self._audit("rollback", lambda a: a.set_champion(strategy, version, rollback=True))
-        logger.warning("%s champion rolled back to v%d", strategy, version)
+        logger.info("%s champion rolled back to v%d", strategy, version)
 
     def list_versions(self, strategy: str) -> pd.DataFrame:
         """One row per version: ``status`` (``pending``, ``ready``, ``legacy``, or ``unreadable``
@@ -460,14 +309,14 @@ class ModelRegistry:
         except ModelIntegrityError as exc:  # the list is what the fix (a rollback) needs
             logger.warning("%s", exc)
             champion = None
-        prefix, get, rows = self._k(strategy, "model:v"), self.store.backend.call, []
+        prefix, get, rows = self._k(strategy, "model:v"), self.store.backend.get, []
         for raw in self.store.backend.scan_keys(prefix):  # this strategy's versions only
             key = raw.decode(errors="replace")
             found = re.fullmatch(r"([0-9]+):meta", key[len(prefix) :])
             if found:
                 version = int(found.group(1))
-                meta = _json_object(get("get", key))
-                status = _status(get("get", self._vk(strategy, version, ":status")))
+                meta = _json_object(get(key))
+                status = _status(get(self._vk(strategy, version, ":status")))
                 meta, status = (meta, status) if meta is not None else ({}, "unreadable")
                 metrics = meta.get("metrics") if isinstance(meta.get("metrics"), dict) else {}
                 rows.append(

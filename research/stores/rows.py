@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from research import schema as S
-from research.stores.jsonable import _isna, to_jsonable  # noqa: F401 (re-exported)
+from research.jsonable import _isna, to_jsonable  # noqa: F401 (re-exported)
 from research.stores.tables import (
     _BOOLS,
     _FLOATS,
@@ -144,3 +144,20 @@ def trade_records(rows, *, features: pd.DataFrame | None = None) -> list[dict[st
     ]
     names = list(out)
     return [dict(zip(names, values, strict=True)) for values in zip(*out.values(), strict=True)]
+
+
+def expand_features(trades: pd.DataFrame, column: str = FEATURES) -> tuple[pd.DataFrame, list]:
+    """``trades`` with its per-trade feature mappings as columns; returns (frame, names).
+
+    The inverse of the ``features`` mapping :func:`trade_records` stores: each key becomes a
+    column (NaN where a trade lacks it; a trade without a mapping has NaN throughout). Keys that
+    clash with a trade column are dropped, the trade's own column wins. Without ``column`` the
+    frame is returned as it is, with no names.
+    """
+    if column not in trades:
+        return trades, []
+    rows = [v if isinstance(v, dict) else {} for v in trades[column]]
+    feats = pd.DataFrame.from_records(rows, index=trades.index)
+    clash = [c for c in feats.columns if c in trades.columns]
+    feats = feats.drop(columns=clash)
+    return pd.concat([trades.drop(columns=[column]), feats], axis=1), list(feats.columns)

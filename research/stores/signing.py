@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
+from research.errors import ModelIntegrityError
 from research.features import CATEGORIES, FEATURES
-from research.stores.errors import ModelIntegrityError
-from research.stores.jsonable import canonical_json
+from research.jsonable import canonical_json
 
 KEY_ENV = "PHANTOMLAB_SIGNING_KEY"
 
@@ -85,10 +85,19 @@ def signing_key(key: bytes | str | None = None) -> bytes:
 
 
 def _key_from_file() -> str | None:
-    from research.workspace import settings_key_file_text
+    """The key held in the settings' ``signing_key_file`` (``None`` if none is named); refused
+    when the file is missing, not a regular file, not the user's, or not mode 0600."""
+    from research.config import Settings
+    from research.workspace import private_file_problem
 
+    path = Settings.from_env().signing_key_file
+    if path is None:
+        return None
+    problem = private_file_problem(path)
     try:
-        return settings_key_file_text()
+        if problem:
+            raise PermissionError(problem)
+        return path.read_text(encoding="utf-8").strip()
     except PermissionError as exc:  # not private, not the user's, or unreadable
         raise ModelIntegrityError(f"refused: {exc}") from None
 

@@ -31,8 +31,10 @@ import pandas as pd
 from research import schema as S
 from research.config import Settings
 from research.ev_buckets import add_outcome
+from research.jsonable import canonical_json, to_jsonable
 from research.stores.backends import open_backend
-from research.stores.jsonable import canonical_json, to_jsonable
+from research.stores.protocol import StateBackend, StateReader, StateWriter
+from research.urls import mask_url
 
 logger = logging.getLogger(__name__)
 
@@ -82,22 +84,29 @@ def _s(raw) -> str | None:
 
 
 class StateStore:
-    """The seed's state keys over a Redis or SQLite backend (:func:`open_state`)."""
+    """The seed's state keys over a Redis or SQLite backend (:func:`open_state`).
 
-    def __init__(self, backend, *, namespace: str = "") -> None:
+    Parameters
+    ----------
+    backend : StateBackend
+        Where the keys live. The store uses its typed commands and guarded steps
+        (:meth:`~research.stores.protocol.StateBackend.atomic`), never a command by name.
+    namespace : str
+        Prefix of every key (``"dev"`` gives ``dev:ml:...``): environments can share a server.
+    """
+
+    def __init__(self, backend: StateBackend, *, namespace: str = "") -> None:
         self.backend = backend
         self.keys = Keys(namespace)
 
     @property
     def url(self) -> str:
         """Where the store is, password masked (it is logged, printed and notified)."""
-        from research.stores.backends import mask_url
-
         return mask_url(self.backend.url)
 
     def ping(self) -> None:
         """Raise :class:`~research.stores.StoreUnavailable` (with a fix) if the store is down."""
-        self.backend.call("exists", self.keys.phantom("active"))
+        self.backend.exists(self.keys.phantom("active"))
 
     # ------------------------------------------------------------------ scorer
     def save_scorer(self, state: Mapping, *, threshold: float | None = None) -> None:
@@ -108,7 +117,7 @@ class StateStore:
             values["threshold"] = float(threshold)
         trades = [canonical_json(t) for t in state["trades"]]
 
-        def write(tx, _):
+        def write(tx: StateWriter, _):
             for field, value in values.items():
                 tx.set(k.ml(s, field), value)
             tx.delete(k.ml(s, "trades"))
@@ -121,7 +130,7 @@ class StateStore:
         """The state saved by :meth:`save_scorer` (None if this strategy has none)."""
         k = self.keys
 
-        def read(c):
+        def read(c: StateReader):
             fields = {f: c.get(k.ml(strategy, f)) for f in SCORER_FIELDS if f != "trades"}
             return fields, c.lrange(k.ml(strategy, "trades"), 0, -1)
 
@@ -145,7 +154,7 @@ class StateStore:
     # ------------------------------------------------------------------ thresholds
     def save_threshold(self, strategy: str, threshold: float) -> None:
         """``ml:{strategy}:threshold``: the strategy-wide EV threshold (score points, 0-100)."""
-        self.backend.call("set", self.keys.ml(strategy, "threshold"), float(threshold))
+        self.backend.set(self.keys.ml(strategy, "threshold"), float(threshold))
 
     def save_thresholds(
         self, strategy: str, thresholds: Mapping[str, float], last_train_count: int
@@ -153,7 +162,7 @@ class StateStore:
         """``qcal:{strategy}:thr`` and ``:last_train_count`` together."""
         k = self.keys
 
-        def write(tx, _):
+        def write(tx: StateWriter, _):
             tx.set(
                 k.qcal(strategy, "thr"),
                 canonical_json({b: float(v) for b, v in thresholds.items()}),
@@ -163,18 +172,18 @@ class StateStore:
         self.backend.atomic((), lambda c: None, write)
 
     def load_thresholds(self, strategy: str) -> tuple[dict[str, float], int]:
-        raw = self.backend.call("get", self.keys.qcal(strategy, "thr"))
-        count = self.backend.call("get", self.keys.qcal(strategy, "last_train_count"))
+        raw = self.backend.get(self.keys.qcal(strategy, "thr"))
+        count = self.backend.get(self.keys.qcal(strategy, "last_train_count"))
         return (json.loads(raw) if raw else {}), int(count or 0)
 
     # ------------------------------------------------------------------ phantoms
     def set_active(self, active: Mapping[str, list]) -> None:
         """``phantom:active``: JSON ``{symbol: [phantom, ...]}`` (the open phantoms)."""
         value = canonical_json({sym: rows for sym, rows in active.items()})
-        self.backend.call("set", self.keys.phantom("active"), value)
+        self.backend.set(self.keys.phantom("active"), value)
 
     def active(self) -> dict[str, list]:
-        raw = self.backend.call("get", self.keys.phantom("active"))
+        raw = self.backend.get(self.keys.phantom("active"))
         return json.loads(raw) if raw else {}
 
     def record_completed(self, phantom: Mapping, *, now=None) -> bool:
@@ -216,14 +225,14 @@ class StateStore:
         counters = ("completed_trades", "last_train_count", "model_version")
         learnt = [k.ml(strategy, f) for f in ("completed_trades", "ev_buckets")]
 
-        def read(c):
+        def read(c: StateReader):
             if c.sismember(k.phantom("recorded"), sid):
                 return None
             shared = {f: int(c.get(k.ml(strategy, f)) or 0) for f in counters}
             buckets = c.get(k.ml(strategy, "ev_buckets")) if trade is not None else None
             return shared, buckets
 
-        def write(tx, plan):
+        def write(tx: StateWriter, plan):
             if plan is None:
                 return
             shared, buckets = plan
@@ -262,12 +271,12 @@ class StateStore:
         k = self.keys
         keys = [k.ml(strategy, "completed_trades"), k.ml(strategy, "last_train_count")]
 
-        def read(c):
+        def read(c: StateReader):
             total, last = (int(c.get(key) or 0) for key in keys)
             due = total >= min_trades and total - last >= retrain_every
             return (total, last) if due else None
 
-        def write(tx, plan):
+        def write(tx: StateWriter, plan):
             if plan is not None:
                 tx.set(keys[1], plan[0])
 
@@ -279,7 +288,7 @@ class StateStore:
         retrain moved it on since this one was claimed at ``claimed``."""
         key = self.keys.ml(strategy, "last_train_count")
 
-        def write(tx, current):
+        def write(tx: StateWriter, current):
             if current == claimed:
                 tx.set(key, int(previous))
 
@@ -292,7 +301,7 @@ class StateStore:
         k = self.keys
         key = k.ml(strategy, "model_version")
 
-        def write(tx, current):
+        def write(tx: StateWriter, current):
             tx.set(k.ml(strategy, "last_train_ts"), last_train_ts or "")
             tx.set(k.ml(strategy, "nn_enabled"), "1" if nn_enabled else "0")
             tx.set(key, max(int(current), int(model_version)))
@@ -302,18 +311,18 @@ class StateStore:
     def completed(self, *, scalp: bool = False) -> list[dict]:
         """Records of ``phantom:completed`` (or ``scalp_phantom:completed``), oldest first."""
         key = self.keys.scalp_completed if scalp else self.keys.phantom("completed")
-        return [json.loads(m) for m in self.backend.call("zrange", key, 0, -1)]
+        return [json.loads(m) for m in self.backend.zrange(key, 0, -1)]
 
     def win_history(self, strategy: str) -> list[str]:
         """``phantom:wr:{strategy}``, newest first: ``'1'`` win, ``'0'`` loss."""
-        return [_s(v) for v in self.backend.call("lrange", self.keys.wr(strategy), 0, -1)]
+        return [_s(v) for v in self.backend.lrange(self.keys.wr(strategy), 0, -1)]
 
     def incr_blocked(self, day, n: int = 1) -> int:
         """Count ``n`` more signals blocked on ``day`` (``phantom:blocked:YYYYMMDD``)."""
-        return int(self.backend.call("incrby", self.keys.blocked(day), int(n)))
+        return int(self.backend.incrby(self.keys.blocked(day), int(n)))
 
     def blocked(self, day) -> int:
-        return int(self.backend.call("get", self.keys.blocked(day)) or 0)
+        return int(self.backend.get(self.keys.blocked(day)) or 0)
 
     # ------------------------------------------------------------------ housekeeping
     def all_keys(self) -> list[str]:

@@ -1,6 +1,6 @@
 """Alembic environment of the SQL audit trail (:mod:`research.stores.audit`).
 
-:meth:`AuditTrail.upgrade` configures Alembic in code (``research.stores.audit.alembic_config``)
+:meth:`AuditTrail.upgrade` configures Alembic in code (``research.stores.sqlconn.alembic_config``)
 and hands over its open connection in ``config.attributes["connection"]``, so no alembic.ini is
 needed. Without a connection the URL is ``sqlalchemy.url`` of the config, else
 ``PHANTOMLAB_DATABASE_URL`` (default SQLite file).
@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from alembic import context
 
 from research.config import Settings
-from research.stores.audit import META, normalize_url
+from research.stores.sqlconn import normalize_url
+from research.stores.tables import META
 
 config = context.config
 target_metadata = META  # for `alembic revision --autogenerate`

@@ -1,4 +1,4 @@
-"""Signals explorer: score signals honestly, split them at a threshold, and browse the split.
+"""Signals explorer, compute: score signals honestly, split them at a threshold.
 
 The explorer answers "what if the bot had executed every signal scoring at least T?" on the
 phantom outcomes of :func:`research.pipeline.run_signals_and_phantoms`. It is a what-if on
@@ -15,26 +15,24 @@ so both sides of the split compare on the same footing.
 * :func:`threshold_table` and :func:`threshold_sweep` split that frame at thresholds into
   ``executed`` (score >= T), ``phantom`` (below) and ``all``: count, wins, win rate with its
   Wilson interval, mean R with a normal interval, total R.
-* :func:`signal_explorer` is the interactive view of the same numbers (ipywidgets).
+
+The interactive view of the same numbers (ipywidgets) is :func:`research.widgets.signal_explorer`;
+the figures are :mod:`research.plots.thresholds`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 from collections.abc import Sequence
-from functools import partial
 
-import ipywidgets as widgets
 import numpy as np
 import pandas as pd
-from IPython.display import HTML, Image
-from matplotlib.figure import Figure
 
 from research import schema as S
 from research.analysis.evaluation import walk_forward_evaluation
 from research.analysis.stats import cell_stats
-from research.plots.thresholds import plot_threshold_split
+from research.dataset import ClosedTrades
+from research.errors import TooFewRowsError
 from research.scoring import EnsembleScorer, heuristic_scores
 
 logger = logging.getLogger(__name__)
@@ -76,10 +74,7 @@ def signal_scores(
     source: str = "walk_forward",
     n_splits: int = 5,
     min_train_size: int = 100,
-    n_estimators: int = 100,
-    gb_max_iter: int = 100,
-    nn_enabled: bool = False,
-    random_state: int = 0,
+    model: EnsembleScorer | None = None,
 ) -> pd.Series:
     """A score (0-100) per signal that never saw the signal's own outcome.
 
@@ -96,8 +91,9 @@ def signal_scores(
         ``'qscore'``: the strategy's own rule-based quality score, for every signal.
     n_splits, min_train_size : int
         Walk-forward folds and the fewest training rows of a fold.
-    n_estimators, gb_max_iter, nn_enabled, random_state :
-        Size of the ensemble (:class:`research.scoring.EnsembleScorer`).
+    model : EnsembleScorer, optional
+        The unfitted ensemble every fold clones (``'walk_forward'``). Default: 100 trees,
+        100 boosting iterations, no neural net, ``n_splits`` calibration folds.
 
     Returns
     -------
@@ -114,45 +110,60 @@ def signal_scores(
         return pd.Series(signals[S.QSCORE].to_numpy(np.float64), index=ids, name=S.ML_SCORE)
     _require_features(features, ids)
     if source == "heuristic":
-        feats, strat = features.loc[ids], signals[S.STRATEGY].to_numpy()
-        values = np.full(len(ids), np.nan)
-        for name in pd.unique(strat):  # each strategy's own rule (range: mean reversion)
-            rows = strat == name
-            values[rows] = heuristic_scores(feats.loc[rows], strategy=name)
-        return pd.Series(values, index=ids, name=S.ML_SCORE)
+        return _heuristic_scores(signals, features.loc[ids], ids)
+    if model is None:
+        model = EnsembleScorer(
+            n_estimators=100, gb_max_iter=100, nn_enabled=False, n_splits=n_splits
+        )
+    return _walk_forward_scores(
+        signals, features, outcomes, ids, model, n_splits=n_splits, min_train_size=min_train_size
+    )
 
+
+def _heuristic_scores(signals: pd.DataFrame, feats: pd.DataFrame, ids: pd.Index) -> pd.Series:
+    """The seed's rule-based score of every signal, each strategy by its own rule."""
+    strat = signals[S.STRATEGY].to_numpy()
+    values = np.full(len(ids), np.nan)
+    for name in pd.unique(strat):  # each strategy's own rule (range: mean reversion)
+        rows = strat == name
+        values[rows] = heuristic_scores(feats.loc[rows], strategy=name)
+    return pd.Series(values, index=ids, name=S.ML_SCORE)
+
+
+def _walk_forward_scores(
+    signals: pd.DataFrame,
+    features: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    ids: pd.Index,
+    model: EnsembleScorer,
+    *,
+    n_splits: int,
+    min_train_size: int,
+) -> pd.Series:
+    """Out-of-fold ensemble scores per strategy (NaN where no fold could score a signal)."""
     S.require_columns(outcomes, (S.SIGNAL_ID, S.OUTCOME, S.EXIT_TIME, S.CENSORED), "outcomes")
     scores = pd.Series(np.nan, index=ids, name=S.ML_SCORE)
     closed = outcomes.loc[~outcomes[S.CENSORED].to_numpy(bool)].set_index(S.SIGNAL_ID)
-    factory = partial(
-        EnsembleScorer,
-        n_estimators=n_estimators,
-        gb_max_iter=gb_max_iter,
-        nn_enabled=nn_enabled,
-        n_splits=n_splits,
-        random_state=random_state,
-    )
     for strategy, group in signals.groupby(S.STRATEGY, sort=True):
         keep = group[S.SIGNAL_ID].isin(closed.index).to_numpy()
         rows = group.loc[keep]
         sid = rows[S.SIGNAL_ID].to_numpy()
-        y = (closed.loc[sid, S.OUTCOME] == "win").to_numpy(int)
         try:
             _, preds = walk_forward_evaluation(
-                features.loc[sid],
-                y,
-                rows[S.SIGNAL_TIME],
-                closed.loc[sid, S.EXIT_TIME],
-                model_factory=factory,
+                ClosedTrades(
+                    features=features.loc[sid],
+                    y=(closed.loc[sid, S.OUTCOME] == "win").to_numpy(int),
+                    signal_times=rows[S.SIGNAL_TIME],
+                    exit_times=closed.loc[sid, S.EXIT_TIME],
+                ),
+                estimator=model,
                 n_splits=n_splits,
                 min_train_size=min_train_size,
                 return_predictions=True,
             )
-        except ValueError as exc:
+        except TooFewRowsError as exc:
             # only the splitter's "too few closed signals for one fold" means "no honest
             # score"; any other error (a model's, the data's) must still surface
-            if "PurgedWalkForward" not in str(exc):
-                raise
             logger.warning("strategy %s: no out-of-fold scores: %s", strategy, exc)
             continue
         preds = preds.loc[preds["model"] == "ensemble"]
@@ -349,114 +360,3 @@ def as_qscore_trades(frame: pd.DataFrame) -> pd.DataFrame:
     """
     S.require_columns(frame, (S.ML_SCORE, S.SESSION, S.VOLATILITY_REGIME), "explorer")
     return frame.assign(**{S.QSCORE: frame[S.ML_SCORE]})
-
-
-# --------------------------------------------------------------------------------------------
-# the widget
-# --------------------------------------------------------------------------------------------
-class SignalExplorer(widgets.VBox):
-    """Interactive split of ``frame`` at a threshold (built by :func:`signal_explorer`).
-
-    Controls: ``symbol`` and ``strategy`` (Dropdown, ``'all'`` = no filter), ``dates``
-    (SelectionRangeSlider over signal days, inclusive), ``threshold`` (IntSlider 0-100). Any
-    change redraws ``output``: the :func:`threshold_table` of the selection and the cumulative
-    R of executed vs phantom signals. ``table`` and ``selection`` hold the last numbers shown.
-    """
-
-    def __init__(
-        self, frame: pd.DataFrame, *, threshold: int = 70, figsize: tuple[float, float] = (7.0, 3.2)
-    ) -> None:
-        S.require_columns(
-            frame,
-            (
-                S.SYMBOL,
-                S.STRATEGY,
-                S.SIGNAL_TIME,
-                S.ML_SCORE,
-                S.OUTCOME,
-                S.REALIZED_RR,
-                S.EXIT_TIME,
-            ),
-            "explorer",
-        )
-        if frame.empty:
-            raise ValueError(
-                "the explorer frame is empty. Fix: widen the filters of "
-                "explorer_frame() or score more signals."
-            )
-        self.frame, self.figsize = frame, figsize
-        days = sorted(frame[S.SIGNAL_TIME].dt.floor("D").unique())
-        style = {"description_width": "initial"}
-        self.symbol = widgets.Dropdown(
-            options=[ALL, *sorted(frame[S.SYMBOL].unique())],
-            value=ALL,
-            description="symbol",
-            style=style,
-        )
-        self.strategy = widgets.Dropdown(
-            options=[ALL, *sorted(frame[S.STRATEGY].unique())],
-            value=ALL,
-            description="strategy",
-            style=style,
-        )
-        self.dates = widgets.SelectionRangeSlider(
-            options=[(d.strftime("%Y-%m-%d"), d) for d in days],
-            index=(0, len(days) - 1),
-            description="dates",
-            style=style,
-            layout=widgets.Layout(width="95%"),
-        )
-        self.threshold = widgets.IntSlider(
-            value=int(threshold), min=0, max=100, step=1, description="threshold", style=style
-        )
-        self.status = widgets.HTML()
-        self.output = widgets.Output()
-        self.table: pd.DataFrame | None = None
-        self.selection: pd.DataFrame | None = None
-        super().__init__(
-            [
-                widgets.HBox([self.symbol, self.strategy, self.threshold]),
-                self.dates,
-                self.status,
-                self.output,
-            ]
-        )
-        for control in (self.symbol, self.strategy, self.dates, self.threshold):
-            control.observe(self.refresh, names="value")
-        self.refresh()
-
-    def refresh(self, change=None) -> None:
-        """Recompute the selection and redraw the table and figure (the controls' callback)."""
-        start, end = self.dates.value
-        self.selection = select(
-            self.frame,
-            symbols=self.symbol.value,
-            strategies=self.strategy.value,
-            start=start,
-            end=end,
-        )
-        thr = float(self.threshold.value)
-        self.table = threshold_table(self.selection, thr)
-        n_exec = int(self.table.at["executed", "signals"])
-        self.status.value = (
-            f"<b>{len(self.selection)}</b> closed signals, <b>{n_exec}</b> "
-            f"executed at threshold {thr:g}"
-        )
-        # Drawn on a bare Figure (no pyplot): nothing leaks into the notebook's own output.
-        fig = Figure(figsize=self.figsize, layout="constrained")
-        plot_threshold_split(self.selection, thr, ax=fig.add_subplot())
-        png = io.BytesIO()
-        fig.savefig(png, format="png", dpi=90)
-        # Replacing the outputs trait (not clear_output) works with and without a live kernel.
-        self.output.outputs = ()
-        self.output.append_display_data(HTML(self.table.to_html(float_format="{:.3f}".format)))
-        self.output.append_display_data(Image(data=png.getvalue(), format="png"))
-
-
-def signal_explorer(frame: pd.DataFrame, *, threshold: int = 70) -> SignalExplorer:
-    """The interactive explorer of ``frame`` (:func:`explorer_frame`), starting at ``threshold``.
-
-    ``frame`` is its only data. Display the returned widget in a notebook; setting its controls'
-    ``value`` from Python redraws it as moving them does.
-    """
-    return SignalExplorer(frame, threshold=threshold)

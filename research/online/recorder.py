@@ -12,7 +12,7 @@
    ``completed_trades`` and the EV buckets. Counters change only for a new ``signal_id``,
    whichever process records it, so several recorders sharing one store count exactly. If the
    store is down, recording goes on, ``state_stale`` is set, and
-   :func:`~research.stores.rebuild.rebuild_state` (``phantomlab state rebuild``) catches up.
+   :func:`~research.online.rebuild.rebuild_state` (``phantomlab state rebuild``) catches up.
 3. **The scorer** learns it, and the retrain rule reads the *shared* counters: the recorder
    whose step makes a retrain due claims it (:meth:`~research.stores.state.StateStore.
    claim_retrain`), fits on every writer's trades, and with a registry publishes the model,
@@ -27,10 +27,10 @@ import logging
 from collections.abc import Mapping
 
 from research import schema as S
+from research.errors import StoreUnavailable
+from research.online.persist import RECORD_COLUMNS
+from research.online.rebuild import rebuild_state
 from research.scoring.online import MLScorer
-from research.stores.errors import StoreUnavailable
-from research.stores.persist import RECORD_COLUMNS
-from research.stores.rebuild import rebuild_state
 from research.stores.state import StateStore
 
 logger = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class OutcomeRecorder:
         return self.journal.replay_into(self.audit)
 
     def rebuild_state(self, **kwargs) -> dict[str, int]:
-        """:func:`~research.stores.rebuild.rebuild_state` from this recorder's SQL (and
+        """:func:`~research.online.rebuild.rebuild_state` from this recorder's SQL (and
         journal) into its state store."""
         kwargs.setdefault("journal", self.journal)
         counts = rebuild_state(self.audit, self.state, **kwargs)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from research import schema as S
-from research.config import ScorerConfig
+from research.scoring.config import ScorerConfig
 from research.scoring.online import MLScorer
 from research.signals import GATE_COLUMNS
 from research.stores.registry import ModelRegistry

@@ -1,8 +1,10 @@
-"""The seed's in-sample impurity importance against out-of-sample permutation importance.
+"""Figures of feature importance (:mod:`research.analysis.importance`).
 
-One scatter, one point per entry feature: x = the seed's MDI share (random forest, fitted and
-read in sample), y = the drop in out-of-sample AUC when the feature is permuted on purged
-walk-forward folds, with the noise probe's drop as the line a real feature must clear.
+The seed's in-sample impurity importance (MDI) as it evolves with the number of trades, the
+out-of-sample permutation importance on purged walk-forward folds (drop in AUC, AUC points)
+against a noise probe, and the two side by side: one point per entry feature, x = the seed's
+MDI share, y = the drop in out-of-sample AUC when the feature is permuted, with the noise
+probe's drop as the line a real feature must clear.
 """
 
 from __future__ import annotations
@@ -13,9 +15,59 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from research import schema as S
-from research.plots.trades import _axis
+from research.plots.layout import _axis, place_labels
 
 PROBE = S.NOISE_PROBE
+
+
+def plot_importance_evolution(
+    evolution: pd.DataFrame, *, top: int = 12, ax: Axes | None = None
+) -> Figure:
+    """The seed's impurity importance after 30, 100, 300 and all trades, top features.
+
+    ``evolution`` is :func:`research.analysis.importance.impurity_evolution` output (rows
+    features, one column per sample size). Lines that cross a lot mean an unstable ranking.
+    """
+    last = evolution.columns[-1]
+    keep = evolution[last].sort_values(ascending=False).head(top).index
+    fig, ax = _axis(ax, (7.0, 4.5))
+    x = np.arange(len(evolution.columns))
+    for name in keep:
+        ax.plot(x, evolution.loc[name].to_numpy(float), marker="o", label=str(name))
+    ax.set_xticks(x, [f"{c} trades" if c != "all" else "all trades" for c in evolution.columns])
+    ax.set(
+        ylabel="impurity importance (MDI, in sample)", title="Feature importance evolution (seed)"
+    )
+    ax.legend(fontsize=7, ncol=2, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    return fig
+
+
+def plot_permutation_importance(
+    perm: pd.DataFrame, *, top: int = 15, ax: Axes | None = None
+) -> Figure:
+    """Out-of-sample permutation importance (drop in AUC) with ±2 s.e., the noise probe marked.
+
+    ``perm`` is :func:`research.analysis.importance.permutation_importance_oos` output; a
+    feature is only worth reading if it sits clearly right of the probe's line.
+    """
+    probe = S.NOISE_PROBE
+    g = perm.sort_values("mean", ascending=False).head(top).iloc[::-1]
+    fig, ax = _axis(ax, (7.0, 0.35 * len(g) + 1.5))
+    y = np.arange(len(g))
+    colors = [
+        "tab:grey" if i == probe else ("tab:blue" if ok else "lightsteelblue")
+        for i, ok in zip(g.index, g["beats_probe"], strict=True)
+    ]
+    ax.barh(y, g["mean"], xerr=2 * g["se"], color=colors, ecolor="grey", capsize=2)
+    if probe in perm.index:
+        ax.axvline(perm.loc[probe, "mean"], color="tab:grey", ls="--", label="noise probe")
+        ax.legend(loc="lower right", fontsize=8)
+    ax.set_yticks(y, g.index)
+    ax.set(
+        xlabel="drop in out-of-sample AUC when permuted (±2 s.e.)",
+        title="Permutation importance on purged folds",
+    )
+    return fig
 
 
 def importance_pairs(
@@ -64,49 +116,6 @@ def importance_pairs(
     out["permutation_rank"] = out["permutation"].rank(ascending=False, method="min")
     out.index.name = "feature"
     return out.sort_values("permutation", ascending=False)
-
-
-#: label offsets tried in turn, in points: right-above, right-below, left-above, left-below, ...
-_OFFSETS = ((4, 3), (4, -10), (-4, 3), (-4, -10), (4, 12), (-4, 12), (4, -19), (-4, -19))
-
-
-def _overlaps(box, placed) -> bool:
-    return any(box.overlaps(other) for other in placed)
-
-
-def place_labels(ax: Axes, xs, ys, names, *, fontsize: float = 7.0) -> list:
-    """Name points without overlapping labels (adjustText is not a dependency).
-
-    Each label tries the offsets of :data:`_OFFSETS` in turn and keeps the first whose box
-    overlaps no label placed before it nor leaves the axes; a label that fits nowhere is left
-    out (its point stays, the table beside the figure names it). Points are labelled from the
-    highest down. Returns the placed :class:`~matplotlib.text.Annotation` objects.
-    """
-    fig = ax.figure
-    ax.autoscale_view()  # the data limits as drawn: label boxes are measured in pixels
-    renderer = fig.canvas.get_renderer()
-    frame = ax.get_window_extent(renderer)
-    placed, texts = [], []
-    order = np.argsort(-np.asarray(ys, dtype=float), kind="stable")
-    xs, ys, names = np.asarray(xs, float), np.asarray(ys, float), [str(n) for n in names]
-    for i in order:
-        for dx, dy in _OFFSETS:
-            text = ax.annotate(
-                names[i],
-                (xs[i], ys[i]),
-                xytext=(dx, dy),
-                textcoords="offset points",
-                fontsize=fontsize,
-                ha="left" if dx > 0 else "right",
-            )
-            box = text.get_window_extent(renderer)
-            inside = frame.x0 <= box.x0 and box.x1 <= frame.x1 and frame.y0 <= box.y0 <= frame.y1
-            if inside and not _overlaps(box, placed):
-                placed.append(box)
-                texts.append(text)
-                break
-            text.remove()
-    return texts
 
 
 def plot_importance_comparison(

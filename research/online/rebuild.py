@@ -33,20 +33,17 @@ from collections.abc import Iterable
 import pandas as pd
 
 from research import schema as S
-from research.config import ScorerConfig
+from research.errors import RebuildRefused
+from research.online.persist import RECORD_COLUMNS
+from research.scoring.config import ScorerConfig
 from research.scoring.online import MLScorer
-from research.stores.errors import StoreError
-from research.stores.persist import RECORD_COLUMNS
+from research.stores.protocol import StateReader, StateWriter
 from research.stores.state import StateStore
 
 logger = logging.getLogger(__name__)
 
 #: Key families this package writes (after the namespace prefix): anything else is foreign.
 OWNED_PREFIXES = ("ml:", "phantom:", "scalp_phantom:", "qcal:", "rebuild:")
-
-
-class RebuildRefused(StoreError):
-    """The rebuild would run on a database holding keys it does not own."""
 
 
 def rebuilt_keys(store: StateStore, strategies: Iterable[str]) -> list[str]:
@@ -130,7 +127,7 @@ def rebuild_state(
     finally:
         leftovers = fresh.all_keys()
         if leftovers:
-            state.backend.call("delete", *leftovers)
+            state.backend.delete(*leftovers)
     caught_up = _catch_up(audit, state, config, now=now)
     counts = {s: int((trades[S.STRATEGY] == s).sum()) for s in strategies}
     logger.info("state rebuilt from SQL: %s (+%d caught up)", counts, caught_up)
@@ -152,10 +149,10 @@ def _swap(live: StateStore, fresh: StateStore, names: list[str]) -> None:
     """Replace the live ``names`` by their fresh counterparts in one transaction."""
     pairs = [(fresh.keys.p + name[len(live.keys.p) :], name) for name in names]
 
-    def read(c):
+    def read(c: StateReader):
         return [bool(c.exists(src)) for src, _ in pairs]
 
-    def write(tx, present):
+    def write(tx: StateWriter, present):
         for (src, dst), here in zip(pairs, present, strict=True):
             if here:
                 tx.rename(src, dst)
@@ -169,7 +166,7 @@ def _catch_up(audit, state: StateStore, config: ScorerConfig, *, now) -> int:
     """Record SQL outcomes that reached SQL while the fresh keys were being built."""
     recorded = {
         m.decode() if isinstance(m, bytes) else str(m)
-        for m in state.backend.call("smembers", state.keys.phantom("recorded"))
+        for m in state.backend.smembers(state.keys.phantom("recorded"))
     }
     if audit.trade_ids() <= recorded:  # the usual case: one cheap read of ids, no rows
         return 0

@@ -1,4 +1,8 @@
-"""Plain-JSON values for the stores (no SQLAlchemy here: the state store imports it too)."""
+"""Plain-JSON values: what the stores write, and what a pipeline run records in its manifest.
+
+A leaf module (numpy and pandas only), so the stores and the pipeline runner both import it
+without importing each other.
+"""
 
 from __future__ import annotations
 
