@@ -155,17 +155,7 @@ def replay_setting(
             "n_passed": up["n_passed"].to_numpy(),
             **{
                 c: up[c].to_numpy()
-                for c in (
-                    "skill",
-                    "skill_low",
-                    "skill_high",
-                    "uplift",
-                    "ci_low",
-                    "ci_high",
-                    "null_low",
-                    "null_high",
-                    "null_p",
-                )
+                for c in COLUMNS[COLUMNS.index("skill") : COLUMNS.index("null_p") + 1]
             },
             "retrains": up["retrains"].to_numpy(),
             "verdict": [classify(row) for _, row in up.iterrows()],

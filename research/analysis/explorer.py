@@ -30,7 +30,7 @@ import pandas as pd
 
 from research import schema as S
 from research.analysis.evaluation import walk_forward_evaluation
-from research.analysis.stats import cell_stats
+from research.analysis.stats import CELL_STATS, cell_stats
 from research.dataset import ClosedTrades
 from research.errors import TooFewRowsError
 from research.scoring import EnsembleScorer, heuristic_scores
@@ -39,17 +39,8 @@ logger = logging.getLogger(__name__)
 
 SCORE_SOURCES: tuple[str, ...] = ("walk_forward", "heuristic", "qscore")
 SETS: tuple[str, ...] = ("executed", "phantom", "all")
-TABLE_COLUMNS: tuple[str, ...] = (
-    "signals",
-    "wins",
-    "win_rate",
-    "wr_low",
-    "wr_high",
-    "mean_r",
-    "r_low",
-    "r_high",
-    "total_r",
-)
+#: :data:`CELL_STATS` with the count named for what it counts
+TABLE_COLUMNS: tuple[str, ...] = ("signals", *CELL_STATS[1:])
 ALL = "all"  # the widget's "no filter" choice of a dropdown
 _SIGNAL_COLUMNS = (S.SIGNAL_ID, S.SYMBOL, S.STRATEGY, S.SIDE, S.SIGNAL_TIME)
 _OUTCOME_COLUMNS = (

@@ -12,6 +12,7 @@ import pandas as pd
 
 from research import schema as S
 from research.analysis.stats import (
+    CELL_STATS,
     cell_stats,
     wilson_interval,  # noqa: F401  (re-exported: callers import it from here)
 )
@@ -67,19 +68,7 @@ def pattern_table(
             )
     table = pd.DataFrame(rows)
     table["enough"] = table["n"] >= min_n
-    cols = [
-        "dimension",
-        "value",
-        "n",
-        "win_rate",
-        "wr_low",
-        "wr_high",
-        "mean_r",
-        "r_low",
-        "r_high",
-        "total_r",
-        "enough",
-    ]
+    cols = ["dimension", "value", *(c for c in CELL_STATS if c != "wins"), "enough"]
     return table[cols]
 
 
