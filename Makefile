@@ -31,20 +31,20 @@ demo: setup  ## run the main job on a built-in synthetic market, then open repor
 	$(BIN)/phantomlab demo
 
 test: setup browser  ## lint, then the whole test suite (real data, real notebooks, a browser)
-	$(BIN)/ruff check research tests benchmarks
-	$(BIN)/ruff format --check research tests benchmarks
+	$(BIN)/ruff check research nbrunner tests benchmarks
+	$(BIN)/ruff format --check research nbrunner tests benchmarks
 	$(BIN)/pytest
 
 lab: setup  ## JupyterLab on the research notebooks (kernel "phantomlab")
-	$(BIN)/python -c "from research.runner import ensure_kernel; ensure_kernel()"
+	$(BIN)/python -c "from nbrunner import ensure_kernel; ensure_kernel()"
 	$(BIN)/jupyter lab notebooks
 
 lint: setup  ## ruff check only
-	$(BIN)/ruff check research tests benchmarks
+	$(BIN)/ruff check research nbrunner tests benchmarks
 
 format: setup  ## ruff format in place
-	$(BIN)/ruff format research tests benchmarks
-	$(BIN)/ruff check --fix research tests benchmarks
+	$(BIN)/ruff format research nbrunner tests benchmarks
+	$(BIN)/ruff check --fix research nbrunner tests benchmarks
 
 bench: setup  ## benchmarks on ../shared/data (ratios vs plain-Python references)
 	$(BIN)/python benchmarks/bench_simulator.py

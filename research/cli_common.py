@@ -17,7 +17,8 @@ exit  meaning                                         errors (:mod:`research.err
       how to fix it)                                  other ``PhantomLabError``; ``failure=``
 2     bad usage or bad input, with a fix (click       ``SchemaError`` (``InputTypeError``),
       prints the usage line first)                    ``DataError``, ``InsufficientDataError``,
-                                                      ``SplitError``, ``ParameterError``,
+                                                      ``SplitError``, the runner's
+                                                      ``ParameterError`` and
                                                       ``PipelineNotFoundError``,
                                                       ``SchedulerError``; ``usage=``
 143   stopped by SIGTERM (``pipeline run``; the run is recorded as failed first)
@@ -41,15 +42,20 @@ from research.errors import (
     ParameterError,
     PhantomLabError,
     PipelineNotFoundError,
+    RunnerError,
     SchedulerError,
     SchemaError,
     SplitError,
 )
 
+#: The errors :func:`exit_code` maps: the workbench's family and the pipeline runner's
+#: (:mod:`nbrunner`, a sibling package with its own :class:`~nbrunner.errors.RunnerError`).
+FAMILIES: tuple[type[Exception], ...] = (PhantomLabError, RunnerError)
+
 #: Exit code of a run that failed, and of bad usage or bad input.
 FAILURE, USAGE = 1, 2
 #: Errors of the family that mean bad usage or input; every other one is a failure.
-USAGE_ERRORS: tuple[type[PhantomLabError], ...] = (
+USAGE_ERRORS: tuple[type[Exception], ...] = (
     SchemaError,
     DataError,
     InsufficientDataError,
@@ -83,8 +89,9 @@ class cli_errors(contextlib.ContextDecorator):  # noqa: N801 - used like a funct
     prefix : str
         Put before the message of a failure (e.g. ``"rollback refused: "``).
 
-    Errors of the family (:class:`research.errors.PhantomLabError`) are always mapped, by
-    :func:`exit_code`, before ``usage`` and ``failure`` are looked at.
+    Errors of the families (:data:`FAMILIES`: :class:`research.errors.PhantomLabError`, the
+    runner's :class:`nbrunner.errors.RunnerError`) are always mapped, by :func:`exit_code`,
+    before ``usage`` and ``failure`` are looked at.
     """
 
     def __init__(
@@ -102,7 +109,7 @@ class cli_errors(contextlib.ContextDecorator):  # noqa: N801 - used like a funct
     def __exit__(self, kind, exc, tb) -> bool:
         if exc is None:
             return False
-        if isinstance(exc, PhantomLabError):
+        if isinstance(exc, FAMILIES):
             code = exit_code(exc)
         elif isinstance(exc, self.usage):
             code = USAGE
@@ -141,7 +148,7 @@ LIGHT_OPTION = click.option(
 PROGRESS_OPTION = click.option(
     "--progress/--no-progress", default=True, show_default=True, help="Progress bars on stderr."
 )
-# No default here: None lets the runner resolve it (research.runner.catalog.default_reports_dir),
+# No default here: None lets the runner resolve it (nbrunner.catalog.default_reports_dir),
 # the one place that reads PHANTOMLAB_REPORTS_DIR.
 REPORTS_OPTION = click.option(
     "--reports-dir",

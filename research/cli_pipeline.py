@@ -142,8 +142,8 @@ def pipeline_run(
 @cli_errors()
 def pipeline_list(pipelines_dir) -> None:
     """List the pipelines with each parameter's type, default and help."""
-    from research.runner import list_pipelines
-    from research.runner.catalog import default_pipelines_dir
+    from nbrunner import list_pipelines
+    from nbrunner.catalog import default_pipelines_dir
 
     folder = pipelines_dir if pipelines_dir is not None else default_pipelines_dir()
     infos = list_pipelines(folder)

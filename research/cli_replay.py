@@ -95,8 +95,8 @@ def replay_signals(
     """
     import pandas as pd
 
+    from nbrunner.catalog import default_reports_dir
     from research.replay import ReplayConfig, replay
-    from research.runner.catalog import default_reports_dir
     from research.scoring import EnsembleScorer, ScorerConfig
 
     signals, study = _study(signals_path, data_dir, timeframe, timeout_hours, progress)

@@ -31,7 +31,7 @@ class Settings:
     """Where things live. Every URL is configurable through the environment.
 
     The reports folder (``PHANTOMLAB_REPORTS_DIR``) is not here: the pipeline runner owns it
-    (:func:`research.runner.catalog.default_reports_dir`).
+    (:func:`nbrunner.catalog.default_reports_dir`).
 
     Attributes
     ----------

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from nbrunner.catalog import default_reports_dir
 from research.notify import notifier_from_env
 from research.online.persist import audit_rows, save_replay
 from research.replay import ReplayConfig, ReplayResult, replay
 from research.reports.period import save_replay_frames
-from research.runner.catalog import default_reports_dir
 from research.scoring import EnsembleScorer, ScorerConfig
 from research.stores.audit import AuditTrail
 from research.stores.registry import KEY_ENV, ModelRegistry
@@ -283,7 +283,7 @@ def run_report(
     The tear sheet reads the audit trail and the state store the demo wrote (SQLite files, or
     Redis/PostgreSQL when configured) and the replay frames in ``workdir``; the runner leaves
     ``reports/report/<run-id>/`` (notebook, HTML, manifest) and rebuilds
-    ``reports/index.html``. Returns the :class:`research.runner.RunResult`.
+    ``reports/index.html``. Returns the :class:`nbrunner.RunResult`.
     """
     from research.runs import run_pipeline
 

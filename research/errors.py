@@ -22,16 +22,20 @@ class                           builtin base         raised when
 :class:`StoreUnavailable`       ``RuntimeError``     a server or file of a store does not answer
 :class:`ModelIntegrityError`    ``RuntimeError``     a model blob is unsigned, tampered, unfit
 :class:`RebuildRefused`         ``RuntimeError``     a state rebuild would touch foreign keys
-:class:`ParameterError`         ``ValueError``       a pipeline's parameters do not validate
-:class:`PipelineNotFoundError`  ``LookupError``      no pipeline notebook by that name
 :class:`SchedulerError`         ``ConnectionError``  no Dask scheduler answers
 :class:`TaskError`              ``RuntimeError``     a distributed task raised
 ==============================  ===================  ===========================================
+
+The pipeline runner is a sibling package (:mod:`nbrunner`) that knows nothing of this one: its
+errors (:class:`~nbrunner.errors.ParameterError`, :class:`~nbrunner.errors.PipelineNotFoundError`,
+both a :class:`~nbrunner.errors.RunnerError`) are its own, re-exported here for one import.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from nbrunner.errors import ParameterError, PipelineNotFoundError, RunnerError  # noqa: F401
 
 __all__ = [
     "DataError",
@@ -40,9 +44,7 @@ __all__ = [
     "InsufficientDataError",
     "ModelIntegrityError",
     "OnnxModelError",
-    "ParameterError",
     "PhantomLabError",
-    "PipelineNotFoundError",
     "RebuildRefused",
     "SchedulerError",
     "SchemaError",
@@ -90,10 +92,11 @@ def _fix_in(message: str) -> str | None:
 
 
 def fix_of(exc: BaseException) -> str | None:
-    """The fix an error carries: :attr:`PhantomLabError.fix`, or for an error from outside the
-    family (a config's ``ValueError``) its message's text after ``"Fix:"``; None if it has none.
+    """The fix an error carries: :attr:`PhantomLabError.fix` (or the runner's
+    :attr:`~nbrunner.errors.RunnerError.fix`), or for an error from outside the family (a
+    config's ``ValueError``) its message's text after ``"Fix:"``; None if it has none.
     """
-    return exc.fix if isinstance(exc, PhantomLabError) else _fix_in(str(exc))
+    return exc.fix if isinstance(exc, PhantomLabError | RunnerError) else _fix_in(str(exc))
 
 
 # ------------------------------------------------------------------------------ input and data
@@ -165,20 +168,6 @@ class RebuildRefused(StoreError):
 
 
 # -------------------------------------------------------------------------- pipelines and tasks
-class ParameterError(PhantomLabError, ValueError):
-    """A pipeline's parameters cell is malformed, or an override does not fit it.
-
-    The message names the notebook (and line) and says how to fix it. When raised by
-    :func:`research.runner.run_pipeline`, ``result`` holds the failed run it left behind.
-    """
-
-    result: Any = None
-
-
-class PipelineNotFoundError(PhantomLabError, LookupError):
-    """No pipeline notebook by that name; the message lists the available ones."""
-
-
 class SchedulerError(PhantomLabError, ConnectionError):
     """No Dask scheduler answers at the address given (the message says how to fix it)."""
 

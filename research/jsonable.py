@@ -1,51 +1,12 @@
-"""Plain-JSON values: what the stores write, and what a pipeline run records in its manifest.
+"""JSON-safe values (numpy scalars, timestamps, NaN, frames) for manifests, run records and
+stored metadata: :func:`to_jsonable`, :func:`canonical_json` (signed bytes), :func:`is_missing`.
 
-A leaf module (numpy and pandas only), so the stores and the pipeline runner both import it
-without importing each other.
+One implementation, owned by the pipeline runner (:mod:`nbrunner`, which writes every run's
+manifest with it); the stores and the retrain pipeline take it from here.
 """
 
 from __future__ import annotations
 
-import json
-import math
-from collections.abc import Mapping
-from datetime import date, datetime
-from typing import Any
+from nbrunner.jsonable import canonical_json, is_missing, to_jsonable
 
-import numpy as np
-import pandas as pd
-
-
-def _isna(value: Any) -> bool:
-    if value is None or value is pd.NA or value is pd.NaT:
-        return True
-    return isinstance(value, float) and math.isnan(value)
-
-
-def to_jsonable(value: Any) -> Any:
-    """``value`` as plain JSON types: NaN/inf/NA -> None, numpy scalars -> Python, times -> ISO."""
-    kind = type(value)
-    if kind is str or kind is int or kind is bool or value is None:  # fast path, most values
-        return value
-    if kind is float:
-        return value if math.isfinite(value) else None
-    if isinstance(value, Mapping):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple | set | np.ndarray | pd.Series):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if _isna(value):
-        return None
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, datetime | date):
-        return value.isoformat()
-    return str(value)  # Path, UUID, Decimal, Enum...: their text is what an auditor wants
-
-
-def canonical_json(value) -> str:
-    """Compact JSON with sorted keys: equal data, equal text (set members, HMAC input)."""
-    return json.dumps(to_jsonable(value), sort_keys=True, separators=(",", ":"))
+__all__ = ["canonical_json", "is_missing", "to_jsonable"]

@@ -1,11 +1,12 @@
 """The workbench's pipeline runs: the general runner plus the SQL ``pipeline_runs`` rows.
 
-:mod:`research.runner` runs any papermill notebook and knows nothing of the research flow.
+:mod:`nbrunner` runs any papermill notebook and knows nothing of the research flow.
 A pipeline notebook of this workbench may open a row in the audit trail's ``pipeline_runs``
 table and say so with ``record(pipeline_run_id=...)``; it cannot close that row when it fails,
 is stopped or dies. :func:`close_pipeline_run` does, as the runner's ``on_failure`` hook.
-:func:`run_pipeline` / :func:`build_index` are the runner's with that hook, and with the
-kernel's progress bars as text (the CLI and the demo use them).
+:func:`run_pipeline` / :func:`build_index` are the runner's with that hook, with the
+workbench's answer hook (a report's verdict, a retrain's decision) and with the kernel's
+progress bars as text (the CLI and the demo use them).
 """
 
 from __future__ import annotations
@@ -16,9 +17,14 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from research.runner.execute import RunResult
-from research.runner.execute import run_pipeline as _run_pipeline
-from research.runner.index import build_index as _build_index
+import nbformat
+
+from nbrunner.execute import RunResult
+from nbrunner.execute import run_pipeline as _run_pipeline
+from nbrunner.html import run_answer as _run_answer
+from nbrunner.html import write_report as _write_report
+from nbrunner.index import build_index as _build_index
+from research.reports.answer import results_answer
 
 logger = logging.getLogger(__name__)
 
@@ -26,9 +32,10 @@ logger = logging.getLogger(__name__)
 def run_pipeline(
     name_or_path: str | Path, parameters: Mapping[str, Any] | None = None, **options: Any
 ) -> RunResult:
-    """:func:`research.runner.run_pipeline` (same arguments) for a workbench notebook.
+    """:func:`nbrunner.run_pipeline` (same arguments) for a workbench notebook.
 
-    It closes the notebook's ``pipeline_runs`` row when the run fails
+    Its page and index row answer first (:func:`~research.reports.answer.results_answer`). It
+    closes the notebook's ``pipeline_runs`` row when the run fails
     (:func:`close_pipeline_run`), and the kernel draws text progress bars
     (``PHANTOMLAB_PROGRESS=text``: a widget would show nothing in the run's log).
     """
@@ -40,14 +47,28 @@ def run_pipeline(
         parameters,
         on_failure=close_pipeline_run,
         kernel_env=kernel_env,
+        answer=results_answer,
         **options,
     )
 
 
 def build_index(reports_dir: str | Path | None = None) -> Path:
-    """:func:`research.runner.build_index`, closing the ``pipeline_runs`` rows of runs it
-    finds dead (:func:`close_pipeline_run`)."""
-    return _build_index(reports_dir, on_failure=close_pipeline_run)
+    """:func:`nbrunner.build_index`, closing the ``pipeline_runs`` rows of runs it
+    finds dead (:func:`close_pipeline_run`), each row with the run's answer."""
+    return _build_index(reports_dir, on_failure=close_pipeline_run, answer=results_answer)
+
+
+def run_answer(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+    """:func:`nbrunner.html.run_answer` with the workbench's answers (:func:`results_answer`):
+    what a run's page and index row show first."""
+    return _run_answer(manifest, results_answer)
+
+
+def write_report(
+    nb: nbformat.NotebookNode, manifest: Mapping[str, Any], path: str | Path, **options: Any
+) -> Path:
+    """:func:`nbrunner.html.write_report` (same arguments) with the workbench's answers."""
+    return _write_report(nb, manifest, path, answer=results_answer, **options)
 
 
 def close_pipeline_run(
@@ -55,7 +76,7 @@ def close_pipeline_run(
 ) -> None:
     """Mark the notebook's SQL ``pipeline_runs`` row failed if it is still ``running``.
 
-    The runner's :data:`~research.runner.manifest.FailureHook`. A row the notebook closed
+    The runner's :data:`~nbrunner.manifest.FailureHook`. A row the notebook closed
     itself is left as it is. Best effort: the manifest's ``pipeline_run_closed`` says ``True``
     or why not.
 

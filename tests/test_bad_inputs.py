@@ -25,12 +25,12 @@ from click.testing import CliRunner
 from support import closed_scalp_dataset
 from threadpoolctl import threadpool_limits
 
+from nbrunner import ParameterError, PipelineNotFoundError, parse_parameters, run_pipeline
+from nbrunner import validate_parameters as validate
+from nbrunner.params import parse_cell
 from research import schema as S
 from research.candles import load_candles
 from research.cli import main
-from research.runner import ParameterError, PipelineNotFoundError, parse_parameters, run_pipeline
-from research.runner import validate_parameters as validate
-from research.runner.params import parse_cell
 from research.scoring import EnsembleScorer, FastScorer, MLScorer, ScorerConfig
 from research.synthetic import edge, make_market
 

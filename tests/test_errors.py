@@ -59,9 +59,23 @@ def test_exit_codes_of_the_family():
     assert exit_code(E.TooFewRowsError("x")) == USAGE
     assert exit_code(E.SchedulerError("x")) == USAGE  # a bad --scheduler address
     assert exit_code(E.PipelineNotFoundError("x")) == USAGE
+    assert exit_code(E.ParameterError("x")) == USAGE
     assert exit_code(E.StoreUnavailable("x")) == FAILURE
     assert exit_code(E.ModelIntegrityError("x")) == FAILURE
     assert exit_code(E.TaskError("x", item=3)) == FAILURE
+
+
+def test_the_runners_errors_are_its_own_family_and_the_cli_maps_them():
+    """The runner (nbrunner) knows nothing of research: its errors are a family of their own,
+    with the same fix convention, re-exported by research.errors and mapped by the CLI."""
+    from nbrunner.errors import RunnerError
+
+    for cls in (E.ParameterError, E.PipelineNotFoundError):
+        assert issubclass(cls, RunnerError) and not issubclass(cls, E.PhantomLabError)
+    exc = E.ParameterError("n_bars=-1 is below 1000. Fix: pass -p n_bars=1000 or more")
+    assert exc.fix == "pass -p n_bars=1000 or more" and E.fix_of(exc) == exc.fix
+    result = CliRunner().invoke(_command(E.PipelineNotFoundError("no pipeline 'x'. Fix: list")))
+    assert result.exit_code == USAGE and "no pipeline 'x'" in result.output
 
 
 def _command(exc: BaseException, **kwargs) -> click.Command:

@@ -16,8 +16,7 @@ from support import notebook_warnings  # noqa: E402
 
 from research.reports.format import format_table, number_text, timeframe_text
 from research.reports.skill import auc_interval, no_skill_notes
-from research.runner.html import run_answer, write_report
-from research.runner.index import build_index
+from research.runs import build_index, run_answer, write_report
 
 VERDICT = {
     "label": "none",
@@ -228,7 +227,7 @@ def test_index_rows_say_what_each_run_found_and_refused_runs_stand_apart(tmp_pat
 
 
 def test_a_bad_parameter_leaves_a_refused_run(tmp_path):
-    from research.runner import ParameterError, run_pipeline
+    from nbrunner import ParameterError, run_pipeline
 
     fixtures = Path(__file__).parent / "fixtures" / "notebooks"
     with pytest.raises(ParameterError) as info:
@@ -328,7 +327,7 @@ def test_executed_notebooks_carry_no_warnings(tmp_path, capfd, name, parameters)
     stderr: the kernel is the runner's (``phantomlab``), bound to 127.0.0.1."""
     import papermill
 
-    from research.runner.kernel import TCP_WARNING, ensure_kernel
+    from nbrunner.kernel import TCP_WARNING, ensure_kernel
 
     out = tmp_path / f"{name}.ipynb"
     papermill.execute_notebook(

@@ -35,7 +35,7 @@ REPO = Path(__file__).resolve().parents[1]
 NOTEBOOK = REPO / "pipelines" / "retrain_publish.ipynb"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 KEY = "retrain-test-signing-key-0123456789"
-from research.runner import RESULT_MIME, collect_results  # noqa: E402
+from nbrunner import RESULT_MIME, collect_results  # noqa: E402
 
 SMALL = {"n_estimators": 10, "gb_max_iter": 10}  # model size: seconds, not minutes
 TOKEN, CHAT = "123456:retrain-token", "-100777"

@@ -20,9 +20,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from support import processes_of
 
-from research.cli import main
-from research.cli_pipeline import _parse_assignments
-from research.runner import (
+from nbrunner import (
     KERNEL_NAME,
     RESULT_MIME,
     SUPPORTED_TYPES,
@@ -37,6 +35,8 @@ from research.runner import (
     run_pipeline,
     validate_parameters,
 )
+from research.cli import main
+from research.cli_pipeline import _parse_assignments
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "notebooks"
 OK_NB = FIXTURES / "tiny_ok.ipynb"
@@ -268,7 +268,7 @@ def test_record_outside_a_kernel_returns_plain_json_values():
 
 
 def test_html_drops_remote_scripts_from_outputs(tmp_path):
-    from research.runner.html import render_cells
+    from nbrunner.html import render_cells
 
     cell = nbformat.v4.new_code_cell("x")
     cell.outputs = [

@@ -75,7 +75,7 @@ def _row_opening_notebook(folder: Path) -> Path:
             metadata={"tags": ["parameters"]},
         ),
         nbformat.v4.new_code_cell(
-            "from research.runner import record\n"
+            "from nbrunner import record\n"
             "from research.stores.audit import AuditTrail\n"
             "audit = AuditTrail(database_url)\n"
             'sql_run = audit.start_run("faults", {"sleep_sec": sleep_sec})\n'
@@ -292,7 +292,7 @@ def _hand_manifest(reports: Path, run_id: str, status: str, beat_age_sec: float)
 
 
 def test_a_later_run_marks_only_stale_running_runs_died(tmp_path, monkeypatch):
-    from research.runner import run_pipeline
+    from nbrunner import run_pipeline
 
     reports = tmp_path / "reports"
     stale = _hand_manifest(reports, "stale", "running", beat_age_sec=300)
@@ -311,7 +311,7 @@ def test_a_later_run_marks_only_stale_running_runs_died(tmp_path, monkeypatch):
 
 
 def test_a_bad_heartbeat_setting_is_refused_with_a_fix(tmp_path, monkeypatch):
-    from research.runner import run_pipeline
+    from nbrunner import run_pipeline
 
     monkeypatch.setenv("PHANTOMLAB_HEARTBEAT_SEC", "often")
     with pytest.raises(ValueError, match="PHANTOMLAB_HEARTBEAT_SEC='often'.*Fix:"):

@@ -268,7 +268,7 @@ def test_retrain_publish_shows_no_password_anywhere(
     finally:
         proc.kill()
     assert proc.returncode == 0, out + err
-    assert any("research.runner.executor" in c for c in cmdlines), cmdlines
+    assert any("nbrunner.executor" in c for c in cmdlines), cmdlines
     assert any("ipykernel_launcher" in c for c in cmdlines), cmdlines
     run_dir = tmp_path / "reports" / "retrain_publish" / "s"
     notebook = (run_dir / "retrain_publish.ipynb").read_text(encoding="utf-8")
@@ -348,7 +348,7 @@ def test_password_parameters_stay_off_argv_and_out_of_the_run_yet_reach_the_kern
     finally:
         proc.kill()
     assert proc.returncode == 0, out + err
-    assert any("research.runner.executor" in c for c in cmdlines), cmdlines
+    assert any("nbrunner.executor" in c for c in cmdlines), cmdlines
     texts = {"stdout": out, "stderr": err, **{f"cmdline {i}": c for i, c in enumerate(cmdlines)}}
     _assert_nowhere((secret,), texts, tmp_path / "reports")
     notebook = (tmp_path / "reports" / "secret_params" / "p" / "secret_params.ipynb").read_text()

@@ -1,7 +1,8 @@
 """A run's recorded results as its answer: the report's verdict, a retrain's decision.
 
-The runner (:mod:`research.runner.html`, :mod:`research.runner.index`) shows these first on
-a run's page and in its row of the reports index. Each function takes the plain JSON a
+The runner (:mod:`nbrunner`) shows :func:`results_answer` first on a run's page and in its
+row of the reports index: it is the workbench's answer hook (:data:`nbrunner.html.AnswerHook`,
+passed by :mod:`research.runs`). Each function takes the plain JSON a
 notebook recorded (``record(verdict=...)``, ``record(published=..., reason=...)``) and returns
 ``{"kind", "title", "detail", "figures", "short"}``: a CSS kind, a one-line title, the basis
 or reason, ``(label, value)`` headline figures, and a short line for the index.
@@ -89,3 +90,14 @@ def decision_answer(results: Mapping[str, Any]) -> dict[str, Any]:
         "figures": figures,
         "short": str(results.get("reason", "")),
     }
+
+
+def results_answer(results: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The answer of a run's recorded ``results``: a report's verdict (:func:`verdict_answer`),
+    a retrain's published-or-kept and why (:func:`decision_answer`), else None (nothing to
+    judge: the index shows the run's metrics)."""
+    if isinstance(results.get("verdict"), Mapping):
+        return verdict_answer(results["verdict"])
+    if isinstance(results.get("published"), bool) and "reason" in results:
+        return decision_answer(results)
+    return None

@@ -28,7 +28,7 @@ from research import schema as S
 from research.config import Settings
 from research.errors import StoreError
 from research.stores.query import _db_column, _frame, _match, _utc_bound
-from research.stores.rows import _isna, to_jsonable, trade_records  # noqa: F401 (re-exported)
+from research.stores.rows import is_missing, to_jsonable, trade_records  # noqa: F401 (re-exported)
 from research.stores.sqlconn import (
     alembic_config,
     connect_args,
@@ -286,8 +286,8 @@ class AuditTrail:
             "metrics": to_jsonable(metrics),
             "git_sha": git_sha,
             "n_rows": None if n_rows is None else int(n_rows),
-            "train_start": None if _isna(train_start) else _utc_bound(train_start),
-            "train_end": None if _isna(train_end) else _utc_bound(train_end),
+            "train_start": None if is_missing(train_start) else _utc_bound(train_start),
+            "train_end": None if is_missing(train_end) else _utc_bound(train_end),
         }
         with self._guard("record a model version"), self.engine.begin() as conn:
             known = conn.execute(sa.select(t.c.sha256).where(where)).scalar_one_or_none()

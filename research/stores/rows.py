@@ -14,7 +14,7 @@ from typing import Any
 import pandas as pd
 
 from research import schema as S
-from research.jsonable import _isna, to_jsonable  # noqa: F401 (re-exported)
+from research.jsonable import is_missing, to_jsonable  # noqa: F401 (re-exported)
 from research.stores.tables import (
     _BOOLS,
     _FLOATS,
@@ -44,7 +44,7 @@ def _vocab(out: dict[str, list], name: str, vocab: Sequence[str], nullable: bool
 
 
 def _texts(series: pd.Series) -> list[str | None]:
-    return [None if _isna(v) else str(v) for v in series.astype(object)]
+    return [None if is_missing(v) else str(v) for v in series.astype(object)]
 
 
 def _times(series: pd.Series, name: str) -> list[datetime | None]:
@@ -79,7 +79,7 @@ def _bools(frame: pd.DataFrame, name: str) -> list[bool | None]:
     values = frame[name].astype(object).tolist() if name in frame else [None] * len(frame)
     if any(isinstance(v, str) for v in values):  # bool("False") is True: refuse, do not guess
         raise S.SchemaError(f"audit trades: {name} holds text. Fix: pass booleans.")
-    return [default if _isna(v) else bool(v) for v in values]
+    return [default if is_missing(v) else bool(v) for v in values]
 
 
 def _check_rows(out: dict[str, list]) -> None:

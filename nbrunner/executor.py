@@ -1,6 +1,6 @@
-"""The executor child of :func:`research.runner.run_pipeline`: papermill on one notebook.
+"""The executor child of :func:`nbrunner.run_pipeline`: papermill on one notebook.
 
-``python -m research.runner.executor --input NB --output NB --kernel K --cwd DIR
+``python -m nbrunner.executor --input NB --output NB --kernel K --cwd DIR
 --parameters-stdin`` reads ``{"parameters": {...}, "shown": {...}}`` (JSON) from its stdin and
 exits 0 when every cell ran, 1 when one raised (the output notebook holds the traceback). It
 is a separate process so that the runner can stop it, kernel and all, at the run's wall-clock
@@ -24,11 +24,11 @@ import sys
 import threading
 import time
 
-logger = logging.getLogger("research.runner.executor")
+logger = logging.getLogger("nbrunner.executor")
 
 # papermill re-parses the parameters cell with an inspector that does not know `X | None` and
 # then calls those parameters unknown; the runner has already validated them with its own
-# parser (research.runner.params), so these two warnings are only noise in runner.log.
+# parser (nbrunner.params), so these two warnings are only noise in runner.log.
 _NOISE = ("Passed unknown parameter:", "Unable to parse line")
 
 

@@ -1,6 +1,6 @@
 """Whole-file replacement: a reader sees the old content or the new one, never half.
 
-Kept free of nbformat and the rest of the runner so :mod:`research.runner.kernel` (imported on
+Kept free of nbformat and the rest of the runner so :mod:`nbrunner.kernel` (imported on
 every run, and cheap on purpose) can use it too.
 """
 

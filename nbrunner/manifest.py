@@ -20,7 +20,7 @@ rewritten every ``heartbeat_sec`` seconds (:data:`HEARTBEAT_ENV`, default
 :data:`DEFAULT_HEARTBEAT_SEC`) with a fresh ``heartbeat_at`` until the final one replaces it.
 A ``running`` manifest whose heartbeat is older than ``stale_after_sec`` (3 x the interval +
 :data:`STALE_MARGIN_SEC`: 20 s by default) belongs to a runner that was killed (``kill -9``,
-out of memory, a reboot); :func:`~research.runner.index.mark_dead_runs` marks it ``died``.
+out of memory, a reboot); :func:`~nbrunner.index.mark_dead_runs` marks it ``died``.
 Heartbeats use the wall clock (UTC): runners and readers sharing a reports folder need
 synchronised clocks (NTP).
 """
@@ -41,9 +41,9 @@ from typing import Any
 
 import nbformat
 
-from research.runner.atomic import write_text_atomic
-from research.runner.html import RUNNER_ERROR_TAG
-from research.urls import mask_url  # stdlib only at import: no redis, no SQLAlchemy
+from nbrunner.atomic import write_text_atomic
+from nbrunner.html import RUNNER_ERROR_TAG
+from nbrunner.masking import mask_url  # stdlib only at import: no redis, no SQLAlchemy
 
 logger = logging.getLogger(__name__)
 
@@ -229,7 +229,7 @@ def build_manifest(
     ``duration_sec`` yet, and carries the heartbeat fields. Passwords in URL parameters are
     masked (:func:`mask_secrets`).
     """
-    from research.jsonable import to_jsonable
+    from nbrunner.jsonable import to_jsonable
 
     running = status == "running"
     finished = None if running else datetime.now(UTC)

@@ -38,7 +38,7 @@ def record(**values: Any) -> dict[str, Any]:
     dict
         The values as recorded (plain JSON types).
     """
-    from research.jsonable import to_jsonable  # pandas: loaded only inside notebooks
+    from nbrunner.jsonable import to_jsonable  # pandas: loaded only inside notebooks
 
     clean = to_jsonable(values)
     text = "phantomlab results: " + ", ".join(f"{k}={v!r}" for k, v in clean.items())

@@ -1,6 +1,6 @@
 """The executor child of a pipeline run: started, logged, kept alive, and stopped.
 
-papermill runs in a child process (``python -m research.runner.executor``) in its own session,
+papermill runs in a child process (``python -m nbrunner.executor``) in its own session,
 because papermill's ``execution_timeout`` is per cell: at the run's wall-clock limit, on
 Ctrl-C or on SIGTERM, the whole process tree (papermill and its kernel) is killed here.
 
@@ -10,9 +10,9 @@ Ctrl-C or on SIGTERM, the whole process tree (papermill and its kernel) is kille
   into a recorded stop: the child is killed and the run's artefacts written before the
   signal takes its usual effect.
 * :class:`Heartbeat` rewrites the run's ``manifest.json`` (status ``running``) every
-  :func:`~research.runner.manifest.heartbeat_interval` seconds, so that a runner killed
+  :func:`~nbrunner.manifest.heartbeat_interval` seconds, so that a runner killed
   outright (``kill -9``, OOM, a reboot) is recognised later as ``died``
-  (:func:`~research.runner.index.mark_dead_runs`).
+  (:func:`~nbrunner.index.mark_dead_runs`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from research.runner.manifest import LOG_NAME, write_json_atomic
+from nbrunner.manifest import LOG_NAME, write_json_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +106,7 @@ class Heartbeat:
     path : Path
         The run's ``manifest.json``.
     manifest : dict
-        The running manifest (:func:`~research.runner.manifest.build_manifest` with status
+        The running manifest (:func:`~nbrunner.manifest.build_manifest` with status
         ``"running"``); written once at :meth:`start`.
     notebook : Path
         The output notebook papermill saves after each cell.
@@ -157,7 +157,7 @@ class Heartbeat:
         try:
             import nbformat
 
-            from research.runner.results import collect_results
+            from nbrunner.results import collect_results
 
             results = collect_results(nbformat.read(self.notebook, as_version=4))
         except Exception:  # noqa: BLE001 - caught mid-write: read it at the next beat
@@ -212,7 +212,7 @@ def run_executor(
     cmd = [
         sys.executable,
         "-m",
-        "research.runner.executor",
+        "nbrunner.executor",
         "--input",
         str(source),
         "--output",

@@ -1,12 +1,12 @@
 """The pipeline runner: production notebooks run by papermill, validated, timed out, reported.
 
 ``phantomlab pipeline run NAME -p key=value`` (or :func:`run_pipeline`) parses the notebook's
-``parameters`` cell (:mod:`~research.runner.params`), validates the overrides against it, runs
+``parameters`` cell (:mod:`~nbrunner.params`), validates the overrides against it, runs
 the notebook in the :data:`KERNEL_NAME` kernel under a wall-clock limit
-(:mod:`~research.runner.execute`), and leaves ``reports/<pipeline>/<run-id>/`` with the
-executed notebook, a self-contained HTML report (:mod:`~research.runner.html`) and
-``manifest.json`` (:mod:`~research.runner.manifest`); ``reports/index.html`` lists every run
-(:mod:`~research.runner.index`). Inside a notebook, :func:`record` hands results (model
+(:mod:`~nbrunner.execute`), and leaves ``reports/<pipeline>/<run-id>/`` with the
+executed notebook, a self-contained HTML report (:mod:`~nbrunner.html`) and
+``manifest.json`` (:mod:`~nbrunner.manifest`); ``reports/index.html`` lists every run
+(:mod:`~nbrunner.index`). Inside a notebook, :func:`record` hands results (model
 version, metrics) to the manifest. See ``pipelines/README.md``.
 
 A run is visible from its start (manifest status ``running``, refreshed by a heartbeat); a
@@ -24,27 +24,27 @@ from __future__ import annotations
 
 import importlib
 
-# Resolved lazily: a pipeline notebook's `from research.runner import record` must not pay for
+# Resolved lazily: a pipeline notebook's `from nbrunner import record` must not pay for
 # nbformat/nbconvert (seconds of import) inside the kernel.
 _EXPORTS = {
-    "KERNEL_NAME": "research.runner.kernel",
-    "RESULT_MIME": "research.runner.results",
-    "SUPPORTED_TYPES": "research.runner.params",
-    "Parameter": "research.runner.params",
-    "ParameterError": "research.errors",
-    "PipelineInfo": "research.runner.catalog",
-    "PipelineNotFoundError": "research.errors",
-    "RunResult": "research.runner.execute",
-    "build_index": "research.runner.index",
-    "collect_results": "research.runner.results",
-    "ensure_kernel": "research.runner.kernel",
-    "list_pipelines": "research.runner.catalog",
-    "mark_dead_runs": "research.runner.index",
-    "new_run_id": "research.runner.execute",
-    "parse_parameters": "research.runner.params",
-    "record": "research.runner.results",
-    "run_pipeline": "research.runner.execute",
-    "validate_parameters": "research.runner.overrides",
+    "KERNEL_NAME": "nbrunner.kernel",
+    "RESULT_MIME": "nbrunner.results",
+    "SUPPORTED_TYPES": "nbrunner.params",
+    "Parameter": "nbrunner.params",
+    "ParameterError": "nbrunner.errors",
+    "PipelineInfo": "nbrunner.catalog",
+    "PipelineNotFoundError": "nbrunner.errors",
+    "RunResult": "nbrunner.execute",
+    "build_index": "nbrunner.index",
+    "collect_results": "nbrunner.results",
+    "ensure_kernel": "nbrunner.kernel",
+    "list_pipelines": "nbrunner.catalog",
+    "mark_dead_runs": "nbrunner.index",
+    "new_run_id": "nbrunner.execute",
+    "parse_parameters": "nbrunner.params",
+    "record": "nbrunner.results",
+    "run_pipeline": "nbrunner.execute",
+    "validate_parameters": "nbrunner.overrides",
 }
 __all__ = sorted(_EXPORTS)
 

@@ -7,7 +7,7 @@ so a pipeline's interface is known before any kernel starts.
 
 A numeric parameter declares its :class:`Range` at the end of its comment, ``n_estimators: int =
 200  # trees per forest [10, 5000]`` (ends included; a parenthesis excludes one: ``(0, 1]``):
-its default must lie in it and :func:`~research.runner.overrides.validate_parameters` refuses any
+its default must lie in it and :func:`~nbrunner.overrides.validate_parameters` refuses any
 value outside it. Floats must be finite in any case (NaN and ``inf`` are refused).
 """
 
@@ -25,7 +25,7 @@ from typing import Any
 
 import nbformat
 
-from research.errors import ParameterError
+from nbrunner.errors import ParameterError
 
 PARAMETERS_TAG = "parameters"
 

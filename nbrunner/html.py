@@ -17,15 +17,14 @@ import html
 import json
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import nbformat
 
-from research.reports.answer import decision_answer, verdict_answer
-from research.runner.atomic import write_text_atomic
+from nbrunner.atomic import write_text_atomic
 
 # Cells that only repeat the error banner in the notebook itself (papermill's and ours).
 PAPERMILL_ERROR_TAG = "papermill-error-cell-tag"
@@ -95,11 +94,16 @@ _EXTERNAL = re.compile(
 )
 
 
+#: A caller's answer to a finished run's recorded results (``record(...)``, a mapping):
+#: ``{"kind", "title", "detail", "figures": [(label, text)], "short"}``, or None for nothing.
+AnswerHook = Callable[[Mapping[str, Any]], "dict[str, Any] | None"]
+
+
 def _without_results(nb: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """A copy without the outputs of ``record(...)``: their values open the page (the answer)
     and close it (recorded results); a ``phantomlab results: {...}`` dump between the
     findings helps no reader."""
-    from research.runner.results import RESULT_MIME
+    from nbrunner.results import RESULT_MIME
 
     shown = copy.deepcopy(nb)
     for cell in shown.cells:
@@ -178,7 +182,7 @@ def parameters_table(
     The source is ``default``, ``overridden (default ...)``, or, for a run refused before it
     started, ``rejected`` (the requested value differs from the one shown, the default) and
     ``unknown`` for names the notebook does not declare. ``declared`` is the notebook's
-    :class:`~research.runner.params.Parameter` list (for types and help).
+    :class:`~nbrunner.params.Parameter` list (for types and help).
     """
     info = {p.name: p for p in declared or []}
     rows = []
@@ -264,12 +268,15 @@ def shown_status(manifest: Mapping[str, Any]) -> str:
     return str(manifest.get("status", "failed"))
 
 
-def run_answer(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
+def run_answer(
+    manifest: Mapping[str, Any], answer: AnswerHook | None = None
+) -> dict[str, Any] | None:
     """What the run found, first: ``{"kind", "title", "detail", "figures", "short"}`` or None.
 
-    A failed, timed-out, died or refused run answers with its error; a report run with its
-    recorded ``verdict`` (:func:`research.reports.verdict.verdict_record`); a retrain with
-    ``published`` and its ``reason``. Other runs (nothing recorded to judge) give None.
+    A failed, timed-out, died or refused run answers with its error; a finished run with what
+    the caller's ``answer`` hook makes of its recorded results (the workbench's: a report's
+    verdict, a retrain's published-or-kept and why; :mod:`research.runs`). Without a hook, or
+    when the hook has nothing to say, None.
     """
     status = shown_status(manifest)
     results = manifest.get("results") or {}
@@ -283,20 +290,16 @@ def run_answer(manifest: Mapping[str, Any]) -> dict[str, Any] | None:
             "figures": [],
             "short": why,
         }
-    if isinstance(results.get("verdict"), Mapping):
-        return verdict_answer(results["verdict"])
-    if isinstance(results.get("published"), bool) and "reason" in results:
-        return decision_answer(results)
-    return None
+    return answer(results) if answer is not None and results else None
 
 
 def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def answer_block(manifest: Mapping[str, Any]) -> str:
+def answer_block(manifest: Mapping[str, Any], answer: AnswerHook | None = None) -> str:
     """The answer (:func:`run_answer`) as the first block of a run's page (``id="verdict"``)."""
-    answer = run_answer(manifest)
+    answer = run_answer(manifest, answer)
     if answer is None or answer["kind"] == "failed":  # a failure's banner is the answer
         return ""
     rows = "".join(f"<tr><th>{_cell(k)}</th><td>{_cell(v)}</td></tr>" for k, v in answer["figures"])
@@ -313,6 +316,7 @@ def write_report(
     path: str | Path,
     *,
     declared: list | None = None,
+    answer: AnswerHook | None = None,
 ) -> Path:
     """Write the run's self-contained HTML report to ``path`` and return it.
 
@@ -327,6 +331,8 @@ def write_report(
         Output ``.html`` file.
     declared : list of Parameter, optional
         The notebook's declared parameters, for types and help in the parameters table.
+    answer : callable, optional
+        The caller's :data:`AnswerHook`: what the recorded results answer, shown first.
     """
     status = shown_status(manifest)
     title = f"{manifest.get('pipeline', '?')} · {manifest.get('run_id', '?')}"
@@ -345,7 +351,7 @@ def write_report(
     body = (
         f'<div class="meta">{meta}</div>'
         f"{_banner(manifest.get('error'), status)}"
-        f"{answer_block(manifest)}"
+        f"{answer_block(manifest, answer)}"
         f'<section class="report">{render_cells(nb)}</section>'
         f'<details class="more"><summary>Parameters ({len(manifest.get("parameters") or {})})'
         f"</summary>{params}</details>"

@@ -14,7 +14,7 @@ import logging
 import sys
 from pathlib import Path
 
-from research.runner.atomic import write_text_atomic
+from nbrunner.atomic import write_text_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +34,7 @@ _LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 # What the kernelspec runs: ``python -m ipykernel_launcher`` (via runpy, so the command line
 # still names it) after :func:`quiet_loopback_tcp_warning`; ``-f {connection_file}`` follows.
 _LAUNCH = (
-    "from research.runner.kernel import quiet_loopback_tcp_warning; "
+    "from nbrunner.kernel import quiet_loopback_tcp_warning; "
     "quiet_loopback_tcp_warning(); "
     "import runpy; runpy.run_module('ipykernel_launcher', run_name='__main__')"
 )

@@ -15,10 +15,17 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from research.runner.atomic import write_text_atomic
-from research.runner.catalog import default_reports_dir
-from research.runner.html import format_time, page, run_answer, shown_status, status_badge
-from research.runner.manifest import (
+from nbrunner.atomic import write_text_atomic
+from nbrunner.catalog import default_reports_dir
+from nbrunner.html import (
+    AnswerHook,
+    format_time,
+    page,
+    run_answer,
+    shown_status,
+    status_badge,
+)
+from nbrunner.manifest import (
     ERROR_NAMES,
     MANIFEST_NAME,
     FailureHook,
@@ -62,10 +69,11 @@ def _link(run_rel: str, name: Any, label: str) -> str:
     return f'<a href="{_e(run_rel)}/{_e(name)}">{label}</a>'
 
 
-def _outcome(m: dict) -> str:
-    """The run's answer in its row: failure reason, published-or-kept and why, the verdict
-    with its headline figure, or (a pipeline that records neither) its metrics."""
-    answer = run_answer(m)
+def _outcome(m: dict, hook: AnswerHook | None) -> str:
+    """The run's answer in its row: its failure reason, what the caller's answer ``hook`` says
+    of its results (the workbench: the verdict, or published-or-kept and why), else (nothing to
+    say) its metrics."""
+    answer = run_answer(m, hook)
     if answer is None:
         return _metrics(m.get("metrics"))
     if answer["kind"] == "failed":
@@ -76,14 +84,14 @@ def _outcome(m: dict) -> str:
     return f"<strong>{_e(answer['title'])}</strong>{detail}"
 
 
-def _row(run_rel: str, m: dict) -> str:
+def _row(run_rel: str, m: dict, hook: AnswerHook | None) -> str:
     status = shown_status(m)
     duration = m.get("duration_sec")
     duration_text = f"{float(duration):.1f} s" if isinstance(duration, int | float) else ""
     version = m.get("model_version")
     return (
         f"<tr><td>{_e(m.get('pipeline'))}</td><td><code>{_e(m.get('run_id'))}</code></td>"
-        f"<td>{status_badge(status)}</td><td>{_outcome(m)}</td>"
+        f"<td>{status_badge(status)}</td><td>{_outcome(m, hook)}</td>"
         f'<td class="nowrap">{_e(format_time(m.get("started_at")))}</td><td>{duration_text}</td>'
         f"<td>{'' if version is None else _e(version)}</td>"
         f"<td>{_link(run_rel, m.get('html'), 'report')} "
@@ -99,11 +107,11 @@ _HEAD = (
 )
 
 
-def _refused_section(refused: list[tuple[str, dict]]) -> str:
+def _refused_section(refused: list[tuple[str, dict]], hook: AnswerHook | None) -> str:
     """Runs refused before they started (bad parameters): not runs, so folded away apart."""
     if not refused:
         return ""
-    rows = "".join(_row(rel, m) for rel, m in refused)
+    rows = "".join(_row(rel, m, hook) for rel, m in refused)
     return (
         f'<details class="more"><summary>{len(refused)} refused before starting (bad '
         "parameters; nothing ran)</summary>"
@@ -116,7 +124,7 @@ def _mark_died(path: Path, manifest: dict, now: datetime, on_failure: FailureHoo
     """Turn the stale ``running`` manifest at ``path`` into a ``died`` run (see module doc)."""
     import nbformat
 
-    from research.runner.html import write_report
+    from nbrunner.html import write_report
 
     run_dir = path.parent
     age = heartbeat_age(manifest, now) or 0.0
@@ -176,7 +184,7 @@ def mark_dead_runs(
     """Mark every ``running`` run whose heartbeat is stale as ``died``; return their folders.
 
     A run's manifest says ``running`` from its start and its runner rewrites it every few
-    seconds (:mod:`research.runner.manifest`); one not rewritten for longer than its
+    seconds (:mod:`nbrunner.manifest`); one not rewritten for longer than its
     ``stale_after_sec`` belongs to a runner that is gone. Its manifest gets status ``died``
     and an error saying when the last heartbeat was; the partial notebook gets a banner on
     the cell that was running and an HTML report is drawn from it; ``on_failure`` is called
@@ -190,7 +198,7 @@ def mark_dead_runs(
     now : datetime, optional
         The time to judge staleness at (default: now, UTC).
     on_failure : FailureHook, optional
-        See :func:`~research.runner.execute.run_pipeline`.
+        See :func:`~nbrunner.execute.run_pipeline`.
     """
     root = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     now = now or datetime.now(UTC)
@@ -212,7 +220,10 @@ def mark_dead_runs(
 
 
 def build_index(
-    reports_dir: str | Path | None = None, *, on_failure: FailureHook | None = None
+    reports_dir: str | Path | None = None,
+    *,
+    on_failure: FailureHook | None = None,
+    answer: AnswerHook | None = None,
 ) -> Path:
     """Write ``<reports_dir>/index.html`` listing every run; return its path.
 
@@ -230,6 +241,10 @@ def build_index(
     ----------
     reports_dir : str or Path, optional
         Default ``$PHANTOMLAB_REPORTS_DIR``, else ``reports``; created if missing.
+    on_failure : callable, optional
+        Called for each run marked ``died`` (:func:`mark_dead_runs`).
+    answer : callable, optional
+        What a finished run's recorded results answer (:data:`~nbrunner.html.AnswerHook`).
     """
     root = Path(reports_dir) if reports_dir is not None else default_reports_dir()
     root.mkdir(parents=True, exist_ok=True)
@@ -251,12 +266,12 @@ def build_index(
     )
     refused = [(rel, m) for rel, m in runs if m.get("refused")]
     runs = [(rel, m) for rel, m in runs if not m.get("refused")]
-    body = "".join(_row(rel, m) for rel, m in runs)
+    body = "".join(_row(rel, m, answer) for rel, m in runs)
     table = (
         f'<table class="runs"><thead>{_HEAD}</thead><tbody>{body}</tbody></table>'
         if runs
         else "<p>No runs yet. Start one with <code>phantomlab pipeline run NAME</code>.</p>"
-    ) + _refused_section(refused)
+    ) + _refused_section(refused, answer)
     note = ""
     if broken:
         items = "".join(f"<li><code>{_e(rel)}</code>: {_e(why)}</li>" for rel, why in broken)

@@ -3,7 +3,7 @@
 A pipeline NAME is the stem of a notebook in the pipelines folder (``retrain_publish`` for
 ``pipelines/retrain_publish.ipynb``); only such catalogued names run, never a path. The folder
 is, in order: the ``pipelines_dir`` argument (``--pipelines-dir``), ``$PHANTOMLAB_PIPELINES_DIR``,
-the ``pipelines/`` folder next to the installed ``research`` package (a source checkout), else
+the ``pipelines/`` folder next to this package (a source checkout), else
 ``./pipelines``.
 """
 
@@ -16,29 +16,28 @@ from pathlib import Path
 
 import nbformat
 
-from research.errors import ParameterError, PipelineNotFoundError
-from research.runner.params import Parameter, parse_parameters, read_notebook
+from nbrunner.errors import ParameterError, PipelineNotFoundError
+from nbrunner.params import Parameter, parse_parameters, read_notebook
 
 PIPELINES_ENV = "PHANTOMLAB_PIPELINES_DIR"
 REPORTS_ENV = "PHANTOMLAB_REPORTS_DIR"
 
 
 def default_pipelines_dir() -> Path:
-    """``$PHANTOMLAB_PIPELINES_DIR``, else ``pipelines/`` beside the package, else ``pipelines``."""
+    """``$PHANTOMLAB_PIPELINES_DIR``, else ``pipelines/`` beside this package (a source
+    checkout: the folder next to ``nbrunner/``), else ``./pipelines``."""
     env = os.environ.get(PIPELINES_ENV)
     if env:
         return Path(env)
-    import research
-
-    beside = Path(research.__file__).resolve().parents[1] / "pipelines"
+    beside = Path(__file__).resolve().parents[1] / "pipelines"
     return beside if beside.is_dir() else Path("pipelines")
 
 
 def default_reports_dir() -> Path:
     """``$PHANTOMLAB_REPORTS_DIR``, else ``reports`` (relative to the current directory).
 
-    The one definition of the default: the CLI, :func:`~research.runner.run_pipeline` and
-    :func:`~research.runner.build_index` all resolve a missing reports folder here. An empty
+    The one definition of the default: the CLI, :func:`~nbrunner.run_pipeline` and
+    :func:`~nbrunner.build_index` all resolve a missing reports folder here. An empty
     variable counts as unset (``reports``), not as the current directory.
     """
     return Path(os.environ.get(REPORTS_ENV) or "reports")

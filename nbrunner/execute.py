@@ -2,13 +2,13 @@
 
 :func:`run_pipeline` writes ``<reports>/<pipeline>/<run-id>/`` with the executed notebook,
 its HTML report, ``manifest.json`` and ``runner.log`` (the executor's output). papermill runs in
-a child process under a wall-clock limit (:mod:`~research.runner.supervise`); on a timeout the
+a child process under a wall-clock limit (:mod:`~nbrunner.supervise`); on a timeout the
 notebook papermill saved as cells finished is kept and marked.
 
 The manifest exists from the start (status ``running``, a heartbeat refreshed every few
 seconds) and the index lists the run at once; a SIGTERM stops the run as ``failed``
 (``Terminated``) with every artefact written; a runner killed outright is marked ``died``
-by the next run or ``phantomlab reports`` (:func:`~research.runner.index.mark_dead_runs`).
+by the next run or ``phantomlab reports`` (:func:`~nbrunner.index.mark_dead_runs`).
 """
 
 from __future__ import annotations
@@ -26,12 +26,12 @@ from typing import Any
 
 import nbformat
 
-from research.errors import ParameterError
-from research.runner.catalog import default_reports_dir, resolve_pipeline
-from research.runner.html import write_report, write_running_page
-from research.runner.index import build_index
-from research.runner.kernel import ensure_kernel
-from research.runner.manifest import (
+from nbrunner.catalog import default_reports_dir, resolve_pipeline
+from nbrunner.errors import ParameterError
+from nbrunner.html import AnswerHook, write_report, write_running_page
+from nbrunner.index import build_index
+from nbrunner.kernel import ensure_kernel
+from nbrunner.manifest import (
     ERROR_NAMES,
     MANIFEST_NAME,
     FailureHook,
@@ -45,14 +45,14 @@ from research.runner.manifest import (
     running_cell,
     write_json_atomic,
 )
-from research.runner.overrides import validate_parameters
-from research.runner.params import (
+from nbrunner.overrides import validate_parameters
+from nbrunner.params import (
     Parameter,
     find_parameters_cell,
     parse_parameters,
     read_notebook,
 )
-from research.runner.supervise import Heartbeat, StopSignals, run_executor
+from nbrunner.supervise import Heartbeat, StopSignals, run_executor
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +135,7 @@ def run_pipeline(
     cwd: str | Path | None = None,
     on_failure: FailureHook | None = None,
     kernel_env: Mapping[str, str] | None = None,
+    answer: AnswerHook | None = None,
 ) -> RunResult:
     """Run a pipeline notebook with validated parameters and leave its report.
 
@@ -144,12 +145,12 @@ def run_pipeline(
         A pipeline name (notebook stem in ``pipelines_dir``) or a path to an ``.ipynb``.
     parameters : Mapping, optional
         Overrides of the notebook's parameters (see
-        :func:`~research.runner.overrides.validate_parameters`; strings are read as ``-p`` text).
+        :func:`~nbrunner.overrides.validate_parameters`; strings are read as ``-p`` text).
     pipelines_dir : str or Path, optional
-        Default: :func:`~research.runner.catalog.default_pipelines_dir`.
+        Default: :func:`~nbrunner.catalog.default_pipelines_dir`.
     reports_dir : str or Path, optional
         Root of the run folders; default
-        :func:`~research.runner.catalog.default_reports_dir` (``$PHANTOMLAB_REPORTS_DIR``,
+        :func:`~nbrunner.catalog.default_reports_dir` (``$PHANTOMLAB_REPORTS_DIR``,
         else ``reports``).
     timeout_sec : float
         Wall-clock limit of the whole run in seconds (kernel start included).
@@ -160,14 +161,12 @@ def run_pipeline(
     cwd : str or Path, optional
         Working directory of the kernel; default the current directory, so relative paths in
         parameters (e.g. ``data_dir``) mean what they mean in the caller's shell.
-    on_failure : FailureHook, optional
-        Called when this run ends other than ``ok``, and when an index rebuild finds a run
-        whose runner died (:data:`~research.runner.manifest.FailureHook`): the caller closes
-        there what it keeps outside the run folder (the workbench closes the SQL
-        ``pipeline_runs`` row its notebook opened).
-    kernel_env : Mapping, optional
-        Environment variables the executor and its kernel get on top of this process's (the
-        workbench: ``PHANTOMLAB_PROGRESS=text``, so progress bars reach the run's log).
+    on_failure, kernel_env, answer : optional
+        The caller's hooks: ``on_failure`` (:data:`~nbrunner.manifest.FailureHook`) is called
+        when the run ends other than ``ok`` or is found dead, to close what the caller keeps
+        outside the run folder; ``kernel_env`` is added to the executor's and kernel's
+        environment; ``answer`` (:data:`~nbrunner.html.AnswerHook`) says what a finished
+        run's results answer, first on its page and in its index row.
 
     Returns
     -------
@@ -183,7 +182,7 @@ def run_pipeline(
     value from its environment). On SIGTERM the executor and its kernel are stopped, the run
     is recorded as ``failed`` (``Terminated``), ``on_failure`` is called, and the signal is
     then re-raised (the process ends as ``kill`` asked). On Ctrl-C the same, then ``KeyboardInterrupt``. Runs whose runner was killed outright are marked
-    ``died`` later (:func:`~research.runner.index.mark_dead_runs`).
+    ``died`` later (:func:`~nbrunner.index.mark_dead_runs`).
 
     Raises
     ------
@@ -211,7 +210,7 @@ def run_pipeline(
             progress,
             cwd,
             stop,
-            {"on_failure": on_failure, "kernel_env": dict(kernel_env or {})},
+            {"on_failure": on_failure, "kernel_env": dict(kernel_env or {}), "answer": answer},
         )
 
 
@@ -227,7 +226,7 @@ def _run(
     hooks: dict,
 ) -> RunResult:
     """:func:`run_pipeline` once the notebook is found, with SIGTERM handled by ``stop``;
-    ``hooks`` holds its ``on_failure`` and ``kernel_env``."""
+    ``hooks`` holds its ``on_failure``, ``kernel_env`` and ``answer``."""
     pipeline = source.stem
     # Read once, as the run starts: the manifest's hash is of the notebook as it was then (not
     # as it is when a long run ends), and the parameters are parsed from those same bytes.
@@ -270,7 +269,7 @@ def _run(
     try:
         write_running_page(running, run_dir / run["html"])
         # listed as running now; stale runs of dead runners marked died
-        build_index(reports, on_failure=hooks["on_failure"])
+        build_index(reports, on_failure=hooks["on_failure"], answer=hooks["answer"])
         logger.info("running %s as %s (timeout %.0f s)", source, run_dir, timeout_sec)
         shown = {k: mask_secrets(v) for k, v in effective.items()}
         rc, stopped = run_executor(
@@ -356,7 +355,7 @@ def _fail_before_start(
         error |= {"cell": index, "cell_id": nb.cells[index].get("id")}
     defaults = {p.name: p.default for p in declared or []}
     # "failed" for the exit code and the API; "refused" for readers: it never ran, so the
-    # index lists it apart from the runs (research.runner.index)
+    # index lists it apart from the runs (nbrunner.index)
     run = run | {"refused": True}
     return _finish(run, nb, "failed", error, defaults, dict(raw), declared, None)
 
@@ -377,7 +376,7 @@ def _finish(
     ``beat`` (the run's heartbeat) keeps the running manifest fresh while the HTML renders and
     is stopped right before the final manifest replaces it.
     """
-    from research.runner.results import collect_results
+    from nbrunner.results import collect_results
 
     run_dir: Path = run["run_dir"]
     manifest = build_manifest(
@@ -387,7 +386,7 @@ def _finish(
         manifest["refused"] = True
     html_path = run_dir / run["html"]
     try:
-        write_report(nb, manifest, html_path, declared=declared)
+        write_report(nb, manifest, html_path, declared=declared, answer=run.get("answer"))
     except Exception as exc:  # noqa: BLE001 - a report bug must not lose the run's manifest
         logger.exception("HTML export of %s failed", run_dir)
         manifest["html_error"] = f"{type(exc).__name__}: {exc}"
@@ -398,7 +397,9 @@ def _finish(
     if beat is not None:
         beat.stop()
     write_json_atomic(run_dir / MANIFEST_NAME, manifest)
-    index = build_index(run_dir.parents[1], on_failure=run.get("on_failure"))
+    index = build_index(
+        run_dir.parents[1], on_failure=run.get("on_failure"), answer=run.get("answer")
+    )
     if status != "ok":
         logger.info("run %s %s: %s", run_dir, status, message)
     return RunResult(

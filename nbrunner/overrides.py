@@ -1,8 +1,8 @@
 """Overrides of a pipeline's parameters: read command-line text, validate every value.
 
 :func:`validate_parameters` checks the values a caller passes (``-p name=value``, a scheduler,
-:func:`~research.runner.execute.run_pipeline`) against the parameters a notebook declares
-(:func:`~research.runner.params.parse_parameters`): names, types, finiteness and ranges, with
+:func:`~nbrunner.execute.run_pipeline`) against the parameters a notebook declares
+(:func:`~nbrunner.params.parse_parameters`): names, types, finiteness and ranges, with
 every problem and its fix in one :class:`~research.errors.ParameterError`.
 """
 
@@ -14,8 +14,8 @@ from typing import Any
 
 import yaml
 
-from research.errors import ParameterError
-from research.runner.params import (
+from nbrunner.errors import ParameterError
+from nbrunner.params import (
     _TYPES,
     Parameter,
     _finite_problem,
