@@ -18,6 +18,7 @@ from research.analysis.patterns import (
     wilson_interval,
 )
 from research.dataset import ClosedTrades
+from research.scoring import EnsembleScorer
 from research.synthetic import edge, make_market
 
 
@@ -91,7 +92,7 @@ def test_in_sample_and_out_of_fold_calibration_side_by_side(study):
     res = calibration_comparison(
         ClosedTrades(features=x, y=y, signal_times=sig[S.SIGNAL_TIME], exit_times=out[S.EXIT_TIME]),
         n_splits=3,
-        model_kwargs={"n_estimators": 40, "gb_max_iter": 40, "nn_enabled": False},
+        estimator=EnsembleScorer(n_estimators=40, gb_max_iter=40, nn_enabled=False),
     )
     folds = res["by_fold"]
     assert set(folds["rule"]) == {"in_sample", "oof"}

@@ -6,11 +6,11 @@ The metrics themselves (reliability table, ECE, Brier, log loss) live in the lea
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.base import clone
 
 from research import schema as S
 from research.analysis.evaluation import walk_forward_evaluation
@@ -26,7 +26,7 @@ def calibration_comparison(
     n_splits: int = 4,
     min_train_size: int = 200,
     n_bins: int = 10,
-    model_kwargs: dict | None = None,
+    estimator: EnsembleScorer | None = None,
 ) -> dict[str, pd.DataFrame]:
     """The seed's in-sample calibration beside the rigorous out-of-fold one, out of sample.
 
@@ -44,9 +44,9 @@ def calibration_comparison(
         Of the default splitter.
     n_bins : int
         Equal-width probability bins of the reliability tables.
-    model_kwargs : dict, optional
-        :class:`~research.scoring.EnsembleScorer` arguments over the defaults
-        ``n_estimators=100, gb_max_iter=100``; ``calibration`` is the rule compared.
+    estimator : EnsembleScorer, optional
+        The unfitted model, cloned per rule and fold with its ``calibration`` set to the rule
+        compared; default ``EnsembleScorer(n_estimators=100, gb_max_iter=100)``.
 
     Returns
     -------
@@ -58,7 +58,8 @@ def calibration_comparison(
         * ``by_bucket``: metrics per rule and ``session|volatility_regime`` bucket of the test
           rows (buckets with fewer than 30 test rows are left out: their ECE is noise).
     """
-    kw = {"n_estimators": 100, "gb_max_iter": 100, **(model_kwargs or {})}
+    if estimator is None:
+        estimator = EnsembleScorer(n_estimators=100, gb_max_iter=100)
     features = data.features
     by_fold, tables, buckets = [], [], []
     for rule in ("in_sample", "oof"):
@@ -68,7 +69,7 @@ def calibration_comparison(
             n_splits=n_splits,
             min_train_size=min_train_size,
             return_predictions=True,
-            estimator=functools.partial(EnsembleScorer, calibration=rule, **kw),
+            estimator=clone(estimator).set_params(calibration=rule),
         )
         ens = metrics.loc[metrics["model"] == "ensemble"]
         by_fold.append(ens[["fold", "auc", "brier", "log_loss", "ece"]].assign(rule=rule))
