@@ -98,7 +98,9 @@ def _check_explorer(nb) -> int:
 
 
 def test_explorer_notebook_on_synthetic_market(tmp_path):
-    nb = _execute(tmp_path, "02_explorer", n_bars=4000, seed=1, n_estimators=15, threshold=40)
+    nb = _execute(
+        tmp_path, "02_explorer", n_bars=4000, seed=1, n_estimators=15, gb_max_iter=15, threshold=40
+    )
     assert _check_explorer(nb) > 100
 
 
@@ -116,7 +118,7 @@ def test_explorer_notebook_on_real_data_scores_every_closed_signal(tmp_path):
 
 
 def test_thresholds_notebook_on_synthetic_market(tmp_path):
-    nb = _execute(tmp_path, "06_thresholds", n_bars=4000, seed=1, n_estimators=15)
+    nb = _execute(tmp_path, "06_thresholds", n_bars=4000, seed=1, n_estimators=15, gb_max_iter=15)
     # bucket heatmap, EV curves (seed, rigorous), seed vs rigorous per bucket
     outputs = _check_clean_run(nb, n_images=4)
     buckets = _tables(outputs, "note")
