@@ -163,3 +163,12 @@ class TcpProxy:
         self.listener.close()
         for s in self._open:
             s.close()
+
+
+def version_taker(args: tuple[str, str, int]) -> list[int]:
+    """One process taking ``n`` new model versions for ``scalp`` from the shared counter."""
+    from research.stores.state import open_state
+
+    url, namespace, n = args
+    store = open_state(url, namespace=namespace)
+    return [store.next_model_version("scalp") for _ in range(n)]

@@ -18,7 +18,7 @@ from multiprocessing import get_context
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from store_faults_support import RedisServer, TcpProxy, many_trades, writer
+from store_faults_support import RedisServer, TcpProxy, many_trades, version_taker, writer
 from support import empty_database, fresh_pg_database
 
 from research import schema as S
@@ -128,6 +128,21 @@ def test_the_retrain_rule_reads_the_shared_counters(tmp_path):
     assert learnt - 50 < saved["last_train_count"] <= learnt
     assert saved["model_version"] == retrains
     assert sum(r["retrains"] > 0 for r in results) >= 2  # not one writer doing all the work
+
+
+@pytest.mark.parametrize("kind", ["redis", "sqlite"])
+def test_overlapping_retrains_without_a_registry_get_distinct_versions(kind, tmp_path):
+    """Two writers whose fits overlap both adopted version v and both saved v + 1, so the
+    shared model_version counted one retrain short (seen once in CI); each retrain now takes
+    the shared counter's next value."""
+    url = REDIS_URL if kind == "redis" else f"sqlite:///{tmp_path / 'state.db'}"
+    ns = f"mv{uuid.uuid4().hex[:8]}"
+    store = open_state(url, namespace=ns)
+    store.save_training("scalp", last_train_ts=None, model_version=3, nn_enabled=False)
+    with ProcessPoolExecutor(4, mp_context=get_context("spawn")) as pool:
+        taken = [v for part in pool.map(version_taker, [(url, ns, 25)] * 4) for v in part]
+    assert sorted(taken) == list(range(4, 104))  # 100 retrains, 100 versions, none twice
+    assert int(store.backend.get(store.keys.ml("scalp", "model_version"))) == 103
 
 
 def test_a_model_published_by_one_recorder_is_loaded_by_the_others(tmp_path):

@@ -139,6 +139,8 @@ class OutcomeRecorder:
             scorer.model_version = self.registry.publish(
                 s, scorer.model, n_rows=len(scorer.trades), train_end=scorer.train_until
             )
+        else:  # the scorer's own +1 collides when two writers' fits overlap: take a new one
+            scorer.model_version = self.state.next_model_version(s)
         self.state.save_training(
             s,
             last_train_ts=scorer.last_train_ts,

@@ -294,6 +294,12 @@ class StateStore:
 
         self.backend.atomic([key], lambda c: int(c.get(key) or 0), write)
 
+    def next_model_version(self, strategy: str) -> int:
+        """A new version for a model retrained without a registry: the shared counter's next
+        value, taken atomically, so two writers whose fits overlap never both call theirs
+        ``v + 1`` (the registry allocates its own versions the same way, ``model:next``)."""
+        return self.backend.incr(self.keys.ml(strategy, "model_version"))
+
     def save_training(
         self, strategy: str, *, last_train_ts: str | None, model_version: int, nn_enabled: bool
     ) -> None:
