@@ -312,19 +312,11 @@ def test_candles_are_picked_by_parameter_and_errors_name_it(tmp_path):
         pick_candles(tmp_path / "missing")
 
 
-@pytest.mark.parametrize(
-    ("name", "parameters"),
-    [
-        ("01_signals_and_phantoms", {"n_bars": 3000, "seed": 1}),  # as tests/test_notebooks.py
-        (
-            "05_importance",  # SMALL_IMPORTANCE of tests/test_notebooks_analyses.py
-            {"n_bars": 5000, "n_splits": 3, "n_repeats": 1, "n_estimators": 20, "n_checks": 3},
-        ),
-    ],
-)
-def test_executed_notebooks_carry_no_warnings(tmp_path, capfd, name, parameters):
-    """No warning in any cell's stderr, and not ipykernel's TCP warning on the kernel's own
-    stderr: the kernel is the runner's (``phantomlab``), bound to 127.0.0.1."""
+def test_the_runners_kernel_prints_no_tcp_warning(tmp_path, capfd):
+    """Not ipykernel's TCP warning on the kernel's own stderr: the kernel is the runner's
+    (``phantomlab``), bound to 127.0.0.1. (Every notebook test checks its cells' stderr for
+    warnings: ``tests/support.py::notebook_warnings``.)"""
+    name, parameters = "01_signals_and_phantoms", {"n_bars": 3000, "seed": 1}
     import papermill
 
     from nbrunner.kernel import TCP_WARNING, ensure_kernel
