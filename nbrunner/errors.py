@@ -12,14 +12,24 @@ from typing import Any
 __all__ = ["ParameterError", "PipelineNotFoundError", "RunnerError"]
 
 
+#: What introduces the how-to-fix part of a message.
+FIX_MARK = "Fix:"
+
+
+def fix_in(message: str) -> str | None:
+    """The text after :data:`FIX_MARK` in ``message``, else None (the one parser of the
+    convention; ``research.errors`` uses it too)."""
+    _, mark, tail = message.partition(FIX_MARK)
+    return (tail.strip() or None) if mark else None
+
+
 class RunnerError(Exception):
     """Base class of the errors the runner raises on purpose."""
 
     @property
     def fix(self) -> str | None:
         """How to fix it: the message's text after ``"Fix:"``, else None."""
-        _, mark, tail = str(self).partition("Fix:")
-        return (tail.strip() or None) if mark else None
+        return fix_in(str(self))
 
 
 class ParameterError(RunnerError, ValueError):

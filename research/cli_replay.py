@@ -52,7 +52,7 @@ REPLAY_UPLIFT_COLUMNS = (
     required=True,
     help="Folder of candle files; each symbol is matched to a file stem (BTC/USDT -> BTC_USDT_5m).",
 )
-@click.option("--timeframe", default=None, help="Only candle files of this timeframe, e.g. 5m.")
+@TIMEFRAME_OPTION
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),

@@ -29,9 +29,9 @@ _OUTCOME_ONLY = frozenset(S.OUTCOME_COLUMNS) - {S.SIGNAL_ID}
 
 
 class Study(Protocol):
-    """What :meth:`ClosedTrades.from_study` reads of a study (e.g.
-    :class:`research.study.StudyData`, built downstream of this module): every signal,
-    its outcome and its features, row-aligned."""
+    """What :meth:`ClosedTrades.from_study` and :func:`research.replay.replay` read of a study
+    (e.g. :class:`research.study.StudyData`, built downstream of this module): every signal,
+    its phantom outcome (R gross of costs) and its features, indexed by ``signal_id``."""
 
     @property
     def signals(self) -> pd.DataFrame: ...

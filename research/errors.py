@@ -35,7 +35,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from nbrunner.errors import ParameterError, PipelineNotFoundError, RunnerError  # noqa: F401
+from nbrunner.errors import (  # noqa: F401  (the runner's errors, re-exported)
+    FIX_MARK,
+    ParameterError,
+    PipelineNotFoundError,
+    RunnerError,
+    fix_in,
+)
 
 __all__ = [
     "DataError",
@@ -55,9 +61,6 @@ __all__ = [
     "TooFewRowsError",
     "fix_of",
 ]
-
-#: What introduces the how-to-fix part of a message.
-FIX_MARK = "Fix:"
 
 
 class PhantomLabError(Exception):
@@ -83,12 +86,7 @@ class PhantomLabError(Exception):
         """How to fix it: the ``fix`` given, else the message's text after ``"Fix:"``, else None."""
         if self._fix is not None:
             return self._fix
-        return _fix_in(str(self))
-
-
-def _fix_in(message: str) -> str | None:
-    _, mark, tail = message.partition(FIX_MARK)
-    return (tail.strip() or None) if mark else None
+        return fix_in(str(self))
 
 
 def fix_of(exc: BaseException) -> str | None:
@@ -96,7 +94,7 @@ def fix_of(exc: BaseException) -> str | None:
     :attr:`~nbrunner.errors.RunnerError.fix`), or for an error from outside the family (a
     config's ``ValueError``) its message's text after ``"Fix:"``; None if it has none.
     """
-    return exc.fix if isinstance(exc, PhantomLabError | RunnerError) else _fix_in(str(exc))
+    return exc.fix if isinstance(exc, PhantomLabError | RunnerError) else fix_in(str(exc))
 
 
 # ------------------------------------------------------------------------------ input and data

@@ -27,7 +27,6 @@ import dataclasses
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
 import numpy as np
 import pandas as pd
@@ -36,6 +35,7 @@ from research import schema as S
 from research.analysis.uplift import filter_uplift, replay_summary
 from research.config import SimulatorConfig
 from research.costs import CostModel, apply_costs, signal_costs
+from research.dataset import Study
 from research.progress import tqdm
 from research.replay_loop import StrategyLoop
 from research.scoring.config import ScorerConfig
@@ -68,15 +68,6 @@ FIT_COLUMNS = [
     "buckets",
     "scores",
 ]
-
-
-class Study(Protocol):
-    """What a replay reads of a study (:class:`research.study.StudyData` is one): signals,
-    their features indexed by ``signal_id``, and their phantom outcomes (R gross of costs)."""
-
-    signals: pd.DataFrame
-    features: pd.DataFrame
-    outcomes: pd.DataFrame
 
 
 def _rigorous() -> ThresholdConfig:

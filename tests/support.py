@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import uuid
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +17,8 @@ from research.config import SimulatorConfig
 from research.features import build_features
 from research.phantom import PhantomTracker, simulate
 from research.signals import generate_signals
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def assert_tracker_matches_batch(candles, sigs, config=None):
@@ -148,3 +151,27 @@ def notebook_warnings(nb) -> list[str]:
             if "Warning" in text or "warnings.warn" in text:
                 found.append(f"cell {index}: {text[:300]}")
     return found
+
+
+def execute_notebook(source, out, parameters: dict):
+    """Run ``source`` with papermill (kernel ``python3``, cwd the repository) into ``out``; return
+    the executed notebook, having asserted that no cell printed a warning."""
+    import nbformat
+    import papermill
+
+    papermill.execute_notebook(
+        str(source),
+        str(out),
+        parameters=parameters,
+        kernel_name="python3",
+        cwd=str(REPO),
+        progress_bar=False,
+    )
+    nb = nbformat.read(out, as_version=4)
+    assert not notebook_warnings(nb), notebook_warnings(nb)
+    return nb
+
+
+def code_outputs(nb) -> list[dict]:
+    """Every output of every code cell of ``nb``, in order."""
+    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]

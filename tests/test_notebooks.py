@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from support import notebook_warnings  # noqa: E402
+from support import code_outputs, execute_notebook  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 DATA_DIR = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -26,22 +26,10 @@ STRATEGIES = ("trend", "range", "scalp")
 
 
 def _execute(tmp_path: Path, **parameters) -> nbformat.NotebookNode:
-    out = tmp_path / "executed.ipynb"
-    papermill.execute_notebook(
-        str(SIGNALS_NB),
-        str(out),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(REPO),
-        progress_bar=False,
-    )
-    nb = nbformat.read(out, as_version=4)
-    assert not notebook_warnings(nb), notebook_warnings(nb)
-    return nb
+    return execute_notebook(SIGNALS_NB, tmp_path / "executed.ipynb", parameters)
 
 
-def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
-    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+_outputs = code_outputs
 
 
 def _check_executed(nb: nbformat.NotebookNode) -> None:

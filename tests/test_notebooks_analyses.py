@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from support import notebook_warnings, planted_gate_frame  # noqa: E402
+from support import code_outputs, execute_notebook, planted_gate_frame  # noqa: E402
 
 from research import schema as S  # noqa: E402
 
@@ -37,22 +37,10 @@ SMALL_IMPORTANCE = {
 
 
 def _execute(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
-    out = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOKS / f"{name}.ipynb"),
-        str(out),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(REPO),
-        progress_bar=False,
-    )
-    nb = nbformat.read(out, as_version=4)
-    assert not notebook_warnings(nb), notebook_warnings(nb)
-    return nb
+    return execute_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path / f"{name}.ipynb", parameters)
 
 
-def _outputs(nb: nbformat.NotebookNode) -> list[dict]:
-    return [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+_outputs = code_outputs
 
 
 def _checked(nb: nbformat.NotebookNode, n_images: int) -> tuple[str, list[str]]:

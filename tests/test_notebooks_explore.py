@@ -14,12 +14,11 @@ import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-import papermill  # noqa: E402
 import pytest  # noqa: E402
 from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
-from support import notebook_warnings  # noqa: E402
+from support import code_outputs, execute_notebook  # noqa: E402
 
 from research import schema as S  # noqa: E402
 from research import widgets  # noqa: E402
@@ -36,22 +35,10 @@ T0 = pd.Timestamp("2024-03-04", tz="UTC")
 # notebooks, executed by papermill
 # --------------------------------------------------------------------------------------------
 def _execute(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
-    out = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOKS / f"{name}.ipynb"),
-        str(out),
-        parameters=parameters,
-        kernel_name="python3",
-        cwd=str(REPO),
-        progress_bar=False,
-    )
-    nb = nbformat.read(out, as_version=4)
-    assert not notebook_warnings(nb), notebook_warnings(nb)
-    return nb
+    return execute_notebook(NOTEBOOKS / f"{name}.ipynb", tmp_path / f"{name}.ipynb", parameters)
 
 
-def _outputs(nb) -> list[dict]:
-    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+_outputs = code_outputs
 
 
 def _check_clean_run(nb, n_images: int) -> list[dict]:

@@ -16,7 +16,7 @@ import pandas as pd  # noqa: E402
 import papermill  # noqa: E402
 import pytest  # noqa: E402
 from botapi import BotAPIServer  # noqa: E402  (a local Telegram Bot API)
-from support import fresh_pg_database, notebook_warnings  # noqa: E402
+from support import code_outputs, execute_notebook, fresh_pg_database  # noqa: E402
 
 from research import challenger, retrain  # noqa: E402
 from research import schema as S  # noqa: E402
@@ -274,22 +274,10 @@ def test_notify_false_sends_nothing(bot_api):
 
 # ---------------------------------------------------------------------------- notebook
 def _run(tmp_path: Path, name: str, **parameters) -> nbformat.NotebookNode:
-    out = tmp_path / f"{name}.ipynb"
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(out),
-        parameters={**SMALL, **parameters},
-        kernel_name="python3",
-        cwd=str(REPO),
-        progress_bar=False,
-    )
-    nb = nbformat.read(out, as_version=4)
-    assert not notebook_warnings(nb), notebook_warnings(nb)
-    return nb
+    return execute_notebook(NOTEBOOK, tmp_path / f"{name}.ipynb", {**SMALL, **parameters})
 
 
-def _outputs(nb) -> list:
-    return [o for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs]
+_outputs = code_outputs
 
 
 def _result(nb) -> dict:
